@@ -1,0 +1,5 @@
+import sys
+
+from qcnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,100 @@
+"""The ``qcnn`` command: every step of the reproduction, every knob a flag."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from qcnn import paths
+from qcnn.data import DataError
+
+
+def _add_dirs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=None, help="HAM10000 folder (default: $QCNN_DATA_DIR)")
+    parser.add_argument("--results-dir", type=Path, default=paths.RESULTS_DIR)
+    parser.add_argument("--checkpoint-dir", type=Path, default=paths.CHECKPOINT_DIR)
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """One flag per dataclass field, so no knob is hidden in code."""
+    for f in fields(config_cls):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in (bool, "bool"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(str(f.type), type(f.default))
+            parser.add_argument(flag, type=kind, default=f.default, help=f"(default: {f.default})")
+
+
+def _config_from(args: argparse.Namespace, config_cls: type):
+    return config_cls(**{f.name: getattr(args, f.name) for f in fields(config_cls)})
+
+
+def cmd_split(args: argparse.Namespace) -> None:
+    from qcnn.data import read_metadata
+    from qcnn.split import make_split, write_split
+
+    split = make_split(read_metadata(args.data_dir), seed=args.split_seed)
+    write_split(split, args.results_dir / paths.SPLIT_FILE)
+    print(split.groupby(["pool", "label"]).size().unstack(fill_value=0).to_string())
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from qcnn.backbone import BACKBONE_FILE, imagenet_backbone, save_backbone
+    from qcnn.data import resolve_data_dir
+    from qcnn.pretrain import PretrainConfig, pretrain_backbone
+    from qcnn.split import read_split
+
+    target = args.checkpoint_dir / BACKBONE_FILE
+    if args.backbone == "imagenet":
+        save_backbone(imagenet_backbone(), target, source="imagenet")
+        print(f"wrote {target} (torchvision IMAGENET1K_V1)")
+        return
+    split = read_split(_require(args.results_dir / paths.SPLIT_FILE, "qcnn split"))
+    pretrain_backbone(split, resolve_data_dir(args.data_dir), target,
+                      args.results_dir / paths.BACKBONE_HISTORY_FILE, _config_from(args, PretrainConfig))
+    print(f"wrote {target}")
+
+
+def _require(path: Path, command: str) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `{command}` first.")
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from qcnn.pretrain import PretrainConfig
+
+    parser = argparse.ArgumentParser(prog="qcnn", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("split", help="write the lesion-disjoint split to results/split.csv")
+    _add_dirs(p)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("pretrain-backbone", help="pretrain conv1..layer3 on the benign pool")
+    _add_dirs(p)
+    p.add_argument("--backbone", choices=("domain", "imagenet"), default="domain")
+    _add_config_flags(p, PretrainConfig)
+    p.set_defaults(func=cmd_pretrain)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (DataError, FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"qcnn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

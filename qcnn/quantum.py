@@ -1,0 +1,191 @@
+"""The 8-qubit data re-uploading circuit with a 256-outcome projective measurement.
+
+In PennyLane terms, for ``b`` in ``range(reuploads)``::
+
+    qml.AngleEmbedding(angles, wires=range(n), rotation="Y")
+    qml.StronglyEntanglingLayers(weights[b], wires=range(n))
+
+then ``qml.probs(wires=range(n))`` (wire 0 is the most significant bit of the outcome index).
+
+``backend="torch"`` simulates it as a batched state vector in plain PyTorch: the first embedding
+acts on |0...0>, so it is a real product state; each entangling block does not depend on the data,
+so it is built once per forward pass as a 2^n x 2^n unitary and applied to every circuit with
+one GEMM; later embeddings are per-sample 2 x 2 rotations applied in place. Real and imaginary
+parts stay separate real tensors, so every product is a real GEMM. ``backend="pennylane"`` runs
+the same circuit as a QNode on any PennyLane device (hardware plugins included); the tests hold
+the two equal.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+import torch
+from torch import nn
+
+BACKENDS = ("torch", "pennylane")
+
+
+@lru_cache(maxsize=None)
+def _cnot_ring_permutation(n_qubits: int, layer: int) -> torch.Tensor:
+    """Basis-index permutation of StronglyEntanglingLayers' CNOT ring in layer ``layer``."""
+    basis = torch.arange(2**n_qubits)
+    index = basis.clone()
+    if n_qubits < 2:
+        return index
+    r = layer % (n_qubits - 1) + 1
+    bit = lambda wire: 1 << (n_qubits - 1 - wire)  # noqa: E731 - wire 0 is the MSB
+    for control in range(n_qubits):
+        target = (control + r) % n_qubits
+        flipped = torch.where(basis & bit(control) != 0, basis ^ bit(target), basis)
+        index = index[flipped]  # state'[j] = state[flipped[j]], composed with what came before
+    return index
+
+
+def _rot_matrices(weights: torch.Tensor) -> torch.Tensor:
+    """Rot(phi, theta, omega) = RZ(omega) RY(theta) RZ(phi) for (..., 3) angles -> (..., 2, 2)."""
+    phi, theta, omega = weights.unbind(-1)
+    c, s = torch.cos(theta / 2), torch.sin(theta / 2)
+    plus, minus = torch.polar(torch.ones_like(phi), -(phi + omega) / 2), torch.polar(torch.ones_like(phi), (phi - omega) / 2)
+    row0 = torch.stack([plus * c, -minus * s], -1)
+    row1 = torch.stack([minus.conj() * s, plus.conj() * c], -1)
+    return torch.stack([row0, row1], -2)
+
+
+def _apply_one_qubit(states: torch.Tensor, matrix: torch.Tensor, wire: int, n_qubits: int) -> torch.Tensor:
+    """Apply a 2 x 2 gate on ``wire`` to each row of (B, 2^n) ``states``."""
+    shaped = states.reshape(states.shape[0], 2**wire, 2, 2 ** (n_qubits - wire - 1))
+    return torch.einsum("ab,xlbr->xlar", matrix, shaped).reshape(states.shape)
+
+
+def entangling_block_matrix(weights: torch.Tensor) -> torch.Tensor:
+    """M = U^T of StronglyEntanglingLayers(weights), weights (n_layers, n, 3): psi' = psi @ M."""
+    n_layers, n_qubits, _ = weights.shape
+    dtype = torch.complex128 if weights.dtype == torch.float64 else torch.complex64
+    rows = torch.eye(2**n_qubits, dtype=dtype, device=weights.device)  # row k evolves into U e_k
+    rotations = _rot_matrices(weights)
+    for layer in range(n_layers):
+        for wire in range(n_qubits):
+            rows = _apply_one_qubit(rows, rotations[layer, wire], wire, n_qubits)
+        rows = rows[:, _cnot_ring_permutation(n_qubits, layer).to(weights.device)]
+    return rows
+
+
+def _product_state(half_angles_cos: torch.Tensor, half_angles_sin: torch.Tensor) -> torch.Tensor:
+    """RY embedding of |0...0>: the real product state, wire 0 most significant. (B, n) -> (B, 2^n)."""
+    state = torch.stack([half_angles_cos[:, 0], half_angles_sin[:, 0]], -1)
+    for wire in range(1, half_angles_cos.shape[1]):
+        amp = torch.stack([half_angles_cos[:, wire], half_angles_sin[:, wire]], -1)
+        state = (state[:, :, None] * amp[:, None, :]).reshape(state.shape[0], -1)
+    return state
+
+
+def _apply_ry_embedding(re: torch.Tensor, im: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample RY(x_w) on every wire of a complex state kept as (re, im)."""
+    batch, n_qubits = cos.shape
+    for wire in range(n_qubits):
+        shape = (batch, 2**wire, 2, 2 ** (n_qubits - wire - 1))
+        c, s = cos[:, wire].view(batch, 1, 1), sin[:, wire].view(batch, 1, 1)
+        out = []
+        for part in (re.reshape(shape), im.reshape(shape)):
+            zero, one = part[:, :, 0], part[:, :, 1]
+            out.append(torch.stack([c * zero - s * one, s * zero + c * one], 2).reshape(batch, -1))
+        re, im = out
+    return re, im
+
+
+def simulate(angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Outcome probabilities of the circuit for (B, n) angles and (reuploads, layers, n, 3) weights."""
+    half = angles / 2
+    cos, sin = torch.cos(half), torch.sin(half)
+    weights = weights.to(angles.dtype)
+    re = im = None
+    for block in range(weights.shape[0]):
+        matrix = entangling_block_matrix(weights[block])
+        mr, mi = matrix.real, matrix.imag
+        if block == 0:  # |0...0> after RY embedding is real: two real GEMMs in one
+            out = _product_state(cos, sin) @ torch.cat([mr, mi], 1)
+        else:
+            re, im = _apply_ry_embedding(re, im, cos, sin)
+            out = torch.cat([re, im], 1) @ torch.cat([torch.cat([mr, mi], 1), torch.cat([-mi, mr], 1)], 0)
+        re, im = out.chunk(2, dim=1)
+    return re.square() + im.square()
+
+
+class QuantumLayer(nn.Module):
+    """(..., n_qubits) angles -> (..., 2**n_qubits) outcome probabilities, trainable ``weights``."""
+
+    def __init__(self, n_qubits: int = 8, n_layers: int = 2, reuploads: int = 2, backend: str = "torch",
+                 device: str = "default.qubit") -> None:
+        super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if n_qubits < 1 or n_layers < 1 or reuploads < 1:
+            raise ValueError("n_qubits, n_layers and reuploads must be positive")
+        self.n_qubits, self.n_layers, self.reuploads = n_qubits, n_layers, reuploads
+        self.backend, self.device_name = backend, device
+        self.weights = nn.Parameter(torch.empty(reuploads, n_layers, n_qubits, 3).uniform_(0, 2 * math.pi))
+        self._qnode = None
+
+    @property
+    def n_outcomes(self) -> int:
+        return 2**self.n_qubits
+
+    def extra_repr(self) -> str:
+        return (f"n_qubits={self.n_qubits}, n_layers={self.n_layers}, reuploads={self.reuploads}, "
+                f"backend={self.backend!r}")
+
+    def _check(self, angles: torch.Tensor) -> None:
+        if not isinstance(angles, torch.Tensor) or not angles.is_floating_point():
+            raise ValueError(f"angles must be a floating-point tensor, got {getattr(angles, 'dtype', type(angles))}")
+        if angles.ndim == 0 or angles.shape[-1] != self.n_qubits:
+            raise ValueError(f"angles must have shape (..., {self.n_qubits}), got {tuple(angles.shape)}")
+
+    def forward(self, angles: torch.Tensor) -> torch.Tensor:
+        self._check(angles)
+        dtype = torch.float64 if angles.dtype == torch.float64 else torch.float32
+        flat = angles.reshape(-1, self.n_qubits).to(dtype)
+        if self.backend == "torch":
+            probs = simulate(flat, self.weights)
+        else:
+            probs = self.qnode(flat, self.weights.to(dtype)).to(dtype)
+        return probs.reshape(*angles.shape[:-1], self.n_outcomes)
+
+    @property
+    def qnode(self) -> Any:
+        """The circuit as a PennyLane QNode (built on first use: PennyLane is slow to import)."""
+        if self._qnode is None:
+            self._qnode = make_qnode(self.n_qubits, self.device_name)
+        return self._qnode
+
+    def draw_text(self) -> str:
+        import pennylane as qml
+
+        return qml.draw(self.qnode, decimals=2)(torch.zeros(self.n_qubits), self.weights.detach())
+
+    def draw_figure(self):
+        """A matplotlib figure of the circuit (StronglyEntanglingLayers shown as blocks)."""
+        import pennylane as qml
+
+        fig, _ = qml.draw_mpl(self.qnode, style="pennylane")(torch.zeros(self.n_qubits), self.weights.detach())
+        return fig
+
+
+def make_qnode(n_qubits: int, device: str = "default.qubit") -> Any:
+    import pennylane as qml
+
+    wires = range(n_qubits)
+    dev = qml.device(device, wires=n_qubits)
+    diff_method = "backprop" if device == "default.qubit" else "best"
+
+    @qml.qnode(dev, interface="torch", diff_method=diff_method)
+    def circuit(angles: torch.Tensor, weights: torch.Tensor):
+        for block in range(weights.shape[0]):
+            qml.AngleEmbedding(angles, wires=wires, rotation="Y")
+            qml.StronglyEntanglingLayers(weights[block], wires=wires)
+        return qml.probs(wires=wires)
+
+    return circuit
