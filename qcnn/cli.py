@@ -58,6 +58,20 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     print(f"wrote {target}")
 
 
+BENCHMARKS = {"quantum": "quantum_layer.py", "training": "training_step.py",
+              "inference": "inference.py", "app": "app_pages.py"}
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    import runpy
+
+    script = paths.REPO_ROOT / "benchmarks" / BENCHMARKS[args.which]
+    if not script.is_file():
+        raise FileNotFoundError(f"{script} not found (benchmarks live in the repository, not the wheel)")
+    sys.argv = [str(script), *args.bench_args]
+    runpy.run_path(str(script), run_name="__main__")
+
+
 def _require(path: Path, command: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `{command}` first.")
@@ -80,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", choices=("domain", "imagenet"), default="domain")
     _add_config_flags(p, PretrainConfig)
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("bench", help="run a benchmark script from benchmarks/")
+    p.add_argument("which", choices=sorted(BENCHMARKS))
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="passed on to the script")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

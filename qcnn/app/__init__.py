@@ -1,0 +1,1 @@
+"""What the Streamlit pages call: loading results, charts, verdicts. No torch at import time."""
