@@ -58,6 +58,53 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     print(f"wrote {target}")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from qcnn.data import resolve_data_dir
+    from qcnn.split import read_split
+    from qcnn.train import TrainConfig, train_run
+
+    split = read_split(_require(args.results_dir / paths.SPLIT_FILE, "qcnn split"))
+    history = train_run(args.model, args.seed, split, resolve_data_dir(args.data_dir), args.results_dir,
+                        args.checkpoint_dir, _config_from(args, TrainConfig))
+    best = history.loc[history.val_auc.idxmax()]
+    print(f"{args.model} seed {args.seed}: best val AUC {best.val_auc:.4f} at epoch {int(best.epoch)}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from qcnn.data import resolve_data_dir
+    from qcnn.evaluate import evaluate_run, summarize, trained_runs
+    from qcnn.split import read_split
+
+    split = read_split(_require(args.results_dir / paths.SPLIT_FILE, "qcnn split"))
+    data_dir = resolve_data_dir(args.data_dir)
+    runs = trained_runs(args.results_dir)
+    if not runs:
+        raise FileNotFoundError(f"No trained runs under {args.results_dir / paths.RUNS_DIR}: run `qcnn train`.")
+    for kind, seed in runs:
+        m = evaluate_run(kind, seed, split, data_dir, args.results_dir, args.checkpoint_dir)
+        print(f"{paths.run_name(kind, seed)}: accuracy {m['accuracy']:.4f} AUC {m['auc']:.4f}")
+    summary = summarize(args.results_dir, args.n_bootstrap)
+    _print_summary(summary)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from qcnn.pretrain import PretrainConfig
+    from qcnn.reproduce import reproduce
+    from qcnn.train import TrainConfig
+
+    pretrain_cfg = PretrainConfig(epochs=args.pretrain_epochs)
+    summary = reproduce(args.data_dir, args.results_dir, args.checkpoint_dir, args.seeds,
+                        _config_from(args, TrainConfig), pretrain_cfg, args.n_bootstrap)
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict) -> None:
+    print(f"seeds {summary['seeds']}; QCNN minus classical, seed {summary['app_seed']} [95% lesion bootstrap]:")
+    for metric, d in summary["difference"]["seed0"].items():
+        print(f"  {metric:18s} {d['value']:+.4f}  [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]")
+    print(f"McNemar exact p = {summary['mcnemar']['p_value']:.4g}")
+
+
 BENCHMARKS = {"quantum": "quantum_layer.py", "training": "training_step.py",
               "inference": "inference.py", "app": "app_pages.py"}
 
@@ -80,6 +127,7 @@ def _require(path: Path, command: str) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     from qcnn.pretrain import PretrainConfig
+    from qcnn.train import TrainConfig
 
     parser = argparse.ArgumentParser(prog="qcnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +142,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", choices=("domain", "imagenet"), default="domain")
     _add_config_flags(p, PretrainConfig)
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("train", help="train one model for one seed from cached prefix features")
+    _add_dirs(p)
+    p.add_argument("--model", choices=paths.MODEL_KINDS, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    _add_config_flags(p, TrainConfig)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score every trained run on the test pool; write summary.json")
+    _add_dirs(p)
+    p.add_argument("--n-bootstrap", type=int, default=2000)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("reproduce", help="the whole chain, resumable: split, backbone, seeds, evaluation")
+    _add_dirs(p)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--pretrain-epochs", type=int, default=PretrainConfig.epochs)
+    p.add_argument("--n-bootstrap", type=int, default=2000)
+    _add_config_flags(p, TrainConfig)
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("bench", help="run a benchmark script from benchmarks/")
     p.add_argument("which", choices=sorted(BENCHMARKS))

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from qcnn.augment import dihedral
 from qcnn.backbone import BACKBONE_FILE, file_digest, load_backbone, normalize
 from qcnn.images import load_images
-from qcnn.paths import CACHE_DIR
+from qcnn import paths
 
 
 def _key(image_ids: list[str]) -> str:
@@ -38,11 +38,11 @@ def prefix_features(prefix: torch.nn.Module, images: torch.Tensor, variant: int 
 
 
 def cached_features(split: pd.DataFrame, pool: str, variants: int, data_dir: str | Path,
-                    checkpoint_dir: str | Path, cache_dir: str | Path = CACHE_DIR) -> torch.Tensor:
+                    checkpoint_dir: str | Path, cache_dir: str | Path | None = None) -> torch.Tensor:
     """(variants, N, 128, 28, 28) prefix features of ``pool``'s images in split order."""
     image_ids = split.loc[split.pool == pool, "image_id"].tolist()
     backbone_path = Path(checkpoint_dir) / BACKBONE_FILE
-    folder = Path(cache_dir) / "features" / file_digest(backbone_path)
+    folder = Path(cache_dir or paths.CACHE_DIR) / "features" / file_digest(backbone_path)
     files = [folder / f"{pool}-{_key(image_ids)}-v{v}.safetensors" for v in range(variants)]
     if all(f.is_file() for f in files):
         return torch.stack([load_file(str(f))["features"] for f in files])

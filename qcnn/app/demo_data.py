@@ -1,0 +1,175 @@
+"""Synthetic, schema-valid result files for developing and testing the app (never real results).
+
+``write_synthetic_results(tmp_dir)`` writes everything the pipeline writes into ``results/`` —
+split.csv, backbone_history.csv/json, runs/{kind}_seed{S}/{history.csv, config.json, metrics.json,
+predictions.csv} and summary.json — from made-up probabilities, so the pages can be exercised
+before (or without) a real reproduction. Point the app at it with ``QCNN_RESULTS_DIR``. It refuses
+to write into the project's own results/ folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from qcnn import paths
+
+DX_MIX = {"nv": 0.67, "bkl": 0.11, "vasc": 0.014, "df": 0.012, "mel": 0.11, "bcc": 0.05, "akiec": 0.034}
+MALIGNANT = ("mel", "bcc", "akiec")
+
+
+def _synthetic_split(rng: np.random.Generator, n_test: int) -> pd.DataFrame:
+    sizes = {"pretrain": n_test, "train": n_test // 3, "val": n_test // 12, "test": n_test, "excluded": n_test // 10}
+    rows, lesion = [], 0
+    for pool, n in sizes.items():
+        dx = rng.choice(list(DX_MIX), size=n, p=np.array(list(DX_MIX.values())) / sum(DX_MIX.values()))
+        if pool == "pretrain":
+            dx = np.where(np.isin(dx, MALIGNANT), "nv", dx)
+        i = 0
+        while i < n:
+            k = min(int(rng.choice([1, 1, 1, 2, 3])), n - i)  # several images per lesion
+            for _ in range(k):
+                rows.append((f"SYN_{len(rows):07d}", f"LES_{lesion:07d}", dx[i], pool))
+            lesion += 1
+            i += k
+    split = pd.DataFrame(rows, columns=["image_id", "lesion_id", "dx", "pool"])
+    split["label"] = split.dx.isin(MALIGNANT).astype(int)
+    return split[["image_id", "lesion_id", "dx", "label", "pool"]]
+
+
+def _history(rng: np.random.Generator, kind: str, epochs: int) -> pd.DataFrame:
+    e = np.arange(1, epochs + 1)
+    if kind == "classical":  # overfits: train loss falls far, val loss turns up
+        train = 0.65 * np.exp(-e / 3.0) + 0.05
+        val = 0.50 + 0.012 * (e - 4) ** 2
+    else:
+        train = 0.55 * np.exp(-e / 5.0) + 0.22
+        val = 0.52 + 0.004 * (e - 5) ** 2
+    train = train + rng.normal(0, 0.01, epochs)
+    val = val + rng.normal(0, 0.015, epochs)
+    auc = np.clip(0.80 + 0.06 * (1 - np.exp(-e / 2.5)) - 0.003 * np.maximum(e - 6, 0) + rng.normal(0, 0.005, epochs),
+                  0, 1)
+    history = pd.DataFrame({
+        "epoch": e, "train_loss": train, "val_loss": val, "val_auc": auc,
+        "val_accuracy": np.clip(auc - 0.08 + rng.normal(0, 0.01, epochs), 0, 1),
+        "lr": 1e-3 * 0.5 * (1 + np.cos(np.pi * (e - 1) / epochs)),
+        "seconds": rng.normal(40.0 if kind == "qcnn" else 9.0, 1.0, epochs).round(2),
+    })
+    history["best"] = history.val_auc == history.val_auc.max()
+    return history
+
+
+def _probabilities(rng: np.random.Generator, labels: np.ndarray, latent: np.ndarray, kind: str) -> np.ndarray:
+    noise = rng.normal(0, 0.6, len(labels))
+    bias = 0.0 if kind == "qcnn" else 0.5  # the classical model calls more lesions malignant
+    logit = 1.45 * latent + bias + noise - 1.4
+    return (1 / (1 + np.exp(-logit))).round(6)
+
+
+def write_synthetic_results(directory: str | Path, n_test: int = 800, seeds: tuple[int, ...] = (0, 1, 2),
+                            epochs: int = 10, n_bootstrap: int = 100, seed: int = 0,
+                            with_summary: bool = True) -> Path:
+    """Write a complete synthetic results folder; returns its path."""
+    from qcnn.metrics import METRICS, confusion, curves, threshold_metrics
+    from qcnn.stats import at_matched_recall, interval, lesion_bootstrap, mcnemar
+
+    directory = Path(directory)
+    if directory.resolve() == (paths.REPO_ROOT / "results").resolve():
+        raise ValueError("Synthetic results must never be written into the project's results/ folder")
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    split = _synthetic_split(rng, n_test)
+    split.to_csv(directory / paths.SPLIT_FILE, index=False)
+
+    bb_epochs = 6
+    e = np.arange(1, bb_epochs + 1)
+    backbone = pd.DataFrame({
+        "epoch": e, "train_loss": 1.2 * np.exp(-e / 2.5) + 0.3, "val_loss": 1.1 * np.exp(-e / 3) + 0.45,
+        "val_accuracy": 0.5 + 0.3 * (1 - np.exp(-e / 2)), "val_balanced_accuracy": 0.45 + 0.3 * (1 - np.exp(-e / 2)),
+        "lr": 2e-3 * np.ones(bb_epochs), "seconds": 60.0 + rng.normal(0, 2, bb_epochs),
+    })
+    backbone["selected"] = backbone.val_balanced_accuracy == backbone.val_balanced_accuracy.max()
+    backbone.to_csv(directory / paths.BACKBONE_HISTORY_FILE, index=False)
+    (directory / "backbone_history.json").write_text(json.dumps({"synthetic": True, "epochs": bb_epochs}))
+
+    test = split[split.pool == "test"].reset_index(drop=True)
+    labels = test.label.to_numpy()
+    lesion_effect = dict(zip(test.lesion_id.unique(), rng.normal(0, 1, test.lesion_id.nunique()), strict=True))
+    base_latent = 1.6 * labels + test.lesion_id.map(lesion_effect).to_numpy()
+    n_split = {pool: int((split.pool == pool).sum()) for pool in ("train", "val")}
+    probs: dict[tuple[str, int], np.ndarray] = {}
+    for s in seeds:
+        seed_rng = np.random.default_rng(seed * 1000 + s + 1)
+        latent = base_latent + seed_rng.normal(0, 0.35, len(labels))
+        for kind in paths.MODEL_KINDS:
+            run = directory / paths.RUNS_DIR / paths.run_name(kind, s)
+            run.mkdir(parents=True, exist_ok=True)
+            history = _history(seed_rng, kind, epochs)
+            history.to_csv(run / "history.csv", index=False)
+            parameters = {"backbone": {"total": 2_782_784, "trainable": 2_099_712},
+                          "head": {"total": 12_345 if kind == "qcnn" else 6_529, "trainable": 12_345
+                                   if kind == "qcnn" else 6_529}}
+            config = {"model": kind, "seed": s, "epochs": epochs, "batch_size": 16, "lr_layer3": 1e-4,
+                      "lr_head": 1e-3, "weight_decay": 1e-4, "augment": True, "bf16": True,
+                      "n_train": n_split["train"], "n_val": n_split["val"], "parameters": parameters,
+                      "synthetic": True}
+            (run / "config.json").write_text(json.dumps(config, indent=1))
+            p = _probabilities(seed_rng, labels, latent, kind)
+            probs[(kind, s)] = p
+            test[["image_id", "lesion_id", "dx", "label"]].assign(probability=p).to_csv(
+                run / "predictions.csv", index=False)
+            metrics = {"threshold": 0.5, "best_epoch": int(history.loc[history.val_auc.idxmax(), "epoch"]),
+                       "n": len(test), "n_malignant": int(labels.sum()), **threshold_metrics(labels, p),
+                       "confusion": confusion(labels, p), **curves(labels, p, max_points=120)}
+            (run / "metrics.json").write_text(json.dumps(metrics))
+    if not with_summary:
+        return directory
+
+    seeds = list(seeds)
+    kinds = paths.MODEL_KINDS
+    stacked = np.stack([probs[(k, s)] for k in kinds for s in seeds])
+    point = np.array([[threshold_metrics(labels, p)[m] for m in METRICS] for p in stacked])
+    point = point.reshape(len(kinds), len(seeds), len(METRICS))
+    boot = lesion_bootstrap(labels, test.lesion_id.to_numpy(), stacked, n_bootstrap, seed)
+    boot = boot.reshape(n_bootstrap, len(kinds), len(seeds), len(METRICS))
+    app = seeds.index(0) if 0 in seeds else 0
+
+    def as_dict(values: np.ndarray) -> dict:
+        return {m: round(float(v), 6) for m, v in zip(METRICS, values, strict=True)}
+
+    def block(pt: np.ndarray, bs: np.ndarray) -> dict:
+        return {"per_seed": {str(s): as_dict(pt[i]) for i, s in enumerate(seeds)},
+                "mean": as_dict(pt.mean(0)), "sd": as_dict(pt.std(0, ddof=1) if len(seeds) > 1 else 0 * pt[0]),
+                "seed0": {m: {"value": round(float(pt[app, j]), 6), "ci95": [round(float(x), 6) for x in ci]}
+                          for j, (m, ci) in enumerate(zip(METRICS, interval(bs[:, app]), strict=True))},
+                "seed_mean_ci95": {m: [round(float(lo), 6), round(float(hi), 6)]
+                                   for m, (lo, hi) in zip(METRICS, interval(bs.mean(1)), strict=True)}}
+
+    p_q, p_c = probs[("qcnn", seeds[app])], probs[("classical", seeds[app])]
+    r_q = point[0, app, METRICS.index("recall")]
+    r_c = point[1, app, METRICS.index("recall")]
+    summary = {
+        "metrics": list(METRICS), "seeds": seeds, "app_seed": seeds[app], "n_test": len(labels),
+        "n_test_malignant": int(labels.sum()), "n_bootstrap": n_bootstrap, "bootstrap_unit": "lesion",
+        "models": {k: block(point[i], boot[:, i]) for i, k in enumerate(kinds)},
+        "difference": block(point[0] - point[1], boot[:, 0] - boot[:, 1]),
+        "mcnemar": {"seed": seeds[app], **mcnemar(labels, p_q, p_c)},
+        "matched_recall": {"seed": seeds[app],
+                           "qcnn_at_classical_recall": at_matched_recall(labels, p_q, float(r_c)),
+                           "classical_at_qcnn_recall": at_matched_recall(labels, p_c, float(r_q))},
+        "parameters": {k: json.loads((directory / paths.RUNS_DIR / paths.run_name(k, seeds[app]) / "config.json")
+                                     .read_text())["parameters"] for k in kinds},
+        "timing": {k: {"seconds_per_epoch_median": 40.0 if k == "qcnn" else 9.0} for k in kinds},
+        "synthetic": True,
+    }
+    (directory / paths.SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
+    return directory
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(write_synthetic_results(sys.argv[1] if len(sys.argv) > 1 else "/tmp/qcnn_synthetic_results"))

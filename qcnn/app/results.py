@@ -1,0 +1,172 @@
+"""Cached loaders for the pipeline's result files. Every loader returns None when its file is missing.
+
+The results folder is read from ``$QCNN_RESULTS_DIR`` at call time (falling back to
+``qcnn.paths.RESULTS_DIR``), so a test or a user can point a running process elsewhere. Caches are
+keyed on the file's path and modification time: a file the pipeline rewrites is picked up on the
+next rerun without restarting the app.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from qcnn import paths
+
+KINDS = paths.MODEL_KINDS  # ("qcnn", "classical")
+MODEL_LABELS = {"qcnn": "QCNN", "classical": "Classical CNN"}
+BACKBONE_CONFIG_FILE = "backbone_history.json"
+POOL_ORDER = ("pretrain", "train", "val", "test", "excluded")
+
+
+def results_dir() -> Path:
+    env = os.environ.get("QCNN_RESULTS_DIR")
+    return Path(env) if env else paths.RESULTS_DIR
+
+
+def run_dir(kind: str, seed: int) -> Path:
+    return results_dir() / paths.RUNS_DIR / paths.run_name(kind, seed)
+
+
+def _stamp(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _read_csv(path: str, stamp: int) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"image_id": str, "lesion_id": str, "dx": str, "pool": str})
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _read_json(path: str, stamp: int) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def read_csv(path: Path) -> pd.DataFrame | None:
+    stamp = _stamp(path)
+    if stamp is None:
+        return None
+    try:
+        return _read_csv(str(path), stamp)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+
+
+def read_json(path: Path) -> dict | None:
+    stamp = _stamp(path)
+    if stamp is None:
+        return None
+    try:
+        return _read_json(str(path), stamp)
+    except (OSError, ValueError):
+        return None
+
+
+# --- split --------------------------------------------------------------------------------------
+
+def load_split() -> pd.DataFrame | None:
+    return read_csv(results_dir() / paths.SPLIT_FILE)
+
+
+def split_counts(split: pd.DataFrame) -> pd.DataFrame:
+    """Images, lesions and malignant images per pool, in protocol order."""
+    grouped = split.groupby("pool")
+    table = pd.DataFrame({
+        "images": grouped.size(),
+        "lesions": grouped.lesion_id.nunique(),
+        "malignant images": grouped.label.sum().astype(int),
+    })
+    table["malignant %"] = (100 * table["malignant images"] / table["images"]).round(1)
+    order = [p for p in POOL_ORDER if p in table.index] + [p for p in table.index if p not in POOL_ORDER]
+    return table.loc[order]
+
+
+# --- summary and backbone -----------------------------------------------------------------------
+
+def load_summary() -> dict | None:
+    summary = read_json(results_dir() / paths.SUMMARY_FILE)
+    if summary is None or "models" not in summary or "difference" not in summary:
+        return None
+    return summary
+
+
+def load_backbone_history() -> pd.DataFrame | None:
+    return read_csv(results_dir() / paths.BACKBONE_HISTORY_FILE)
+
+
+def load_backbone_config() -> dict | None:
+    return read_json(results_dir() / BACKBONE_CONFIG_FILE)
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+def available_seeds(file: str = "history.csv") -> list[int]:
+    """Seeds for which both models have ``file``."""
+    root = results_dir() / paths.RUNS_DIR
+    if not root.is_dir():
+        return []
+    seeds = set()
+    for path in root.glob(f"*_seed*/{file}"):
+        kind, _, seed = path.parent.name.rpartition("_seed")
+        if kind in KINDS and seed.isdigit():
+            seeds.add(int(seed))
+    return sorted(s for s in seeds if all((run_dir(k, s) / file).is_file() for k in KINDS))
+
+
+def load_history(kind: str, seed: int) -> pd.DataFrame | None:
+    return read_csv(run_dir(kind, seed) / "history.csv")
+
+
+def load_histories() -> pd.DataFrame | None:
+    """Every run's history in one long frame with ``kind`` and ``seed`` columns (runs of either model)."""
+    root = results_dir() / paths.RUNS_DIR
+    frames = []
+    for path in sorted(root.glob("*_seed*/history.csv")) if root.is_dir() else []:
+        kind, _, seed = path.parent.name.rpartition("_seed")
+        if kind in KINDS and seed.isdigit():
+            history = read_csv(path)
+            if history is not None and len(history):
+                frames.append(history.assign(kind=kind, seed=int(seed)))
+    if not frames:
+        return None
+    out = pd.concat(frames, ignore_index=True)
+    out["best"] = out["best"].astype(str).str.lower().eq("true") if "best" in out else False
+    out["gap"] = out.val_loss - out.train_loss
+    return out
+
+
+def load_metrics(kind: str, seed: int) -> dict | None:
+    return read_json(run_dir(kind, seed) / "metrics.json")
+
+
+def load_config(kind: str, seed: int) -> dict | None:
+    return read_json(run_dir(kind, seed) / "config.json")
+
+
+def load_predictions(kind: str, seed: int) -> pd.DataFrame | None:
+    return read_csv(run_dir(kind, seed) / "predictions.csv")
+
+
+def load_paired_predictions(seed: int) -> pd.DataFrame | None:
+    """Both models' test probabilities side by side: image_id, lesion_id, dx, label, p_qcnn, p_classical."""
+    q, c = load_predictions("qcnn", seed), load_predictions("classical", seed)
+    if q is None or c is None:
+        return None
+    paired = q.rename(columns={"probability": "p_qcnn"}).merge(
+        c[["image_id", "probability"]].rename(columns={"probability": "p_classical"}), on="image_id", how="inner")
+    return paired[["image_id", "lesion_id", "dx", "label", "p_qcnn", "p_classical"]]
+
+
+def default_seed(seeds: list[int], summary: dict | None = None) -> int | None:
+    """The summary's app seed (fixed in advance by the pipeline) when available, else the first seed."""
+    if not seeds:
+        return None
+    app_seed = (summary or {}).get("app_seed", 0)
+    return app_seed if app_seed in seeds else seeds[0]

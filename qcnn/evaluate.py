@@ -1,0 +1,115 @@
+"""Score every trained run on the test pool and summarise the comparison with its uncertainty."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from qcnn import paths
+from qcnn.features import cached_features
+from qcnn.metrics import METRICS, confusion, curves, threshold_metrics
+from qcnn.models import load_model
+from qcnn.stats import at_matched_recall, interval, lesion_bootstrap, mcnemar
+from qcnn.train import predict_from_prefix, run_weights_path
+
+APP_SEED = 0  # fixed in advance: the seed the app shows per image, never chosen by outcome
+
+
+def run_dir(results_dir: str | Path, kind: str, seed: int) -> Path:
+    return Path(results_dir) / paths.RUNS_DIR / paths.run_name(kind, seed)
+
+
+def trained_runs(results_dir: str | Path) -> list[tuple[str, int]]:
+    """(kind, seed) of every run with a training history, sorted."""
+    runs = []
+    for history in sorted((Path(results_dir) / paths.RUNS_DIR).glob("*_seed*/history.csv")):
+        kind, _, seed = history.parent.name.rpartition("_seed")
+        if kind in paths.MODEL_KINDS and seed.isdigit():
+            runs.append((kind, int(seed)))
+    return sorted(runs, key=lambda r: (r[1], r[0]))
+
+
+def evaluate_run(kind: str, seed: int, split: pd.DataFrame, data_dir: str | Path, results_dir: str | Path,
+                 checkpoint_dir: str | Path) -> dict:
+    """Write predictions.csv and metrics.json of one run; returns the metrics."""
+    weights = run_weights_path(checkpoint_dir, kind, seed)
+    model = load_model(kind, checkpoint_dir, model_path=weights)
+    test = split[split.pool == "test"].reset_index(drop=True)
+    probabilities = predict_from_prefix(model, cached_features(split, "test", 1, data_dir, checkpoint_dir)[0])
+    out = run_dir(results_dir, kind, seed)
+    test[["image_id", "lesion_id", "dx", "label"]].assign(probability=probabilities.round(6)).to_csv(
+        out / "predictions.csv", index=False)
+    history = pd.read_csv(out / "history.csv")
+    labels = test.label.to_numpy()
+    metrics = {"threshold": 0.5, "best_epoch": int(history.loc[history.val_auc.idxmax(), "epoch"]),
+               "n": len(test), "n_malignant": int(labels.sum()),
+               **threshold_metrics(labels, probabilities), "confusion": confusion(labels, probabilities),
+               **curves(labels, probabilities)}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def _as_dict(values: np.ndarray) -> dict[str, float]:
+    return {m: round(float(v), 6) for m, v in zip(METRICS, values, strict=True)}
+
+
+def _as_intervals(values: np.ndarray) -> dict[str, list[float]]:
+    return {m: [round(float(lo), 6), round(float(hi), 6)] for m, (lo, hi) in zip(METRICS, values, strict=True)}
+
+
+def summarize(results_dir: str | Path, n_bootstrap: int = 2000, seed: int = 0) -> dict:
+    """results/summary.json over the seeds for which both models have predictions."""
+    results_dir = Path(results_dir)
+    def predictions(kind: str, s: int) -> pd.DataFrame:
+        return pd.read_csv(run_dir(results_dir, kind, s) / "predictions.csv", dtype={"image_id": str})
+
+    seeds = sorted({s for _, s in trained_runs(results_dir)
+                    if all((run_dir(results_dir, k, s) / "predictions.csv").is_file() for k in paths.MODEL_KINDS)})
+    if APP_SEED not in seeds:
+        raise FileNotFoundError(f"No evaluated pair of runs for seed {APP_SEED}: run `qcnn evaluate` first.")
+    frames = {(k, s): predictions(k, s) for k in paths.MODEL_KINDS for s in seeds}
+    base = frames[("qcnn", APP_SEED)]
+    for frame in frames.values():
+        if not frame.image_id.equals(base.image_id):
+            raise ValueError("Runs were scored on different test images; re-run `qcnn evaluate`.")
+    labels, lesions = base.label.to_numpy(), base.lesion_id.to_numpy()
+    probs = np.stack([frames[(k, s)].probability.to_numpy() for k in paths.MODEL_KINDS for s in seeds])
+    point = np.stack([[threshold_metrics(labels, p)[m] for m in METRICS] for p in probs])
+    point = point.reshape(len(paths.MODEL_KINDS), len(seeds), len(METRICS))
+    boot = lesion_bootstrap(labels, lesions, probs, n_bootstrap, seed)
+    boot = boot.reshape(n_bootstrap, len(paths.MODEL_KINDS), len(seeds), len(METRICS))
+    s0 = seeds.index(APP_SEED)
+
+    def block(pt: np.ndarray, bs: np.ndarray) -> dict:
+        """pt: (seeds, metrics); bs: (bootstrap, seeds, metrics)."""
+        return {"per_seed": {str(s): _as_dict(pt[i]) for i, s in enumerate(seeds)},
+                "mean": _as_dict(pt.mean(0)), "sd": _as_dict(pt.std(0, ddof=1) if len(seeds) > 1 else 0 * pt[0]),
+                "seed0": {m: {"value": round(float(pt[s0, j]), 6), "ci95": [round(float(x), 6) for x in ci]}
+                          for j, (m, ci) in enumerate(zip(METRICS, interval(bs[:, s0]), strict=True))},
+                "seed_mean_ci95": _as_intervals(interval(bs.mean(1)))}
+
+    q, c = paths.MODEL_KINDS.index("qcnn"), paths.MODEL_KINDS.index("classical")
+    p_q, p_c = probs[q * len(seeds) + s0], probs[c * len(seeds) + s0]
+    recall_q, recall_c = point[q, s0, METRICS.index("recall")], point[c, s0, METRICS.index("recall")]
+    configs = {k: json.loads((run_dir(results_dir, k, APP_SEED) / "config.json").read_text()) for k in paths.MODEL_KINDS}
+    timing = {k: {"seconds_per_epoch_median": round(float(np.median(np.concatenate([
+        pd.read_csv(run_dir(results_dir, k, s) / "history.csv").seconds.to_numpy() for s in seeds]))), 2)}
+        for k in paths.MODEL_KINDS}
+    summary = {
+        "metrics": list(METRICS), "seeds": seeds, "app_seed": APP_SEED,
+        "n_test": len(labels), "n_test_malignant": int(labels.sum()),
+        "n_bootstrap": n_bootstrap, "bootstrap_unit": "lesion", "bootstrap_seed": seed,
+        "models": {k: block(point[i], boot[:, i]) for i, k in enumerate(paths.MODEL_KINDS)},
+        "difference": block(point[q] - point[c], boot[:, q] - boot[:, c]),
+        "mcnemar": {"seed": APP_SEED, **mcnemar(labels, p_q, p_c)},
+        "matched_recall": {"seed": APP_SEED,
+                           "qcnn_at_classical_recall": at_matched_recall(labels, p_q, float(recall_c)),
+                           "classical_at_qcnn_recall": at_matched_recall(labels, p_c, float(recall_q))},
+        "parameters": {k: configs[k]["parameters"] for k in paths.MODEL_KINDS},
+        "timing": timing,
+    }
+    (results_dir / paths.SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
+    return summary

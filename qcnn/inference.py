@@ -1,0 +1,427 @@
+"""Try one image on both models: safe decoding, probabilities, Grad-CAMs, per-patch distributions.
+
+``load_image(bytes)`` turns an upload into an RGB ``PIL.Image`` or raises ``ImageError`` with a
+message a person can act on. ``Predictor`` holds the QCNN and its classical control (loaded once)
+and, for one image, returns both malignancy probabilities, a class-activation map per model and
+the 196 per-patch 256-outcome distributions each model's head computed.
+
+The CAMs come from pytorch-grad-cam, on the same layer for both models: the output of
+``model.layer3``, the 14 x 14 grid of 256-channel patches the quantum layer (or its classical
+control) sees, targeting the malignancy logit. How one call avoids duplicate work and stays safe
+when several users share the cached models:
+
+- conv1..layer2 is frozen and loaded from the same backbone file in both models, so it runs once
+  per image (under ``no_grad``) and both models reuse the result;
+- layer3 runs under ``no_grad`` inside a small per-call module (``_Layer3Output``) whose output is
+  a fresh leaf tensor that requires grad: gradients flow from the logit back to the layer3 output
+  and stop there (nothing is computed for weights), and pytorch-grad-cam's hooks are registered
+  on that per-call module, never on the shared model, so one user's CAM cannot see another's
+  activations. The CAM object is created per call and released by its context manager;
+- the CAM's own forward pass is the prediction: it records the logit and the per-patch
+  distributions on the way, so probability, distributions and CAM cost one forward (and, for the
+  gradient methods, one backward through the head);
+- each model also has a lock, held for its whole CAM, so concurrent calls on one model run one
+  after the other (on a 2-core CPU nothing is lost) and nothing depends on pytorch-grad-cam
+  being re-entrant.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from torch import nn
+
+import qcnn.compat  # noqa: F401  (must precede pytorch_grad_cam, which imports torchvision)
+from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
+from pytorch_grad_cam.utils.image import show_cam_on_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from qcnn.backbone import GRID, IMAGE_SIZE, pil_to_uint8, preprocess
+from qcnn.models import N_OUTCOMES, N_QUBITS, LesionClassifier, load_model
+from qcnn.paths import CHECKPOINT_DIR, MODEL_KINDS
+
+# ----------------------------------------------------------------------------------------------
+# Decoding an upload
+# ----------------------------------------------------------------------------------------------
+
+MAX_BYTES = 20 * 1024 * 1024  # 20 MB
+MAX_PIXELS = 40_000_000  # 40 megapixels
+MIN_SIDE = 32
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+ACCEPTED_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_ACCEPTED_TEXT = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+
+# Signatures of formats people upload by mistake, to name them in the message.
+_KNOWN_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"%PDF", "a PDF document"),
+    (0, b"%!PS", "a PostScript/EPS file"),
+    (0, b"8BPS", "a Photoshop (PSD) file"),
+    (0, b"\x00\x00\x01\x00", "an icon (ICO) file"),
+    (0, b"PK\x03\x04", "a ZIP archive (or an Office document)"),
+    (0, b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"),
+    (0, b"\xff\x4f\xff\x51", "a JPEG 2000 codestream"),
+    (128, b"DICM", "a DICOM file"),
+)
+_FTYP_BRANDS = {b"heic": "a HEIC image", b"heix": "a HEIC image", b"mif1": "a HEIF image",
+                b"msf1": "a HEIF image", b"avif": "an AVIF image", b"avis": "an AVIF image"}
+
+
+class ImageError(ValueError):
+    """An upload that cannot be used as an image; the message is meant for the person uploading."""
+
+
+def _sniff_unsupported(data: bytes) -> str | None:
+    """What a file Pillow was not allowed to (or could not) open looks like, if recognisable."""
+    for offset, magic, name in _KNOWN_SIGNATURES:
+        if data[offset:offset + len(magic)] == magic:
+            return name
+    if data[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(data[8:12], "an ISO media file (HEIC/AVIF/MP4)")
+    head = data[:512].lstrip().lower()
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in data[:4096].lower()):
+        return "an SVG drawing"
+    return None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB; transparency is composited on white, deep greys are rescaled."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode == "P":
+        has_alpha = "transparency" in image.info or (image.palette is not None and image.palette.mode == "RGBA")
+        image = image.convert("RGBA" if has_alpha else "RGB")
+        mode = image.mode
+    elif mode in ("L", "RGB") and "transparency" in image.info:  # a PNG tRNS colour key
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in _ALPHA_MODES:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return Image.fromarray(_deep_grey_to_uint8(image), mode="L").convert("RGB")
+    return image.convert("RGB")  # 1, L, CMYK, YCbCr, LAB, HSV
+
+
+def _deep_grey_to_uint8(image: Image.Image) -> np.ndarray:
+    """16-bit, 32-bit integer or float greys to 0..255: by bit depth where it is clear, else min-max."""
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16"):
+        scaled = values / 257.0
+    else:
+        finite = values[np.isfinite(values)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        if image.mode == "F" and lo >= 0.0 and hi <= 1.0:
+            scaled = values * 255.0
+        elif lo >= 0.0 and hi <= 255.0:
+            scaled = values
+        elif lo >= 0.0 and hi <= 65535.0:
+            scaled = values / 257.0
+        else:
+            scaled = (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
+    return np.nan_to_num(scaled, nan=0.0).clip(0, 255).round().astype(np.uint8)
+
+
+def load_image(data: bytes) -> Image.Image:
+    """Decode an uploaded file to an RGB image, or raise ``ImageError`` saying why not.
+
+    Accepts JPEG, PNG, WebP, BMP, TIFF and GIF (first frame); applies the EXIF orientation;
+    converts every mode to RGB. The size limits are checked on the header, before any pixel is
+    decoded, so a decompression bomb costs nothing.
+    """
+    if data is None or len(data) == 0:
+        raise ImageError("The file is empty (0 bytes). Choose an image file.")
+    if len(data) > MAX_BYTES:
+        raise ImageError(f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is "
+                         f"{MAX_BYTES / 1e6:.0f} MB.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+            width, height = image.size  # from the header: nothing decoded yet
+            if width * height > MAX_PIXELS:
+                raise ImageError(f"The image is too large ({width} x {height} = {width * height / 1e6:.0f} "
+                                 f"megapixels); the limit is {MAX_PIXELS / 1e6:.0f} megapixels.")
+            if min(width, height) < MIN_SIDE:
+                raise ImageError(f"The image is too small ({width} x {height} pixels); each side needs "
+                                 f"at least {MIN_SIDE} pixels.")
+            if getattr(image, "n_frames", 1) > 1:
+                image.seek(0)  # first frame of an animation / first page of a TIFF
+            image.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageError(f"The image is too large to decode safely ({err}).") from err
+    except UnidentifiedImageError as err:
+        what = _sniff_unsupported(data)
+        if what:
+            raise ImageError(f"This looks like {what}, which is not supported. Upload a {_ACCEPTED_TEXT} "
+                             "image.") from err
+        raise ImageError(f"This file is not an image this app can read. Upload a {_ACCEPTED_TEXT} "
+                         "image.") from err
+    except MemoryError as err:
+        raise ImageError("The image is too large to decode.") from err
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError,
+            KeyError, ZeroDivisionError) as err:
+        if ImageFile.LOAD_TRUNCATED_IMAGES is False and "truncated" in str(err).lower():
+            raise ImageError("The image file is truncated (incomplete): it may not have finished "
+                             "uploading or saving. Try the file again.") from err
+        raise ImageError(f"The image file is corrupt and cannot be decoded ({err}).") from err
+
+    try:
+        oriented = ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block should not lose the image
+        oriented = image
+    try:
+        rgb = _to_rgb(oriented if oriented is not None else image)
+    except (OSError, ValueError) as err:
+        raise ImageError(f"The image's colour mode ({image.mode}) cannot be converted to RGB ({err}).") from err
+    rgb.load()
+    if rgb is image:  # detach from the file object and its format plugin
+        rgb = rgb.copy()
+    return rgb
+
+
+# ----------------------------------------------------------------------------------------------
+# Small helpers on distributions and heatmaps
+# ----------------------------------------------------------------------------------------------
+
+
+class State(NamedTuple):
+    index: int
+    bits: str
+    probability: float
+
+
+def bitstring(index: int, n_qubits: int = N_QUBITS) -> str:
+    """The basis state ``index`` as bits, wire 0 first (the most significant bit, as PennyLane)."""
+    if not 0 <= int(index) < 2**n_qubits:
+        raise ValueError(f"index {index} is outside 0..{2**n_qubits - 1}")
+    return format(int(index), f"0{n_qubits}b")
+
+
+def entropy_bits(distribution: np.ndarray) -> np.ndarray | float:
+    """Shannon entropy in bits over the last axis (a float for one distribution)."""
+    p = np.asarray(distribution, dtype=np.float64)
+    terms = np.where(p > 0, -p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
+    result = terms.sum(axis=-1)
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def top_states(distribution: np.ndarray, k: int = 5) -> list[State]:
+    """The ``k`` most likely outcomes, most likely first."""
+    p = np.asarray(distribution, dtype=np.float64).ravel()
+    n_qubits = max(1, int(round(math.log2(p.size))))
+    order = np.argsort(-p, kind="stable")[:k]
+    return [State(int(i), bitstring(int(i), n_qubits), float(p[i])) for i in order]
+
+
+def overlay(image_uint8: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The heatmap (jet colours) over the image: ``alpha`` 0 shows the image, 1 the heatmap alone."""
+    image = np.asarray(image_uint8)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be an (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
+    heat = np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, 1.0)
+    if heat.shape != image.shape[:2]:
+        raise ValueError(f"heatmap shape {heat.shape} does not match the image {image.shape[:2]}")
+    alpha = float(np.clip(alpha, 0.0, 1.0))
+    return show_cam_on_image(image.astype(np.float32) / 255.0, heat, use_rgb=True, image_weight=1.0 - alpha)
+
+
+# ----------------------------------------------------------------------------------------------
+# The predictor
+# ----------------------------------------------------------------------------------------------
+
+CAM_CLASSES = {
+    "GradCAM": GradCAM,
+    "GradCAM++": GradCAMPlusPlus,
+    "HiResCAM": HiResCAM,
+    "XGradCAM": XGradCAM,
+    "LayerCAM": LayerCAM,
+    "EigenCAM": EigenCAM,
+    "ScoreCAM": ScoreCAM,
+}
+CAM_METHODS = tuple(CAM_CLASSES)
+# Gradient-free methods: ScoreCAM runs the model once per layer3 channel (256 masked images).
+SCORECAM_BATCH = 32
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """One model on one image."""
+
+    probability: float  # of malignancy, sigmoid of the logit
+    logit: float
+    heatmap: np.ndarray  # (224, 224) float32 in [0, 1], over ``Prediction.image``
+    patch_distributions: np.ndarray  # (196, 256) float64: per-patch outcome probabilities, row-major 14 x 14
+    mean_distribution: np.ndarray  # (256,) their mean, what the classifier reads (x 256)
+
+    @property
+    def malignant(self) -> bool:
+        return self.probability >= 0.5
+
+    def patch_entropy_map(self) -> np.ndarray:
+        """(14, 14) entropy in bits of each patch's distribution."""
+        return np.asarray(entropy_bits(self.patch_distributions)).reshape(GRID, GRID)
+
+    def patch_argmax_map(self) -> np.ndarray:
+        """(14, 14) most likely outcome index of each patch."""
+        return self.patch_distributions.argmax(axis=1).reshape(GRID, GRID)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    image: np.ndarray  # (224, 224, 3) uint8: what the models saw
+    qcnn: ModelOutput
+    classical: ModelOutput
+    cam_method: str
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per part, and "total"
+
+    @property
+    def agree(self) -> bool:
+        return self.qcnn.malignant == self.classical.malignant
+
+    def output(self, kind: str) -> ModelOutput:
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
+        return getattr(self, kind)
+
+
+class _Layer3Output(nn.Module):
+    """layer3 of a shared model, its output returned as a fresh leaf that requires grad.
+
+    The CAM's target layer: its output is exactly ``model.layer3``'s, but gradients stop here
+    and the CAM's hooks live on this per-call module instead of on the shared model.
+    """
+
+    def __init__(self, layer3: nn.Module) -> None:
+        super().__init__()
+        self.layer3 = layer3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            out = self.layer3(x)
+        return out.requires_grad_(torch.is_grad_enabled())
+
+
+class _CamModel(nn.Module):
+    """One model as the CAM sees it: images -> (N, 1) malignancy logits.
+
+    The first call (the CAM's own forward pass on the image) records the logit and the per-patch
+    distributions; when its input is the image whose prefix features were computed already, it
+    reuses them. Later calls (ScoreCAM's masked images) run the whole model.
+    """
+
+    def __init__(self, model: LesionClassifier, image: torch.Tensor, prefix_features: torch.Tensor | None) -> None:
+        super().__init__()
+        self.prefix, self.head = model.prefix, model.head
+        self.target = _Layer3Output(model.layer3)
+        self._image, self._prefix_features = image, prefix_features
+        self.logits: torch.Tensor | None = None
+        self.distributions: torch.Tensor | None = None
+        self.forward_seconds = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first = self.logits is None
+        start = time.perf_counter()
+        if x is self._image and self._prefix_features is not None:
+            prefix_features = self._prefix_features
+        else:
+            with torch.no_grad():
+                prefix_features = self.prefix(x)
+        distributions = self.head.patch_outcomes(self.target(prefix_features))
+        # PatchHead.forward, kept open to keep the distributions (tests hold it equal to model(x)).
+        logits = self.head.classifier(distributions.mean(dim=1) * N_OUTCOMES)
+        if first:
+            self.logits, self.distributions = logits.detach(), distributions.detach()
+            self.forward_seconds = time.perf_counter() - start
+        return logits  # (N, 1): the malignancy logit is category 0
+
+
+class Predictor:
+    """The QCNN and the classical control, loaded once; ``predict`` is safe to call from threads."""
+
+    def __init__(self, qcnn: LesionClassifier, classical: LesionClassifier) -> None:
+        self.models = {"qcnn": qcnn.eval(), "classical": classical.eval()}
+        for kind, model in self.models.items():
+            if model.kind != kind:
+                raise ValueError(f"expected a {kind} model, got a {model.kind} one")
+            model.requires_grad_(False)  # inference only: no weight gradients, ever
+        self._locks = {kind: threading.Lock() for kind in self.models}
+        q_state, c_state = qcnn.prefix.state_dict(), classical.prefix.state_dict()
+        self.shared_prefix = q_state.keys() == c_state.keys() and all(
+            torch.equal(q_state[k], c_state[k]) for k in q_state)
+
+    @classmethod
+    def from_checkpoints(cls, checkpoint_dir: str | Path = CHECKPOINT_DIR) -> Predictor:
+        return cls(load_model("qcnn", checkpoint_dir), load_model("classical", checkpoint_dir))
+
+    def _run_model(self, kind: str, x: torch.Tensor, prefix_features: torch.Tensor | None,
+                   cam_method: str) -> tuple[ModelOutput, float, float]:
+        model = self.models[kind]
+        wrapper = _CamModel(model, x, prefix_features)
+        with self._locks[kind]:
+            start = time.perf_counter()
+            with CAM_CLASSES[cam_method](model=wrapper, target_layers=[wrapper.target]) as cam:
+                if isinstance(cam, ScoreCAM):
+                    cam.batch_size = SCORECAM_BATCH
+                heatmap = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)])[0]
+            total = time.perf_counter() - start
+        if wrapper.logits is None or wrapper.distributions is None:  # pragma: no cover - defensive
+            raise RuntimeError(f"{cam_method} did not run the {kind} model")
+        logit = float(wrapper.logits.reshape(-1)[0])
+        distributions = wrapper.distributions[0].double().numpy()
+        heatmap = np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0).clip(0.0, 1.0)
+        output = ModelOutput(
+            probability=float(torch.sigmoid(torch.tensor(logit, dtype=torch.float64))),
+            logit=logit,
+            heatmap=heatmap,
+            patch_distributions=distributions,
+            mean_distribution=distributions.mean(axis=0),
+        )
+        return output, wrapper.forward_seconds, total - wrapper.forward_seconds
+
+    def predict(self, image: Image.Image, cam_method: str = "GradCAM") -> Prediction:
+        """Both models on one image: probabilities, ``cam_method`` heatmaps, outcome distributions."""
+        if cam_method not in CAM_CLASSES:
+            raise ValueError(f"cam_method must be one of {CAM_METHODS}, got {cam_method!r}")
+        if not isinstance(image, Image.Image):
+            raise TypeError(f"predict takes a PIL image (see load_image), got {type(image).__name__}")
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        pixels = pil_to_uint8(image)  # (3, 224, 224) uint8, as preprocess resizes
+        x = preprocess(image)
+        timings["preprocess"] = time.perf_counter() - start
+
+        prefix_features = None
+        if self.shared_prefix:
+            t = time.perf_counter()
+            with torch.no_grad():
+                prefix_features = self.models["qcnn"].prefix(x)
+            timings["prefix"] = time.perf_counter() - t
+        outputs = {}
+        for kind in MODEL_KINDS:
+            outputs[kind], timings[f"{kind}_forward"], timings[f"{kind}_cam"] = self._run_model(
+                kind, x, prefix_features, cam_method)
+        timings["total"] = time.perf_counter() - start
+        return Prediction(image=pixels.permute(1, 2, 0).numpy().copy(), qcnn=outputs["qcnn"],
+                          classical=outputs["classical"], cam_method=cam_method, timings=timings)
+
+
+__all__ = [
+    "ACCEPTED_EXTENSIONS", "CAM_METHODS", "IMAGE_SIZE", "ImageError", "ModelOutput", "Prediction", "Predictor",
+    "State", "bitstring", "entropy_bits", "load_image", "overlay", "top_states",
+]
