@@ -94,7 +94,8 @@ def summarize(results_dir: str | Path, n_bootstrap: int = 2000, seed: int = 0) -
     q, c = paths.MODEL_KINDS.index("qcnn"), paths.MODEL_KINDS.index("classical")
     p_q, p_c = probs[q * len(seeds) + s0], probs[c * len(seeds) + s0]
     recall_q, recall_c = point[q, s0, METRICS.index("recall")], point[c, s0, METRICS.index("recall")]
-    configs = {k: json.loads((run_dir(results_dir, k, APP_SEED) / "config.json").read_text()) for k in paths.MODEL_KINDS}
+    configs = {k: json.loads((run_dir(results_dir, k, APP_SEED) / "config.json").read_text())
+               for k in paths.MODEL_KINDS}
     timing = {k: {"seconds_per_epoch_median": round(float(np.median(np.concatenate([
         pd.read_csv(run_dir(results_dir, k, s) / "history.csv").seconds.to_numpy() for s in seeds]))), 2)}
         for k in paths.MODEL_KINDS}

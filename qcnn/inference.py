@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
 import qcnn.compat  # noqa: F401  (must precede pytorch_grad_cam, which imports torchvision)
@@ -47,7 +47,7 @@ from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, Layer
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from qcnn.backbone import GRID, IMAGE_SIZE, pil_to_uint8, preprocess
+from qcnn.backbone import GRID, IMAGE_SIZE, normalize, pil_to_uint8
 from qcnn.models import N_OUTCOMES, N_QUBITS, LesionClassifier, load_model
 from qcnn.paths import CHECKPOINT_DIR, MODEL_KINDS
 
@@ -176,7 +176,7 @@ def load_image(data: bytes) -> Image.Image:
         raise ImageError("The image is too large to decode.") from err
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError,
             KeyError, ZeroDivisionError) as err:
-        if ImageFile.LOAD_TRUNCATED_IMAGES is False and "truncated" in str(err).lower():
+        if "truncated" in str(err).lower():
             raise ImageError("The image file is truncated (incomplete): it may not have finished "
                              "uploading or saving. Try the file again.") from err
         raise ImageError(f"The image file is corrupt and cannot be decoded ({err}).") from err
@@ -402,8 +402,8 @@ class Predictor:
             raise TypeError(f"predict takes a PIL image (see load_image), got {type(image).__name__}")
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        pixels = pil_to_uint8(image)  # (3, 224, 224) uint8, as preprocess resizes
-        x = preprocess(image)
+        pixels = pil_to_uint8(image)  # (3, 224, 224) uint8: what the models see
+        x = normalize(pixels.unsqueeze(0))  # = backbone.preprocess(image), without resizing twice
         timings["preprocess"] = time.perf_counter() - start
 
         prefix_features = None

@@ -116,7 +116,8 @@ def pretrain_backbone(split: pd.DataFrame, data_dir: str | Path, checkpoint_path
         if val_bacc > best:
             best = val_bacc
             save_backbone(model.backbone, checkpoint_path, source="domain")
-        history = pd.DataFrame(rows).assign(selected=lambda d: d.val_balanced_accuracy == best)
+        history = pd.DataFrame(rows)
+        history["selected"] = history.val_balanced_accuracy == best
         Path(history_path).parent.mkdir(parents=True, exist_ok=True)
         history.to_csv(history_path, index=False)
     Path(history_path).with_suffix(".json").write_text(

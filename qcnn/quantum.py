@@ -19,7 +19,7 @@ the two equal.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import torch
@@ -28,7 +28,7 @@ from torch import nn
 BACKENDS = ("torch", "pennylane")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cnot_ring_permutation(n_qubits: int, layer: int) -> torch.Tensor:
     """Basis-index permutation of StronglyEntanglingLayers' CNOT ring in layer ``layer``."""
     basis = torch.arange(2**n_qubits)
@@ -48,7 +48,8 @@ def _rot_matrices(weights: torch.Tensor) -> torch.Tensor:
     """Rot(phi, theta, omega) = RZ(omega) RY(theta) RZ(phi) for (..., 3) angles -> (..., 2, 2)."""
     phi, theta, omega = weights.unbind(-1)
     c, s = torch.cos(theta / 2), torch.sin(theta / 2)
-    plus, minus = torch.polar(torch.ones_like(phi), -(phi + omega) / 2), torch.polar(torch.ones_like(phi), (phi - omega) / 2)
+    one = torch.ones_like(phi)
+    plus, minus = torch.polar(one, -(phi + omega) / 2), torch.polar(one, (phi - omega) / 2)
     row0 = torch.stack([plus * c, -minus * s], -1)
     row1 = torch.stack([minus.conj() * s, plus.conj() * c], -1)
     return torch.stack([row0, row1], -2)

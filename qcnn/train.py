@@ -110,7 +110,8 @@ def train_run(kind: str, seed: int, split: pd.DataFrame, data_dir: str | Path, r
             scheduler.step()
             total += loss.item() * len(idx)
         probs = predict_from_prefix(model, val_x, cfg.bf16)
-        val_loss = float(loss_fn(torch.logit(torch.tensor(probs).clamp(1e-7, 1 - 1e-7)), torch.tensor(val_y, dtype=torch.float64)))
+        logits = torch.logit(torch.tensor(probs).clamp(1e-7, 1 - 1e-7))
+        val_loss = float(loss_fn(logits, torch.tensor(val_y, dtype=torch.float64)))
         val = threshold_metrics(val_y, probs)
         rows.append({"epoch": epoch, "train_loss": total / len(train_y), "val_loss": val_loss,
                      "val_auc": val["auc"], "val_accuracy": val["accuracy"],
