@@ -54,7 +54,19 @@ def predict_from_prefix(model: LesionClassifier, features: torch.Tensor, bf16: b
     return torch.cat(out).numpy().astype(np.float64)
 
 
-def _optimizer(model: LesionClassifier, cfg: TrainConfig) -> torch.optim.Optimizer:
+def train_step(model: LesionClassifier, optimizer: torch.optim.Optimizer, prefix_features: torch.Tensor,
+               labels: torch.Tensor, bf16: bool = True) -> float:
+    """One optimisation step from cached prefix features: layer3 in bfloat16, the head in float32."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        layer3 = model.layer3(prefix_features.float())
+    loss = nn.functional.binary_cross_entropy_with_logits(model.head(layer3.float()), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def make_optimizer(model: LesionClassifier, cfg: TrainConfig) -> torch.optim.Optimizer:
     head_decay = [p for n, p in model.head.named_parameters() if p.ndim > 1 and "outcome_map.weights" not in n]
     head_rest = [p for n, p in model.head.named_parameters() if not (p.ndim > 1 and "outcome_map.weights" not in n)]
     return torch.optim.AdamW([
@@ -76,12 +88,11 @@ def train_run(kind: str, seed: int, split: pd.DataFrame, data_dir: str | Path, r
 
     backbone_path = Path(checkpoint_dir) / BACKBONE_FILE
     model = build_model(kind, load_backbone(backbone_path))
-    optimizer = _optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg)
     steps_per_epoch = int(np.ceil(len(train_y) / cfg.batch_size))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=cfg.epochs * steps_per_epoch,
         pct_start=0.1)
-    loss_fn = nn.BCEWithLogitsLoss()
 
     run_dir = Path(results_dir) / paths.RUNS_DIR / paths.run_name(kind, seed)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -100,18 +111,12 @@ def train_run(kind: str, seed: int, split: pd.DataFrame, data_dir: str | Path, r
         total = 0.0
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x = train_x[variant[idx], idx].float()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                layer3 = model.layer3(x)
-            loss = loss_fn(model.head(layer3.float()), train_y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            total += train_step(model, optimizer, train_x[variant[idx], idx], train_y[idx], cfg.bf16) * len(idx)
             scheduler.step()
-            total += loss.item() * len(idx)
         probs = predict_from_prefix(model, val_x, cfg.bf16)
         logits = torch.logit(torch.tensor(probs).clamp(1e-7, 1 - 1e-7))
-        val_loss = float(loss_fn(logits, torch.tensor(val_y, dtype=torch.float64)))
+        val_target = torch.tensor(val_y, dtype=torch.float64)
+        val_loss = float(nn.functional.binary_cross_entropy_with_logits(logits, val_target))
         val = threshold_metrics(val_y, probs)
         rows.append({"epoch": epoch, "train_loss": total / len(train_y), "val_loss": val_loss,
                      "val_auc": val["auc"], "val_accuracy": val["accuracy"],
