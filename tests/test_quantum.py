@@ -1,0 +1,188 @@
+"""The quantum layer: the fast torch backend must be the PennyLane circuit, not an approximation of it.
+
+PennyLane ``default.qubit`` (``backend="pennylane"``) is the reference; every equality test runs
+both backends on the same weights. Hand-derived basis-state cases pin down the conventions
+(wire 0 is the most significant bit, RY embedding, the CNOT ring of StronglyEntanglingLayers)
+independently of either implementation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from qcnn.quantum import QuantumLayer, entangling_block_matrix
+
+N_QUBITS = 8
+N_OUTCOMES = 2**N_QUBITS
+
+
+def _pair(n_layers: int, reuploads: int, dtype: torch.dtype, seed: int = 0,
+          n_qubits: int = N_QUBITS) -> tuple[QuantumLayer, QuantumLayer]:
+    """A torch and a PennyLane layer sharing one random weight tensor."""
+    torch.manual_seed(seed)
+    fast = QuantumLayer(n_qubits, n_layers, reuploads, backend="torch").to(dtype)
+    reference = QuantumLayer(n_qubits, n_layers, reuploads, backend="pennylane")
+    reference.weights = fast.weights
+    return fast, reference
+
+
+def _random_angles(*shape: int, dtype: torch.dtype, seed: int = 1) -> torch.Tensor:
+    """Angles over two full turns, so sign and periodicity mistakes show."""
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(*shape, generator=generator, dtype=torch.float64) * 4 * math.pi - 2 * math.pi).to(dtype)
+
+
+@pytest.mark.parametrize("reuploads", [1, 2, 3])
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_torch_matches_pennylane_float64(n_layers: int, reuploads: int) -> None:
+    """Probabilities to 1e-10 and gradients (angles and weights) to 1e-6 relative."""
+    fast, reference = _pair(n_layers, reuploads, torch.float64, seed=10 * n_layers + reuploads)
+    angles = _random_angles(5, N_QUBITS, dtype=torch.float64, seed=reuploads).requires_grad_()
+    coefficients = torch.randn(5, N_OUTCOMES, dtype=torch.float64)  # a random linear functional
+
+    grads = {}
+    for name, layer in (("torch", fast), ("pennylane", reference)):
+        probs = layer(angles)
+        grads[name] = (probs.detach(), *torch.autograd.grad((probs * coefficients).sum(), [angles, layer.weights]))
+
+    probs_fast, probs_ref = grads["torch"][0], grads["pennylane"][0]
+    assert (probs_fast - probs_ref).abs().max().item() < 1e-10
+    for got, want in zip(grads["torch"][1:], grads["pennylane"][1:], strict=True):
+        assert want.abs().max().item() > 1e-3  # the functional really depends on them
+        assert ((got - want).norm() / want.norm()).item() < 1e-6
+
+
+@pytest.mark.parametrize(("n_layers", "reuploads"), [(1, 1), (2, 2), (2, 3)])
+def test_torch_matches_pennylane_float32(n_layers: int, reuploads: int) -> None:
+    fast, reference = _pair(n_layers, reuploads, torch.float32, seed=3)
+    angles = _random_angles(6, N_QUBITS, dtype=torch.float32, seed=4)
+    with torch.no_grad():
+        probs_fast, probs_ref = fast(angles), reference(angles)
+    assert probs_fast.dtype == probs_ref.dtype == torch.float32
+    assert (probs_fast - probs_ref).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize(("backend", "shape"), [
+    ("torch", (N_QUBITS,)), ("torch", (7, N_QUBITS)), ("torch", (3, 196, N_QUBITS)),
+    ("pennylane", (N_QUBITS,)), ("pennylane", (7, N_QUBITS)), ("pennylane", (2, 196, N_QUBITS)),
+])
+def test_batch_shapes(backend: str, shape: tuple[int, ...]) -> None:
+    """Leading dimensions pass through; each circuit's result does not depend on its batch."""
+    torch.manual_seed(0)
+    layer = QuantumLayer(backend=backend)
+    angles = _random_angles(*shape, dtype=torch.float32)
+    with torch.no_grad():
+        probs = layer(angles)
+        first_alone = layer(angles.reshape(-1, N_QUBITS)[:1])
+    assert probs.shape == (*shape[:-1], N_OUTCOMES)
+    assert torch.allclose(probs.reshape(-1, N_OUTCOMES)[0], first_alone[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["torch", "pennylane"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_probabilities_are_a_distribution(backend: str, dtype: torch.dtype) -> None:
+    torch.manual_seed(2)
+    layer = QuantumLayer(n_layers=2, reuploads=3, backend=backend).to(dtype)
+    with torch.no_grad():
+        probs = layer(_random_angles(64, N_QUBITS, dtype=dtype))
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    assert probs.min().item() >= -tolerance
+    assert torch.allclose(probs.sum(-1), torch.ones(64, dtype=dtype), atol=tolerance)
+
+
+def test_entangling_block_is_unitary() -> None:
+    torch.manual_seed(5)
+    matrix = entangling_block_matrix(torch.rand(2, N_QUBITS, 3, dtype=torch.float64) * 2 * math.pi)
+    identity = torch.eye(N_OUTCOMES, dtype=matrix.dtype)
+    assert torch.allclose(matrix @ matrix.conj().T, identity, atol=1e-12)
+
+
+# Basis-state cases with all weights zero (every Rot is the identity, the CNOT rings still act).
+# Wire w is bit (n - 1 - w) of the outcome. Layer l's ring is CNOT(i, (i + r) % n) for
+# i = 0..n-1 in order, r = l % (n - 1) + 1; the layer index restarts in every re-uploaded block.
+HAND_CASES = [
+    # n_qubits, n_layers, reuploads, wires at angle pi, outcome
+    pytest.param(8, 2, 2, [], 0, id="all-zero"),
+    # |10000000>: the r=1 ring copies the 1 down to |11111111>, then CNOT(7,0) clears wire 0:
+    # |01111111> = 127 (not 128: the ring acts at zero weights).
+    pytest.param(8, 1, 1, [0], 127, id="pi-wire0-1layer"),
+    # From |01111111> the r=2 ring of layer 1: CNOT(1,3) clears wire 3, CNOT(2,4) clears 4,
+    # CNOT(5,7) clears 7, CNOT(6,0) sets 0; controls 0, 3, 4, 7 are then 0. |11100110> = 230.
+    pytest.param(8, 2, 1, [0], 230, id="pi-wire0-2layers"),
+    # |01111111> (block 0 as above), re-uploaded RY(pi) on wire 0 -> |11111111>; in the r=1 ring
+    # CNOT(0,1), CNOT(2,3), CNOT(4,5), CNOT(6,7) clear wires 1, 3, 5, 7 and the others find their
+    # control already cleared -> |10101010> = 170.
+    pytest.param(8, 1, 2, [0], 170, id="pi-wire0-reupload"),
+    # One qubit has no CNOTs: the embedding alone, RY(pi)|0> = |1>.
+    pytest.param(1, 1, 1, [0], 1, id="embedding-only"),
+    # |01>: CNOT(0,1) has control 0, then CNOT(1,0) flips wire 0 -> |11> = 3 (the ring run in the
+    # opposite order would give |10> = 2).
+    pytest.param(2, 1, 1, [1], 3, id="wire-order-wire1"),
+    # |10>: CNOT(0,1) -> |11>, CNOT(1,0) -> |01> = 1 (2 if wire 0 were the least significant bit).
+    pytest.param(2, 1, 1, [0], 1, id="wire-order-wire0"),
+]
+
+
+@pytest.mark.parametrize("backend", ["torch", "pennylane"])
+@pytest.mark.parametrize(("n_qubits", "n_layers", "reuploads", "pi_wires", "outcome"), HAND_CASES)
+def test_hand_checked_basis_states(backend: str, n_qubits: int, n_layers: int, reuploads: int,
+                                   pi_wires: list[int], outcome: int) -> None:
+    layer = QuantumLayer(n_qubits, n_layers, reuploads, backend=backend).double()
+    with torch.no_grad():
+        layer.weights.zero_()
+        angles = torch.zeros(n_qubits, dtype=torch.float64)
+        angles[pi_wires] = math.pi
+        probs = layer(angles)
+    expected = torch.zeros(2**n_qubits, dtype=torch.float64)
+    expected[outcome] = 1.0
+    assert torch.allclose(probs, expected, atol=1e-12), f"most likely outcome {probs.argmax().item()}"
+
+
+@pytest.mark.parametrize(("make_angles", "message"), [
+    (lambda: torch.zeros(4, N_QUBITS - 1), "shape"),
+    (lambda: torch.zeros(4, N_QUBITS, dtype=torch.int64), "floating-point"),
+    (lambda: torch.tensor(0.5), "shape"),
+    (lambda: [0.0] * N_QUBITS, "floating-point"),
+])
+def test_invalid_angles_raise(make_angles, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        QuantumLayer(backend="torch")(make_angles())
+
+
+@pytest.mark.parametrize("kwargs", [{"backend": "qiskit"}, {"n_layers": 0}, {"reuploads": 0}])
+def test_invalid_configuration_raises(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="backend|positive"):
+        QuantumLayer(**kwargs)
+
+
+@pytest.mark.parametrize("backend", ["torch", "pennylane"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_output_dtype_follows_input(backend: str, dtype: torch.dtype) -> None:
+    """Float32 weights with float64 angles still compute in float64 (and vice versa)."""
+    layer = QuantumLayer(backend=backend)
+    with torch.no_grad():
+        assert layer(torch.zeros(2, N_QUBITS, dtype=dtype)).dtype == dtype
+
+
+def test_draw_text_names_every_wire() -> None:
+    text = QuantumLayer(n_qubits=3, n_layers=1, reuploads=2).draw_text()
+    assert isinstance(text, str)
+    assert all(f"{wire}: " in text for wire in range(3))
+    assert "StronglyEntanglingLayers" in text and "Probs" in text
+
+
+def test_draw_figure_returns_a_matplotlib_figure() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    fig = QuantumLayer(n_qubits=3, n_layers=1, reuploads=2).draw_figure()
+    try:
+        assert isinstance(fig, Figure)
+    finally:
+        plt.close(fig)
