@@ -74,28 +74,27 @@ def entangling_block_matrix(weights: torch.Tensor) -> torch.Tensor:
     return rows
 
 
-def _product_state(half_angles_cos: torch.Tensor, half_angles_sin: torch.Tensor) -> torch.Tensor:
+def _product_state(cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """RY embedding of |0...0>: the real product state, wire 0 most significant. (B, n) -> (B, 2^n)."""
-    state = torch.stack([half_angles_cos[:, 0], half_angles_sin[:, 0]], -1)
-    for wire in range(1, half_angles_cos.shape[1]):
-        amp = torch.stack([half_angles_cos[:, wire], half_angles_sin[:, wire]], -1)
+    state = torch.stack([cos[:, 0], sin[:, 0]], -1)
+    for wire in range(1, cos.shape[1]):
+        amp = torch.stack([cos[:, wire], sin[:, wire]], -1)
         state = (state[:, :, None] * amp[:, None, :]).reshape(state.shape[0], -1)
     return state
 
 
-def _apply_ry_embedding(re: torch.Tensor, im: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample RY(x_w) on every wire of a complex state kept as (re, im)."""
+def _apply_ry_embedding(state: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Per-sample RY(x_w) on every wire of (B, 2 * 2^n) states laid out as [real | imaginary].
+
+    RY is real, so both halves rotate alike: with the real/imaginary axis outermost, wire w's
+    bit is axis 2 of a (B, 2 * 2^w, 2, 2^(n-w-1)) view, and one batched 2 x 2 matmul does it.
+    """
     batch, n_qubits = cos.shape
+    rotations = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # (B, n, 2, 2)
     for wire in range(n_qubits):
-        shape = (batch, 2**wire, 2, 2 ** (n_qubits - wire - 1))
-        c, s = cos[:, wire].view(batch, 1, 1), sin[:, wire].view(batch, 1, 1)
-        out = []
-        for part in (re.reshape(shape), im.reshape(shape)):
-            zero, one = part[:, :, 0], part[:, :, 1]
-            out.append(torch.stack([c * zero - s * one, s * zero + c * one], 2).reshape(batch, -1))
-        re, im = out
-    return re, im
+        shaped = state.reshape(batch, 2 ** (wire + 1), 2, 2 ** (n_qubits - wire - 1))
+        state = torch.matmul(rotations[:, wire, None], shaped)
+    return state.reshape(batch, -1)
 
 
 def simulate(angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -103,17 +102,16 @@ def simulate(angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     half = angles / 2
     cos, sin = torch.cos(half), torch.sin(half)
     weights = weights.to(angles.dtype)
-    re = im = None
+    state = None  # (B, 2 * 2^n): [real | imaginary]
     for block in range(weights.shape[0]):
         matrix = entangling_block_matrix(weights[block])
         mr, mi = matrix.real, matrix.imag
-        if block == 0:  # |0...0> after RY embedding is real: two real GEMMs in one
-            out = _product_state(cos, sin) @ torch.cat([mr, mi], 1)
+        top = torch.cat([mr, mi], 1)
+        if block == 0:  # |0...0> after the RY embedding is real: one GEMM gives both halves
+            state = _product_state(cos, sin) @ top
         else:
-            re, im = _apply_ry_embedding(re, im, cos, sin)
-            out = torch.cat([re, im], 1) @ torch.cat([torch.cat([mr, mi], 1), torch.cat([-mi, mr], 1)], 0)
-        re, im = out.chunk(2, dim=1)
-    return re.square() + im.square()
+            state = _apply_ry_embedding(state, cos, sin) @ torch.cat([top, torch.cat([-mi, mr], 1)], 0)
+    return state.reshape(state.shape[0], 2, -1).square().sum(1)
 
 
 class QuantumLayer(nn.Module):
