@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -44,7 +45,6 @@ from torch import nn
 
 import qcnn.compat  # noqa: F401  (must precede pytorch_grad_cam, which imports torchvision)
 from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
-from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from qcnn.backbone import GRID, IMAGE_SIZE, normalize, pil_to_uint8
@@ -230,15 +230,22 @@ def top_states(distribution: np.ndarray, k: int = 5) -> list[State]:
 
 
 def overlay(image_uint8: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """The heatmap (jet colours) over the image: ``alpha`` 0 shows the image, 1 the heatmap alone."""
+    """The heatmap in jet colours blended over the image: ``alpha`` 0 is the image, 1 the heatmap alone.
+
+    The colours are pytorch-grad-cam's (``show_cam_on_image``: OpenCV's JET map), but the blend is
+    plain ``(1 - alpha) * image + alpha * colours``, without its rescaling to the brightest pixel,
+    so the photograph keeps its own brightness at every opacity.
+    """
     image = np.asarray(image_uint8)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be an (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
-    heat = np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, 1.0)
+    heat = np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0).clip(0.0, 1.0)
     if heat.shape != image.shape[:2]:
         raise ValueError(f"heatmap shape {heat.shape} does not match the image {image.shape[:2]}")
     alpha = float(np.clip(alpha, 0.0, 1.0))
-    return show_cam_on_image(image.astype(np.float32) / 255.0, heat, use_rgb=True, image_weight=1.0 - alpha)
+    colours = cv2.cvtColor(cv2.applyColorMap(np.uint8(np.round(255 * heat)), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colours.astype(np.float32)
+    return np.round(blended).clip(0, 255).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,162 @@
+"""The "Try it" page through Streamlit's AppTest: uploads (valid and not), the test-pool picker, no models."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import qcnn.compat  # noqa: F401
+from qcnn import paths
+
+PAGE = Path(__file__).resolve().parents[1] / "pages" / "try_it.py"
+TIMEOUT = 300  # seconds per run: the first one loads both models
+
+
+def have_checkpoints() -> bool:
+    return all((paths.CHECKPOINT_DIR / f"{f}.safetensors").is_file() for f in ("backbone", "qcnn", "classical"))
+
+
+needs_models = pytest.mark.skipif(not have_checkpoints(), reason=f"trained checkpoints not in {paths.CHECKPOINT_DIR}: "
+                                  "run `qcnn reproduce` (CI has them committed)")
+
+
+def app(monkeypatch: pytest.MonkeyPatch, data_dir: Path | None = None):
+    from streamlit.testing.v1 import AppTest
+
+    if data_dir is None:
+        monkeypatch.delenv("QCNN_DATA_DIR", raising=False)
+    else:
+        monkeypatch.setenv("QCNN_DATA_DIR", str(data_dir))
+    at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def jpeg_bytes(data_dir: Path) -> bytes:
+    from qcnn.data import image_path
+
+    return image_path(data_dir, "ISIC_0024306").read_bytes()
+
+
+def test_no_models_shows_a_warning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("QCNN_CHECKPOINT_DIR", str(tmp_path))
+    at = app(monkeypatch)
+    assert any("qcnn reproduce" in w for w in texts(at.warning))
+    assert not at.file_uploader and not at.error
+
+
+def test_decode_upload_handler() -> None:
+    from qcnn.app.try_it import decode_upload
+
+    buffer = io.BytesIO()
+    Image.new("RGBA", (64, 48), (10, 20, 30, 255)).save(buffer, "PNG")
+    image, error = decode_upload(buffer.getvalue())
+    assert error is None and image.mode == "RGB" and image.size == (64, 48)
+    for bad, message in ((b"", "empty"), (b"not an image at all" * 10, "not an image"), (buffer.getvalue()[:60], "")):
+        image, error = decode_upload(bad)
+        assert image is None and message in error
+
+
+@needs_models
+def test_upload_valid_then_invalid(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+    at = app(monkeypatch)  # no data folder: upload only
+    assert len(at.file_uploader) == 1 and not at.radio
+    assert not any(s == "Predictions" for s in texts(at.subheader))
+
+    at.file_uploader(key="try_it_upload").set_value(("lesion.jpg", jpeg_bytes(data_dir), "image/jpeg"))
+    at.run()
+    assert not at.exception, texts(at.exception)
+    assert not at.error
+    headers = texts(at.subheader)
+    assert headers[0] == "Predictions"
+    assert {"Where each model looks", "The measurement: 256 outcomes", "Patch by patch"} <= set(headers)
+    labels = [m.label for m in at.metric]
+    assert "QCNN · P(malignant)" in labels and "Classical CNN · P(malignant)" in labels
+    assert at.success or at.warning  # agreement or disagreement is spelled out
+    assert any("agree" in s for s in texts(at.success) + texts(at.warning))
+    probabilities = [float(m.value.rstrip("%")) for m in at.metric if m.label.endswith("P(malignant)")]
+    assert all(0.0 <= p <= 100.0 for p in probabilities)
+
+    # display controls rerun without recomputing; a new CAM method recomputes
+    at.slider(key="try_it_alpha").set_value(0.8).run()
+    at.selectbox(key="try_it_cam_method").set_value("HiResCAM").run()
+    at.radio(key="try_it_patch_view").set_value("Most likely outcome").run()
+    assert not at.exception, texts(at.exception)
+    assert texts(at.subheader)[0] == "Predictions"
+
+    # a text file renamed .jpg: one clear error, nothing else
+    at.file_uploader(key="try_it_upload").set_value(("notes.jpg", b"these are my notes\n" * 30, "image/jpeg"))
+    at.run()
+    assert not at.exception, texts(at.exception)
+    assert len(at.error) == 1 and "not an image" in at.error[0].value and "notes.jpg" in at.error[0].value
+    assert "Predictions" not in texts(at.subheader)
+
+    # a truncated JPEG, then a tiny PNG
+    data = jpeg_bytes(data_dir)
+    at.file_uploader(key="try_it_upload").set_value(("cut.jpg", data[: len(data) // 3], "image/jpeg")).run()
+    assert len(at.error) == 1 and "truncated" in at.error[0].value
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG")
+    at.file_uploader(key="try_it_upload").set_value(("dot.png", buffer.getvalue(), "image/png")).run()
+    assert len(at.error) == 1 and "too small" in at.error[0].value
+    assert not at.exception
+
+
+@needs_models
+def test_pick_from_the_test_pool(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+    if not (paths.RESULTS_DIR / paths.SPLIT_FILE).is_file():
+        pytest.skip("results/split.csv missing: run `qcnn split`")
+    at = app(monkeypatch, data_dir)
+    at.radio(key="try_it_source").set_value("Pick from the test pool").run()
+    assert not at.exception, texts(at.exception)
+    image_id = at.selectbox(key="try_it_image_id").value
+    assert image_id.startswith("ISIC_")
+    assert texts(at.subheader)[0] == "Predictions"
+    assert any("Ground truth" in c and image_id in c for c in texts(at.caption))
+    assert any("Ground truth" in m for m in texts(at.markdown))
+
+    at.selectbox(key="try_it_dx").set_value("mel").run()
+    picked = at.selectbox(key="try_it_image_id").value
+    assert picked != image_id
+    assert any("melanoma" in m and "malignant" in m for m in texts(at.markdown))
+    at.button(key="try_it_random").click().run()
+    assert not at.exception, texts(at.exception)
+    assert texts(at.subheader)[0] == "Predictions"
+
+
+@needs_models
+def test_circuit_expander(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+    """The circuit is drawn only when its expander is opened (PennyLane is slow to import)."""
+    at = app(monkeypatch, data_dir)
+    at.file_uploader(key="try_it_upload").set_value(("lesion.jpg", jpeg_bytes(data_dir), "image/jpeg")).run()
+    assert not at.code
+    at.session_state["try_it_circuit"] = True
+    at.run()
+    assert not at.exception, texts(at.exception)
+    drawing = "\n".join(c.value for c in at.code)
+    assert "0:" in drawing and "Probs" in drawing
+
+
+def test_figures() -> None:
+    from qcnn.app.try_it import distribution_figure, patch_map_figure, probability_figure, top_states_table
+
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(256))
+    fig = distribution_figure(p, "qcnn")
+    assert len(fig.data[0].y) == 256 and fig.data[0].customdata[128] == "10000000"
+    table = top_states_table(p, 4)
+    assert len(table) == 4 and table["probability"].is_monotonic_decreasing
+    image = rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)
+    for view, values in (("entropy", rng.random((14, 14)) * 8), ("argmax", rng.integers(0, 256, (14, 14)))):
+        fig = patch_map_figure(image, values, "classical", view)
+        assert fig.data[1].z.shape == (14, 14)
+    assert len(probability_figure({"qcnn": 0.3, "classical": 0.7}).data[0].x) == 2
