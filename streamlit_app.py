@@ -1,7 +1,23 @@
-"""QCNN vs CNN on HAM10000: the study, its reproduction, and a place to try both models."""
+"""QCNN vs CNN on HAM10000: the study, its reproduction, and a place to try both models.
+
+Run with ``streamlit run streamlit_app.py``. Each page is a short script in pages/ calling into
+``qcnn.app``; results are read from results/ (or ``$QCNN_RESULTS_DIR``).
+"""
 
 import streamlit as st
 
 st.set_page_config(page_title="QCNN vs CNN · melanoma", page_icon="⚛️", layout="wide")
-st.title("Quantum vs classical CNN for melanoma classification")
-st.info("The app's pages are being built; run `qcnn --help` for the pipeline.")
+
+PAGES = [
+    st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("pages/timeline.py", title="Timeline", icon=":material/timeline:"),
+    st.Page("pages/results.py", title="Results", icon=":material/bar_chart:"),
+    st.Page("pages/training.py", title="Training curves", icon=":material/show_chart:"),
+    st.Page("pages/disagreements.py", title="Disagreements", icon=":material/compare_arrows:"),
+    st.Page("pages/try_it.py", title="Try it", icon=":material/science:"),
+]
+
+page = st.navigation(PAGES)
+with st.sidebar:
+    st.caption("Reported = the study's numbers. Reproduced = this project's runs (results/). Not a clinical tool.")
+page.run()

@@ -71,8 +71,12 @@ def _probabilities(rng: np.random.Generator, labels: np.ndarray, latent: np.ndar
 
 def write_synthetic_results(directory: str | Path, n_test: int = 800, seeds: tuple[int, ...] = (0, 1, 2),
                             epochs: int = 10, n_bootstrap: int = 100, seed: int = 0,
-                            with_summary: bool = True) -> Path:
-    """Write a complete synthetic results folder; returns its path."""
+                            with_summary: bool = True, split: pd.DataFrame | None = None) -> Path:
+    """Write a complete synthetic results folder; returns its path.
+
+    ``split`` (optional, a real split.csv frame): use its pools and image ids — ``n_test`` of its test
+    images — so that a gallery can show real images next to made-up probabilities.
+    """
     from qcnn.metrics import METRICS, confusion, curves, threshold_metrics
     from qcnn.stats import at_matched_recall, interval, lesion_bootstrap, mcnemar
 
@@ -81,7 +85,11 @@ def write_synthetic_results(directory: str | Path, n_test: int = 800, seeds: tup
         raise ValueError("Synthetic results must never be written into the project's results/ folder")
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
-    split = _synthetic_split(rng, n_test)
+    if split is None:
+        split = _synthetic_split(rng, n_test)
+    else:
+        test_ids = rng.choice(split.image_id[split.pool == "test"].to_numpy(), size=n_test, replace=False)
+        split = split[(split.pool != "test") | split.image_id.isin(test_ids)].reset_index(drop=True)
     split.to_csv(directory / paths.SPLIT_FILE, index=False)
 
     bb_epochs = 6
@@ -172,4 +180,6 @@ def write_synthetic_results(directory: str | Path, n_test: int = 800, seeds: tup
 if __name__ == "__main__":
     import sys
 
-    print(write_synthetic_results(sys.argv[1] if len(sys.argv) > 1 else "/tmp/qcnn_synthetic_results"))
+    real_split = pd.read_csv(sys.argv[2], dtype=str).astype({"label": int}) if len(sys.argv) > 2 else None
+    target = sys.argv[1] if len(sys.argv) > 1 else "/tmp/qcnn_synthetic_results"
+    print(write_synthetic_results(target, split=real_split))

@@ -18,7 +18,6 @@ import streamlit as st
 from qcnn import paths
 
 KINDS = paths.MODEL_KINDS  # ("qcnn", "classical")
-MODEL_LABELS = {"qcnn": "QCNN", "classical": "Classical CNN"}
 BACKBONE_CONFIG_FILE = "backbone_history.json"
 POOL_ORDER = ("pretrain", "train", "val", "test", "excluded")
 
@@ -32,7 +31,7 @@ def run_dir(kind: str, seed: int) -> Path:
     return results_dir() / paths.RUNS_DIR / paths.run_name(kind, seed)
 
 
-def _stamp(path: Path) -> int | None:
+def stamp(path: Path) -> int | None:
     try:
         return path.stat().st_mtime_ns
     except OSError:
@@ -40,31 +39,31 @@ def _stamp(path: Path) -> int | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _read_csv(path: str, stamp: int) -> pd.DataFrame:
+def _read_csv(path: str, mtime: int) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"image_id": str, "lesion_id": str, "dx": str, "pool": str})
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _read_json(path: str, stamp: int) -> dict:
+def _read_json(path: str, mtime: int) -> dict:
     return json.loads(Path(path).read_text())
 
 
 def read_csv(path: Path) -> pd.DataFrame | None:
-    stamp = _stamp(path)
-    if stamp is None:
+    mtime = stamp(path)
+    if mtime is None:
         return None
     try:
-        return _read_csv(str(path), stamp)
+        return _read_csv(str(path), mtime)
     except (OSError, ValueError, pd.errors.ParserError):
         return None
 
 
 def read_json(path: Path) -> dict | None:
-    stamp = _stamp(path)
-    if stamp is None:
+    mtime = stamp(path)
+    if mtime is None:
         return None
     try:
-        return _read_json(str(path), stamp)
+        return _read_json(str(path), mtime)
     except (OSError, ValueError):
         return None
 

@@ -1,0 +1,5 @@
+"""Results: reported vs reproduced, curves, a live threshold, matched recall, every seed."""
+
+from qcnn.app.page_results import render
+
+render()

@@ -1,0 +1,379 @@
+"""Plotly figure builders for the app. The model colours are defined here, once, and used everywhere.
+
+Builders take plain data (dicts, dataframes) and return a ``go.Figure``; they never read files.
+Metric values are fractions in [0, 1]; differences are shown in percentage points (×100), as the
+study prints them (its AUC delta "+0.5 %" is 0.005 AUC units, i.e. 0.5 points on the same scale).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+# One colour per model, on every chart (Paul Tol's colour-blind-safe purple and blue).
+MODEL_COLOURS = {"qcnn": "#AA3377", "classical": "#4477AA"}
+MODEL_LABELS = {"qcnn": "QCNN", "classical": "Classical CNN"}
+KINDS = ("qcnn", "classical")
+# Reported (study) vs reproduced (this project) on charts that show a difference, not a model.
+REPORTED_COLOUR = "#9A9A9A"
+REPRODUCED_COLOUR = "#222222"
+STATUS_COLOURS = {"failed": "#CC3311", "partial": "#EE7733", "success": "#009988"}
+# Disagreement cells: the model that alone was right gets its colour.
+CELL_COLOURS = {"both right": "#BBBBBB", "only QCNN right": MODEL_COLOURS["qcnn"],
+                "only classical right": MODEL_COLOURS["classical"], "both wrong": "#333333"}
+METRIC_LABELS = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "specificity": "Specificity",
+                 "f1": "F1", "balanced_accuracy": "Balanced acc.", "auc": "AUC"}
+SEED_OPACITY = 0.35
+
+
+def fmt_value(metric: str, value: float) -> str:
+    """A metric as the study prints it: percent, except AUC on 0-1."""
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{value:.3f}" if metric == "auc" else f"{100 * value:.1f} %"
+
+
+def _finish(fig: go.Figure, height: int = 380, title: str | None = None, **layout) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=50 if title else 20, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
+                      **({"title": dict(text=title, x=0, xanchor="left")} if title else {}), **layout)
+    return fig
+
+
+def rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+# --- timeline -----------------------------------------------------------------------------------
+
+def timeline_figure(experiments: Iterable[Mapping]) -> go.Figure:
+    """The four experiments in order, each a marker coloured by its status."""
+    experiments = list(experiments)
+    fig = go.Figure()
+    xs = [e["number"] for e in experiments]
+    fig.add_trace(go.Scatter(x=xs, y=[0] * len(xs), mode="lines", line=dict(color="#CCCCCC", width=4),
+                             hoverinfo="skip", showlegend=False))
+    for status, colour in STATUS_COLOURS.items():
+        chosen = [e for e in experiments if e["status"] == status]
+        if not chosen:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[e["number"] for e in chosen], y=[0] * len(chosen), mode="markers+text", name=status,
+            marker=dict(size=34, color=colour, line=dict(color="white", width=3)),
+            text=[str(e["number"]) for e in chosen], textfont=dict(color="white", size=15),
+            textposition="middle center",
+            customdata=[[e["name"], e["tried"], e["outcome"]] for e in chosen],
+            hovertemplate="<b>Experiment %{x}: %{customdata[0]}</b><br>tried: %{customdata[1]}"
+                          "<br>outcome: %{customdata[2]}<extra>" + status + "</extra>",
+        ))
+    for e in experiments:
+        fig.add_annotation(x=e["number"], y=0.55, text=f"<b>{e['name']}</b>", showarrow=False, font=dict(size=14))
+        fig.add_annotation(x=e["number"], y=-0.55, text=e["status"].upper(), showarrow=False,
+                           font=dict(size=12, color=STATUS_COLOURS[e["status"]]))
+    fig.update_xaxes(visible=False, range=[min(xs) - 0.6, max(xs) + 0.6])
+    fig.update_yaxes(visible=False, range=[-1, 1])
+    fig.update_traces(hoverlabel=dict(align="left"))
+    return _finish(fig, height=230, hovermode="closest")
+
+
+# --- results ------------------------------------------------------------------------------------
+
+def metric_bars(values: Mapping[str, Mapping[str, float]], errors: Mapping[str, Mapping[str, tuple[float, float]]],
+                metrics: Iterable[str], reported: Mapping[str, Mapping[str, float]] | None = None,
+                error_label: str = "") -> go.Figure:
+    """Grouped bars per metric for both models; ``errors[kind][metric] = (lo, hi)`` as absolute bounds.
+
+    Reported values (the study) are drawn as open diamonds over the matching model's bar.
+    """
+    metrics = list(metrics)
+    labels = [METRIC_LABELS.get(m, m) for m in metrics]
+    fig = go.Figure()
+    for kind in KINDS:
+        y = np.array([values[kind][m] for m in metrics], dtype=float)
+        lo = np.array([errors[kind][m][0] for m in metrics], dtype=float)
+        hi = np.array([errors[kind][m][1] for m in metrics], dtype=float)
+        fig.add_trace(go.Bar(
+            x=labels, y=y, name=f"{MODEL_LABELS[kind]} · reproduced", marker_color=MODEL_COLOURS[kind],
+            offsetgroup=kind, legendgroup=kind,
+            error_y=dict(type="data", symmetric=False, array=np.maximum(hi - y, 0), arrayminus=np.maximum(y - lo, 0),
+                         color="#222222", thickness=1.5, width=5),
+            customdata=np.stack([lo, hi], axis=-1),
+            hovertemplate="%{x}: %{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]<extra>"
+                          + MODEL_LABELS[kind] + " · " + error_label + "</extra>",
+        ))
+    if reported:
+        for kind in KINDS:
+            ry = [reported[kind].get(m) for m in metrics]
+            fig.add_trace(go.Scatter(
+                x=labels, y=ry, mode="markers", name=f"{MODEL_LABELS[kind]} · reported (study)",
+                offsetgroup=kind, legendgroup=kind,
+                marker=dict(symbol="diamond-open", size=13, color=MODEL_COLOURS[kind], line=dict(width=2.5)),
+                hovertemplate="%{x}: %{y:.4f}<extra>" + MODEL_LABELS[kind] + " · reported (study)</extra>",
+            ))
+    fig.update_yaxes(range=[0, 1.05], title="score (0–1)")
+    return _finish(fig, height=420, barmode="group", scattermode="group", bargap=0.25)
+
+
+def delta_figure(rows: pd.DataFrame) -> go.Figure:
+    """QCNN minus classical per metric, in points (×100).
+
+    ``rows``: metric, reported, seed0, seed0_lo, seed0_hi, mean, mean_lo, mean_hi (fractions; NaN allowed).
+    """
+    labels = [METRIC_LABELS.get(m, m) for m in rows.metric]
+    fig = go.Figure()
+    fig.add_vline(x=0, line=dict(color="#888888", width=1.5))
+    y = np.arange(len(rows))
+
+    def points(col: str) -> np.ndarray:
+        return 100 * rows[col].to_numpy(dtype=float)
+
+    if {"mean", "mean_lo", "mean_hi"} <= set(rows):
+        v, lo, hi = points("mean"), points("mean_lo"), points("mean_hi")
+        fig.add_trace(go.Scatter(
+            x=v, y=y + 0.18, mode="markers", name="reproduced · mean over seeds (95% CI)",
+            marker=dict(symbol="square", size=11, color=REPRODUCED_COLOUR),
+            error_x=dict(type="data", symmetric=False, array=hi - v, arrayminus=v - lo, color=REPRODUCED_COLOUR,
+                         thickness=2, width=4),
+            customdata=np.stack([lo, hi], -1), text=labels,
+            hovertemplate="%{text}: %{x:+.2f} pts [%{customdata[0]:+.2f}, %{customdata[1]:+.2f}]"
+                          "<extra>reproduced · seed mean</extra>"))
+    v, lo, hi = points("seed0"), points("seed0_lo"), points("seed0_hi")
+    fig.add_trace(go.Scatter(
+        x=v, y=y, mode="markers", name="reproduced · seed 0 (lesion bootstrap 95% CI)",
+        marker=dict(symbol="circle", size=10, color="#666666"),
+        error_x=dict(type="data", symmetric=False, array=hi - v, arrayminus=v - lo, color="#666666", thickness=1.5,
+                     width=4),
+        customdata=np.stack([lo, hi], -1), text=labels,
+        hovertemplate="%{text}: %{x:+.2f} pts [%{customdata[0]:+.2f}, %{customdata[1]:+.2f}]"
+                      "<extra>reproduced · seed 0</extra>"))
+    fig.add_trace(go.Scatter(
+        x=points("reported"), y=y - 0.18, mode="markers", name="reported (study)", text=labels,
+        marker=dict(symbol="diamond", size=13, color=REPORTED_COLOUR, line=dict(color="#555555", width=1)),
+        hovertemplate="%{text}: %{x:+.2f} pts<extra>reported (study)</extra>"))
+    fig.update_yaxes(tickvals=y, ticktext=labels, autorange="reversed")
+    fig.update_xaxes(title="QCNN − classical (percentage points; AUC × 100)", zeroline=False)
+    return _finish(fig, height=80 + 62 * len(rows))
+
+
+def curve_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], kind_of_curve: str,
+                 points: Mapping[str, tuple[float, float]] | None = None, prevalence: float | None = None,
+                 areas: Mapping[str, float] | None = None) -> go.Figure:
+    """ROC (x = FPR, y = TPR) or precision-recall (x = recall, y = precision) of both models.
+
+    ``points[kind] = (x, y)`` marks each model's operating point at the chosen threshold.
+    """
+    roc = kind_of_curve == "roc"
+    fig = go.Figure()
+    if roc:
+        fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#BBBBBB", dash="dot"),
+                                 name="chance", hoverinfo="skip"))
+    elif prevalence is not None:
+        fig.add_trace(go.Scatter(x=[0, 1], y=[prevalence, prevalence], mode="lines", name="chance (prevalence)",
+                                 line=dict(color="#BBBBBB", dash="dot"), hoverinfo="skip"))
+    for kind in KINDS:
+        if kind not in curves:
+            continue
+        x, y = curves[kind]
+        name = MODEL_LABELS[kind] + (f" (AUC {areas[kind]:.3f})" if areas and kind in areas else "")
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, legendgroup=kind,
+                                 line=dict(color=MODEL_COLOURS[kind], width=2.5, shape="hv" if not roc else None),
+                                 hovertemplate=("FPR %{x:.3f}, TPR %{y:.3f}" if roc else
+                                                "recall %{x:.3f}, precision %{y:.3f}") + "<extra></extra>"))
+        if points and kind in points:
+            px_, py_ = points[kind]
+            fig.add_trace(go.Scatter(x=[px_], y=[py_], mode="markers", legendgroup=kind, showlegend=False,
+                                     marker=dict(size=13, color=MODEL_COLOURS[kind], line=dict(color="white", width=2)),
+                                     hovertemplate=MODEL_LABELS[kind] + " at the chosen threshold<extra></extra>"))
+    fig.update_xaxes(title="false positive rate (1 − specificity)" if roc else "recall (sensitivity)",
+                     range=[-0.01, 1.01])
+    fig.update_yaxes(title="true positive rate (recall)" if roc else "precision", range=[-0.01, 1.02])
+    fig = _finish(fig, height=400)
+    fig.update_layout(legend=dict(orientation="v", x=0.98 if roc else 0.02, y=0.03, xanchor="right" if roc else "left",
+                                  yanchor="bottom", bgcolor="rgba(255,255,255,0.75)"))
+    return fig
+
+
+def confusion_figure(conf: Mapping[str, int], kind: str, threshold: float) -> go.Figure:
+    """2 × 2 counts: rows = actual (malignant, benign), columns = predicted."""
+    z = [[conf["tp"], conf["fn"]], [conf["fp"], conf["tn"]]]
+    names = [["true positive", "false negative"], ["false positive", "true negative"]]
+    text = [[f"<b>{z[i][j]:,}</b><br>{names[i][j]}" for j in range(2)] for i in range(2)]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=["predicted malignant", "predicted benign"], y=["actual malignant", "actual benign"],
+        text=text, texttemplate="%{text}", textfont=dict(size=14), showscale=False,
+        colorscale=[[0, "#FFFFFF"], [1, rgba(MODEL_COLOURS[kind], 0.75)]],
+        hovertemplate="%{y}, %{x}: %{z}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    return _finish(fig, height=270, title=f"{MODEL_LABELS[kind]} · threshold {threshold:.2f}")
+
+
+def seed_strip(per_seed: Mapping[str, Mapping[str, Mapping[str, float]]], metrics: Iterable[str],
+               app_seed: int | None = None) -> go.Figure:
+    """Per-seed values as points, one column per metric and model; ``per_seed[kind][seed][metric]``."""
+    metrics = list(metrics)
+    labels = [METRIC_LABELS.get(m, m) for m in metrics]
+    fig = go.Figure()
+    everything = [v[m] for kind in KINDS for v in per_seed[kind].values() for m in metrics]
+    for kind in KINDS:
+        seeds = sorted(per_seed[kind], key=int)
+        xs, ys, texts, sizes = [], [], [], []
+        for s in seeds:
+            for m, label in zip(metrics, labels, strict=True):
+                xs.append(label)
+                ys.append(per_seed[kind][s][m])
+                texts.append(f"seed {s}")
+                sizes.append(13 if app_seed is not None and int(s) == app_seed else 9)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=MODEL_LABELS[kind], offsetgroup=kind,
+                                 marker=dict(color=MODEL_COLOURS[kind], size=sizes, opacity=0.85,
+                                             line=dict(color="white", width=1)),
+                                 text=texts, hovertemplate="%{x} · %{text}: %{y:.4f}<extra>"
+                                 + MODEL_LABELS[kind] + "</extra>"))
+        means = [float(np.mean([per_seed[kind][s][m] for s in seeds])) for m in metrics]
+        fig.add_trace(go.Scatter(x=labels, y=means, mode="markers", name=f"{MODEL_LABELS[kind]} · mean",
+                                 offsetgroup=kind, showlegend=False,
+                                 marker=dict(symbol="line-ew", size=26, line=dict(color=MODEL_COLOURS[kind], width=3)),
+                                 hovertemplate="%{x} · mean: %{y:.4f}<extra>" + MODEL_LABELS[kind] + "</extra>"))
+    pad = 0.05 * (max(everything) - min(everything)) + 0.01
+    fig.update_yaxes(title="score (0–1)", range=[min(everything) - pad, max(everything) + pad])
+    return _finish(fig, height=360, scattermode="group")
+
+
+# --- training -----------------------------------------------------------------------------------
+
+def _seed_style(seed: int, highlight: int) -> dict:
+    return dict(width=3.2, opacity=1.0) if seed == highlight else dict(width=1.2, opacity=SEED_OPACITY)
+
+
+def _add_runs(fig: go.Figure, histories: pd.DataFrame, column: str, highlight: int, row: int | None = None,
+              col: int | None = None, legend: bool = True, mark_best: bool = True) -> None:
+    where = dict(row=row, col=col) if row else {}
+    for kind in KINDS:
+        runs = histories[histories.kind == kind]
+        for seed, run in sorted(runs.groupby("seed"), key=lambda kv: (kv[0] != highlight, kv[0])):
+            style = _seed_style(int(seed), highlight)
+            fig.add_trace(go.Scatter(
+                x=run.epoch, y=run[column], mode="lines", legendgroup=kind, opacity=style["opacity"],
+                name=f"{MODEL_LABELS[kind]}" + (f" · seed {seed}" if seed == highlight else " · other seeds"),
+                showlegend=bool(legend and (seed == highlight or seed == min(
+                    (s for s in runs.seed.unique() if s != highlight), default=None))),
+                line=dict(color=MODEL_COLOURS[kind], width=style["width"]),
+                hovertemplate=f"seed {seed} · epoch %{{x}}: %{{y:.4f}}<extra>{MODEL_LABELS[kind]}</extra>"),
+                **where)
+            best = run[run.best]
+            if mark_best and len(best):
+                b = best.iloc[0]
+                fig.add_trace(go.Scatter(
+                    x=[b.epoch], y=[b[column]], mode="markers", legendgroup=kind, showlegend=False,
+                    opacity=style["opacity"],
+                    marker=dict(symbol="star", size=16 if seed == highlight else 9, color=MODEL_COLOURS[kind],
+                                line=dict(color="white", width=1)),
+                    hovertemplate=f"best epoch (val AUC) · seed {seed}: epoch %{{x}}<extra>{MODEL_LABELS[kind]}"
+                                  "</extra>"), **where)
+
+
+def loss_figure(histories: pd.DataFrame, highlight: int, reported_train: float | None = None,
+                reported_val: float | None = None) -> go.Figure:
+    """Train and validation loss per epoch, side by side; the study's classical end points as dashed lines."""
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=("training loss", "validation loss"))
+    _add_runs(fig, histories, "train_loss", highlight, 1, 1, legend=True)
+    _add_runs(fig, histories, "val_loss", highlight, 1, 2, legend=False)
+    for value, col, what in ((reported_train, 1, "train"), (reported_val, 2, "val")):
+        if value is not None:
+            fig.add_hline(y=value, row=1, col=col, line=dict(color=MODEL_COLOURS["classical"], dash="dash", width=1.5),
+                          annotation_text=f"reported (study): classical end {what} loss {value:.2f}",
+                          annotation_position="top left", annotation_font=dict(size=11,
+                                                                               color=MODEL_COLOURS["classical"]))
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title="cross-entropy loss", row=1, col=1)
+    return _finish(fig, height=420)
+
+
+def line_figure(histories: pd.DataFrame, column: str, highlight: int, y_title: str, zero_line: bool = False,
+                mark_best: bool = True) -> go.Figure:
+    fig = go.Figure()
+    if zero_line:
+        fig.add_hline(y=0, line=dict(color="#888888", width=1))
+    _add_runs(fig, histories, column, highlight, mark_best=mark_best)
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title=y_title)
+    return _finish(fig, height=360)
+
+
+def backbone_figure(history: pd.DataFrame) -> go.Figure:
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for col, dash, name in (("train_loss", None, "train loss"), ("val_loss", "dash", "val loss")):
+        fig.add_trace(go.Scatter(x=history.epoch, y=history[col], name=name, mode="lines+markers",
+                                 line=dict(color="#555555", dash=dash)), secondary_y=False)
+    if "val_balanced_accuracy" in history:
+        fig.add_trace(go.Scatter(x=history.epoch, y=history.val_balanced_accuracy, name="val balanced accuracy",
+                                 mode="lines+markers", line=dict(color="#009988")), secondary_y=True)
+    selected = history[history["selected"].astype(str).str.lower().eq("true")] if "selected" in history else []
+    if len(selected):
+        fig.add_vline(x=float(selected.epoch.iloc[0]), line=dict(color="#009988", dash="dot"),
+                      annotation_text="kept epoch", annotation_position="top")
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title="loss (log scale)", type="log", secondary_y=False)
+    fig.update_yaxes(title="balanced accuracy", secondary_y=True, range=[0, 1])
+    return _finish(fig, height=340)
+
+
+def timing_figure(rows: pd.DataFrame) -> go.Figure:
+    """Seconds per epoch, log scale: rows with kind, source ("reported (study)" / "reproduced"), seconds."""
+    fig = go.Figure()
+    for kind in KINDS:
+        sub = rows[rows.kind == kind]
+        fig.add_trace(go.Bar(
+            x=sub.source, y=sub.seconds, name=MODEL_LABELS[kind], marker_color=MODEL_COLOURS[kind],
+            text=[f"{s:,.1f} s" for s in sub.seconds], textposition="outside",
+            hovertemplate="%{x}: %{y:,.1f} s per epoch<extra>" + MODEL_LABELS[kind] + "</extra>"))
+    fig.update_yaxes(type="log", title="seconds per epoch (log scale)")
+    return _finish(fig, height=330, barmode="group")
+
+
+# --- disagreements ------------------------------------------------------------------------------
+
+def disagreement_figure(counts: Mapping[str, int]) -> go.Figure:
+    """McNemar's 2 × 2 table: rows = QCNN right/wrong, columns = classical right/wrong."""
+    z = [[counts["both_correct"], counts["only_qcnn_correct"]],
+         [counts["only_classical_correct"], counts["both_wrong"]]]
+    names = [["both right", "only QCNN right"], ["only classical right", "both wrong"]]
+    text = [[f"<b>{z[i][j]:,}</b><br>{names[i][j]}" for j in range(2)] for i in range(2)]
+    colours = [[CELL_COLOURS[names[i][j]] for j in range(2)] for i in range(2)]
+    fig = go.Figure(go.Heatmap(z=[[0, 1], [2, 3]], x=["classical right", "classical wrong"],
+                               y=["QCNN right", "QCNN wrong"], showscale=False, hoverinfo="skip",
+                               colorscale=[[0, colours[0][0]], [1 / 3, colours[0][1]], [2 / 3, colours[1][0]],
+                                           [1, colours[1][1]]], zmin=0, zmax=3, opacity=0.85))
+    for i in range(2):
+        for j in range(2):
+            fig.add_annotation(x=j, y=i, text=text[i][j], showarrow=False,
+                               font=dict(size=15, color="#111111" if names[i][j] == "both right" else "white"))
+    fig.update_yaxes(autorange="reversed")
+    return _finish(fig, height=280)
+
+
+def probability_scatter(frame: pd.DataFrame, threshold: float) -> go.Figure:
+    """Each test image: classical probability (x) vs QCNN probability (y), coloured by disagreement cell."""
+    fig = go.Figure()
+    for cell, colour in CELL_COLOURS.items():
+        sub = frame[frame.cell == cell]
+        if not len(sub):
+            continue
+        fig.add_trace(go.Scattergl(
+            x=sub.p_classical, y=sub.p_qcnn, mode="markers", name=cell,
+            marker=dict(color=colour, size=6, opacity=0.7,
+                        symbol=np.where(sub.label == 1, "x", "circle")),
+            customdata=np.stack([sub.image_id, sub.dx, np.where(sub.label == 1, "malignant", "benign")], -1),
+            hovertemplate="%{customdata[0]} (%{customdata[1]}, %{customdata[2]})<br>classical %{x:.3f} · "
+                          "QCNN %{y:.3f}<extra>" + cell + "</extra>"))
+    for axis in (fig.add_vline, fig.add_hline):
+        axis(threshold, line=dict(color="#888888", dash="dot", width=1))
+    fig.update_xaxes(title="classical probability (malignant)", range=[-0.02, 1.02])
+    fig.update_yaxes(title="QCNN probability (malignant)", range=[-0.02, 1.02])
+    return _finish(fig, height=420)

@@ -1,0 +1,177 @@
+"""Disagreements: which test images one model gets right and the other wrong, and McNemar's test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from qcnn.app import analysis, charts, results, ui
+from qcnn.data import DX_NAMES, DataError, data_dir_available, image_path, load_image_file
+
+TITLE = "Disagreements: image by image"
+KEY = "disagree_"
+GALLERY_COLUMNS = 4
+
+
+def _controls(seeds: list[int], default: int) -> tuple[int, float]:
+    c1, c2 = st.columns([1, 3], gap="large")
+    seed = c1.selectbox("Seed", seeds, index=seeds.index(default), key=KEY + "seed",
+                        help="The training seed whose test predictions are compared (seed 0 is fixed in advance).")
+    threshold = c2.slider("Decision threshold (both models)", 0.01, 0.99, 0.5, 0.01, key=KEY + "threshold",
+                          help="One threshold for both, as in the study (0.5). A prediction is right when "
+                               "probability ≥ threshold matches the label (1 = malignant).")
+    return seed, threshold
+
+
+def _mcnemar(frame: pd.DataFrame, test: dict, threshold: float) -> None:
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.plotly_chart(charts.disagreement_figure(test), key="mcnemar_table", config={"displayModeBar": False})
+    with right:
+        only_q, only_c = test["only_qcnn_correct"], test["only_classical_correct"]
+        st.metric("McNemar's exact test, p-value", f"{test['p_value']:.3g}", border=True,
+                  help="Two-sided exact binomial test on the discordant images: under 'no difference', an image "
+                       "that only one model gets right is equally likely to favour either (scipy binomtest).")
+        n = len(frame)
+        accuracy_q = (test["both_correct"] + only_q) / n
+        accuracy_c = (test["both_correct"] + only_c) / n
+        st.markdown(f"At threshold **{threshold:.2f}** the models disagree on **{only_q + only_c:,}** of {n:,} "
+                    f"images: **{only_q:,}** only the QCNN gets right, **{only_c:,}** only the classical model. "
+                    f"Accuracy {100 * accuracy_q:.2f} % vs {100 * accuracy_c:.2f} % "
+                    f"({100 * (accuracy_q - accuracy_c):+.2f} pts).")
+        verdict = ("The difference in accuracy is unlikely to be chance alone (p < 0.05)." if test["p_value"] < 0.05
+                   else "This split of the discordant images is compatible with chance (p ≥ 0.05).")
+        st.caption(verdict + " McNemar's test treats images as independent; images of one lesion are not, so read "
+                   "p-values near 0.05 with care (the Results page's intervals resample whole lesions).")
+
+
+def _filters(frame: pd.DataFrame) -> pd.DataFrame:
+    st.subheader("Filter the images")
+    c1, c2, c3, c4 = st.columns([3, 2, 3, 2], gap="medium")
+    cells = c1.multiselect("Cell", analysis.CELLS, default=["only QCNN right", "only classical right"],
+                           key=KEY + "cells")
+    labels = c2.multiselect("Label", ["malignant", "benign"], default=["malignant", "benign"], key=KEY + "labels")
+    dxs = sorted(frame.dx.unique())
+    dx = c3.multiselect("Diagnosis", dxs, default=dxs, key=KEY + "dx",
+                        format_func=lambda d: f"{d} · {DX_NAMES.get(d, d)}")
+    gap = c4.slider("Min. probability gap", 0.0, 1.0, 0.0, 0.05, key=KEY + "gap",
+                    help="|QCNN probability − classical probability|")
+    label_values = [1 if x == "malignant" else 0 for x in labels]
+    chosen = frame[frame.cell.isin(cells) & frame.label.isin(label_values) & frame.dx.isin(dx)
+                   & (frame.gap.abs() >= gap)]
+    return chosen.sort_values("gap", key=np.abs, ascending=False)
+
+
+def _table(chosen: pd.DataFrame, seed: int, threshold: float) -> None:
+    shown = chosen[["image_id", "lesion_id", "dx", "label", "p_qcnn", "p_classical", "gap", "cell"]].copy()
+    shown["label"] = np.where(shown.label == 1, "malignant", "benign")
+    st.dataframe(shown, hide_index=True, width="stretch", height=320, key=KEY + "table", column_config={
+        "image_id": "image", "lesion_id": "lesion",
+        "p_qcnn": st.column_config.ProgressColumn("QCNN p(malignant)", min_value=0.0, max_value=1.0, format="%.3f"),
+        "p_classical": st.column_config.ProgressColumn("classical p(malignant)", min_value=0.0, max_value=1.0,
+                                                       format="%.3f"),
+        "gap": st.column_config.NumberColumn("gap (QCNN − classical)", format="%+.3f"),
+    })
+    st.download_button("Download these rows (CSV)", shown.to_csv(index=False).encode(),
+                       file_name=f"disagreements_seed{seed}_t{threshold:.2f}.csv", mime="text/csv",
+                       key=KEY + "download", icon=":material/download:")
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _thumbnail(path: str):
+    return load_image_file(path)
+
+
+def _gallery(chosen: pd.DataFrame, data_dir) -> None:
+    st.subheader("Gallery")
+    n = st.slider("Images to show (largest gap first)", 4, 32, 8, 4, key=KEY + "n_images")
+    rows = chosen.head(n)
+    cols = st.columns(GALLERY_COLUMNS)
+    for i, row in enumerate(rows.itertuples()):
+        with cols[i % GALLERY_COLUMNS]:
+            try:
+                image = _thumbnail(str(image_path(data_dir, row.image_id)))
+            except DataError as err:
+                st.caption(f"{row.image_id}: {err}")
+                continue
+            truth = "malignant" if row.label == 1 else "benign"
+            st.image(image, width="stretch",
+                     caption=f"{row.image_id} · {row.dx} ({truth}) · QCNN {row.p_qcnn:.2f} · "
+                             f"classical {row.p_classical:.2f}")
+
+
+def _grad_cam(chosen: pd.DataFrame, data_dir) -> None:
+    st.subheader("Where each model looks (Grad-CAM)")
+    ids = chosen.image_id.tolist()
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    image_id = c1.selectbox("Image", ids, key=KEY + "cam_image")
+    run = c2.button("Compute Grad-CAM", key=KEY + "cam_run", help="Loads both models on first use (a few seconds).")
+    if not run and st.session_state.get(KEY + "cam_for") != image_id:
+        st.caption("Grad-CAM needs the trained models; they are loaded only when you ask.")
+        return
+    st.session_state[KEY + "cam_for"] = image_id
+    from qcnn.app.model_cache import ModelsUnavailable, get_predictor  # lazy: torch only from here on
+
+    try:
+        predictor = get_predictor()
+    except ModelsUnavailable as err:
+        st.warning(str(err), icon=":material/hourglass_empty:")
+        return
+    from qcnn.inference import overlay
+
+    cached = st.session_state.get(KEY + "cam_prediction")
+    if cached is not None and cached[0] == (id(predictor), image_id):
+        prediction = cached[1]
+    else:
+        image = load_image_file(image_path(data_dir, image_id))
+        with st.spinner("Running both models with Grad-CAM…"):
+            prediction = predictor.predict(image, cam_method="GradCAM")
+        st.session_state[KEY + "cam_prediction"] = ((id(predictor), image_id), prediction)
+    alpha = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key=KEY + "alpha")
+    row = chosen[chosen.image_id == image_id].iloc[0]
+    cols = st.columns(3)
+    cols[0].image(prediction.image, caption=f"{image_id} · {row.dx} ({'malignant' if row.label == 1 else 'benign'})",
+                  width="stretch")
+    for col, kind in zip(cols[1:], charts.KINDS, strict=True):
+        out = prediction.output(kind)
+        col.image(overlay(prediction.image, out.heatmap, alpha), width="stretch",
+                  caption=f"{charts.MODEL_LABELS[kind]} · p(malignant) {out.probability:.3f}")
+    st.caption("Grad-CAM on layer3's 14 × 14 output, targeting the malignancy logit. Probabilities are recomputed "
+               "from the image and should match the table's up to rounding.")
+
+
+def render() -> None:
+    ui.page_header(TITLE, "Per test image: is each model right at the chosen threshold? Where they disagree, "
+                          "McNemar's exact test asks whether one wins more often than chance allows.")
+    ui.model_legend()
+    seeds = results.available_seeds("predictions.csv")
+    if not seeds:
+        ui.missing("test-set predictions", "runs/qcnn_seed0/predictions.csv")
+        return
+    summary = results.load_summary()
+    ui.synthetic_notice(summary)
+    seed, threshold = _controls(seeds, results.default_seed(seeds, summary))
+    paired = results.load_paired_predictions(seed)
+    frame = analysis.disagreement_cells(paired, threshold)
+    test = analysis.mcnemar_at(paired, threshold)
+    _mcnemar(frame, test, threshold)
+    st.plotly_chart(charts.probability_scatter(frame, threshold), key="scatter")
+    st.caption("Each point is a test image (× malignant, ○ benign); dotted lines mark the threshold. Points off the "
+               "diagonal are images the two models score differently.")
+
+    chosen = _filters(frame)
+    st.markdown(f"**{len(chosen):,} images** match the filters (sorted by the size of the probability gap; click a "
+                "column header to sort).")
+    _table(chosen, seed, threshold)
+    data_dir = data_dir_available()
+    if data_dir is None:
+        st.info("**Images not shown:** the HAM10000 folder is not configured. Set `QCNN_DATA_DIR` to the folder "
+                "holding `HAM10000_metadata.csv` and `images/`, then restart the app, to see a gallery of the "
+                "selected images and their Grad-CAMs.", icon=":material/image:")
+        return
+    if not len(chosen):
+        st.caption("No image matches the filters.")
+        return
+    _gallery(chosen, data_dir)
+    _grad_cam(chosen, data_dir)

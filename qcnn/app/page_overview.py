@@ -1,0 +1,133 @@
+"""Overview: the question, the reported headline, the reproduced headline with intervals, the verdict."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from qcnn import study
+from qcnn.app import results, ui
+from qcnn.app.verdict import verdict
+
+TITLE = "Overview: does the quantum layer really help?"
+
+
+def _name(metric: str) -> str:
+    return {"f1": "F1", "auc": "AUC"}.get(metric, metric.capitalize())
+
+
+def _headline(summary: dict | None) -> None:
+    """One card per headline metric: the study's difference beside the reproduced one with its interval."""
+    if summary is not None:
+        n_seeds = len(summary["seeds"])
+        ours = (f"mean over {n_seeds} seed{'s' if n_seeds > 1 else ''} on {summary['n_test']:,} held-out test images "
+                f"({summary['n_test_malignant']:,} malignant); 95% intervals from a {summary['bootstrap_unit']}-level "
+                f"bootstrap ({summary['n_bootstrap']:,} resamples)")
+    st.markdown(f"**QCNN − classical**, the study's headline metrics. Left in each card: {ui.REPORTED} — Experiment "
+                "4, one run, no intervals. Right: " + (f"{ui.REPRODUCED} — {ours}." if summary else
+                                                       f"{ui.REPRODUCED} — not available yet."))
+    cols = st.columns(len(study.HEADLINE_METRICS), gap="medium")
+    for col, m in zip(cols, study.HEADLINE_METRICS, strict=True):
+        with col.container(border=True):
+            st.markdown(f"**{_name(m)}** · difference in percentage points")
+            left, right = st.columns(2)
+            rq, rc = study.EXPERIMENT_4["qcnn"][m], study.EXPERIMENT_4["classical"][m]
+            left.metric("reported (study)", f"{100 * study.EXPERIMENT_4_DELTA[m]:+.2f}",
+                        help=f"QCNN {ui.pct(rq, 2)} vs classical {ui.pct(rc, 2)}")
+            left.caption(f"{ui.pct(rq)} vs {ui.pct(rc)}")
+            if summary is None:
+                right.metric("reproduced", "–")
+                continue
+            diff = summary["difference"]
+            ci = diff["seed_mean_ci95"][m] if len(summary["seeds"]) > 1 else diff["seed0"][m]["ci95"]
+            q, c = summary["models"]["qcnn"]["mean"][m], summary["models"]["classical"]["mean"][m]
+            right.metric("reproduced", f"{100 * summary['difference']['mean'][m]:+.2f}",
+                         help=f"QCNN {ui.pct(q, 2)} vs classical {ui.pct(c, 2)}; 95% interval {ui.interval_pts(ci)}")
+            right.caption(f"95% CI {ui.interval_pts(ci, 1)}")
+    rep = f"recall {ui.pts(study.EXPERIMENT_4_DELTA['recall'])}, AUC {study.EXPERIMENT_4['qcnn']['auc']:.4f} vs " \
+          f"{study.EXPERIMENT_4['classical']['auc']:.4f}"
+    text = f"Also reported: {rep}."
+    if summary is not None:
+        auc = {k: summary["models"][k]["mean"]["auc"] for k in ("qcnn", "classical")}
+        text += (f" Also reproduced: recall {ui.pts(summary['difference']['mean']['recall'])}, AUC "
+                 f"{auc['qcnn']:.4f} vs {auc['classical']:.4f}.")
+    st.caption(text + f" The study calls its result \"{study.SELF_ASSESSMENT}\".")
+
+
+def _verdict(summary: dict) -> None:
+    v = verdict(summary)
+    box = {"success": st.success, "warning": st.warning, "error": st.error}[v.tone]
+    box(f"**Verdict on the headline claim — {v.level}.** {v.headline}", icon=":material/balance:")
+    with st.expander("How the verdict is derived"):
+        st.markdown(f"Basis: the {v.basis}. A difference is *supported* when its interval lies entirely on the "
+                    "study's side of 0, *contradicted* when it lies entirely on the other side, and *inconclusive* "
+                    "when it includes 0. The headline claim is accuracy, precision and F1.")
+        for mv in v.metrics:
+            st.markdown(f"- **{mv.status}** — {mv.sentence}")
+        mc = summary.get("mcnemar")
+        if mc:
+            st.markdown(f"- McNemar's exact test (seed {mc['seed']}, threshold {mc['threshold']}): "
+                        f"{mc['only_qcnn_correct']:,} images only the QCNN got right vs "
+                        f"{mc['only_classical_correct']:,} only the classical model got right, "
+                        f"p = {mc['p_value']:.3g}.")
+
+
+def _setting_table(split: pd.DataFrame | None, summary: dict | None) -> None:
+    if split is not None:
+        n_images, n_lesions = len(split), split.lesion_id.nunique()
+        counts = results.split_counts(split)
+        test = counts.loc["test"] if "test" in counts.index else None
+        train_val = (f"{int(counts.loc['train', 'images']):,} train / {int(counts.loc['val', 'images']):,} val images"
+                     if {"train", "val"} <= set(counts.index) else "see split.csv")
+        data_ours = f"HAM10000, all {n_images:,} images of {n_lesions:,} lesions at 200×150 px, resized to 224×224"
+        test_ours = (f"{int(test['images']):,} images ({int(test['malignant images']):,} malignant, "
+                     f"{test['malignant %']:.1f} %), lesions unseen in training" if test is not None else "–")
+    else:
+        data_ours, train_val, test_ours = "HAM10000 at 200×150 px (split.csv missing)", "–", "–"
+    seeds = (f"{len(summary['seeds'])} seeds ({', '.join(map(str, summary['seeds']))})" if summary
+             else "5 seeds (planned)")
+    rows = [
+        ("Data", "HAM10000-derived melanoma set (malignant vs benign)", data_ours),
+        ("Split", "one split; Experiment 3 used 3,000 balanced images (2,400 train / 600 val)",
+         "lesion-disjoint pools: pretrain / train / val / test (no lesion in two pools)"),
+        ("Training set", "small and balanced", train_val),
+        ("Test set", "held-out set, about 22 % malignant (implied by the reported numbers)", test_ours),
+        ("Backbone", "ResNet18, ImageNet-pretrained, partially unfrozen",
+         "ResNet18 pretrained here on the benign-only pretrain pool (ImageNet weights cannot be downloaded); "
+         "conv1..layer2 frozen, layer3 fine-tuned"),
+        ("Quantum layer", "8 qubits, data re-uploading, 256 basis-state probabilities (PennyLane)",
+         "the same design (8 qubits, 2 re-uploads, StronglyEntanglingLayers, 256 probabilities per patch), "
+         "simulated exactly as a batched state vector in PyTorch"),
+        ("Classical control", "same data, same backbone — only the quantum layer differs",
+         "same network with softmax(Linear(8 → 256)) in place of the circuit"),
+        ("Repetitions", "one run", seeds),
+        ("Uncertainty", "none reported", "lesion-level bootstrap 95% intervals; McNemar's exact test"),
+    ]
+    st.table(pd.DataFrame(rows, columns=["", ui.REPORTED, ui.REPRODUCED]), hide_index=True, border="horizontal")
+    if split is not None:
+        with st.expander("Images per pool (from results/split.csv)"):
+            st.dataframe(results.split_counts(split), width="stretch")
+            st.caption("pretrain: benign lesions only, used to pretrain the backbone in place of ImageNet. "
+                       "excluded: further images of lesions already in train/val (one image per benign lesion).")
+
+
+def render() -> None:
+    ui.page_header(TITLE, f"The study: “{study.TITLE}” — {study.STACK}.")
+    st.markdown(f"**The question.** {study.QUESTION} The study answers *yes*: {study.HEADLINE} (Experiment 4). "
+                "This app puts that claim next to an independent reproduction with several seeds and confidence "
+                "intervals.")
+    ui.model_legend()
+    summary, split = results.load_summary(), results.load_split()
+    ui.synthetic_notice(summary)
+
+    _headline(summary)
+    if summary is None:
+        ui.missing("reproduced results", "summary.json")
+    if summary is not None:
+        _verdict(summary)
+
+    st.subheader("What differs between the study's setting and ours")
+    if split is None:
+        ui.missing("split", "split.csv")
+    _setting_table(split, summary)
+    ui.not_clinical_notice()

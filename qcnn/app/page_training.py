@@ -1,0 +1,106 @@
+"""Training curves: losses, the generalisation gap, validation AUC, cost per epoch, the backbone."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from qcnn import study
+from qcnn.app import charts, results, ui
+
+TITLE = "Training curves: does the QCNN generalise better?"
+
+
+def _end_points(histories: pd.DataFrame, highlight: int) -> pd.DataFrame:
+    rows = []
+    for kind in charts.KINDS:
+        runs = histories[histories.kind == kind]
+        if not len(runs):
+            continue
+        last = runs.sort_values("epoch").groupby("seed").tail(1).set_index("seed")
+        best = runs[runs.best].groupby("seed").head(1).set_index("seed")
+        row = {"model": charts.MODEL_LABELS[kind], "seeds": len(last)}
+        if highlight in last.index:
+            row |= {f"final train loss (seed {highlight})": f"{last.loc[highlight, 'train_loss']:.3f}",
+                    f"final val loss (seed {highlight})": f"{last.loc[highlight, 'val_loss']:.3f}"}
+        row |= {"final train loss (mean)": f"{last.train_loss.mean():.3f}",
+                "final val loss (mean)": f"{last.val_loss.mean():.3f}",
+                "final gap (mean)": f"{(last.val_loss - last.train_loss).mean():+.3f}",
+                "best epoch (median)": f"{best.epoch.median():.0f}" if len(best) else "–",
+                "best val AUC (mean)": f"{best.val_auc.mean():.3f}" if len(best) else "–"}
+        rows.append(row)
+    rows.append({"model": f"Classical CNN · {ui.REPORTED}", "seeds": 1,
+                 "final train loss (mean)": f"{study.CLASSICAL_END_TRAIN_LOSS:.2f}",
+                 "final val loss (mean)": f"{study.CLASSICAL_END_VAL_LOSS:.2f}",
+                 "final gap (mean)": f"{study.CLASSICAL_END_VAL_LOSS - study.CLASSICAL_END_TRAIN_LOSS:+.2f}"})
+    return pd.DataFrame(rows).fillna("–")
+
+
+def _timing(histories: pd.DataFrame) -> None:
+    st.header("Cost per epoch")
+    rows = [{"kind": k, "source": ui.REPORTED + " · Exp. 3", "seconds": s} for k, s in study.SECONDS_PER_EPOCH.items()]
+    for kind in charts.KINDS:
+        runs = histories[histories.kind == kind]
+        if len(runs) and "seconds" in runs:
+            rows.append({"kind": kind, "source": ui.REPRODUCED, "seconds": float(runs.seconds.median())})
+    table = pd.DataFrame(rows)
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        st.plotly_chart(charts.timing_figure(table), key="timing", config={"displayModeBar": False})
+    with right:
+        rep = study.SECONDS_PER_EPOCH
+        st.markdown(f"**{ui.REPORTED}:** about {rep['qcnn']:.0f} s per epoch for the QCNN (PennyLane default.qubit "
+                    f"on a GPU) against about {rep['classical']:.0f} s for the classical control — {study.SLOWDOWN}.")
+        ours = table[table.source == ui.REPRODUCED].set_index("kind").seconds
+        if {"qcnn", "classical"} <= set(ours.index):
+            st.markdown(f"**{ui.REPRODUCED}:** median {ours['qcnn']:.1f} s vs {ours['classical']:.1f} s per epoch "
+                        f"(×{ours['qcnn'] / ours['classical']:.1f}) on a 2-core CPU, from history.csv. Epochs here "
+                        "reuse cached backbone features, so the two setups' absolute times are not comparable; "
+                        "the ratio is the point.")
+
+
+def render() -> None:
+    ui.page_header(TITLE, "The study's first finding: the classical model overfits (train loss 0.06, val loss 0.79) "
+                          "while the QCNN's losses stay balanced. Here: every reproduced run, epoch by epoch.")
+    ui.model_legend()
+    histories = results.load_histories()
+    if histories is None:
+        ui.missing("training histories", "runs/qcnn_seed0/history.csv")
+    else:
+        summary = results.load_summary()
+        ui.synthetic_notice(summary)
+        seeds = sorted(histories.seed.unique().tolist())
+        highlight = results.default_seed(seeds, summary)
+        st.caption(f"Seed {highlight} bold, the other seeds faint; ★ marks the kept epoch (best validation AUC). "
+                   "Losses are the binary cross-entropy of each epoch.")
+        st.plotly_chart(charts.loss_figure(histories, highlight, study.CLASSICAL_END_TRAIN_LOSS,
+                                           study.CLASSICAL_END_VAL_LOSS), key="losses")
+        st.caption("Dashed lines: the study's reported end points of its classical model (train 0.06, val 0.79), "
+                   "for comparison with the reproduced curves.")
+        left, right = st.columns(2, gap="large")
+        with left:
+            st.markdown("**Generalisation gap** (validation − training loss)")
+            st.plotly_chart(charts.line_figure(histories, "gap", highlight, "val − train loss", zero_line=True),
+                            key="gap")
+            st.caption("Above 0: the model fits the training set better than unseen lesions. A gap that widens "
+                       "over epochs is overfitting.")
+        with right:
+            st.markdown("**Validation AUC**")
+            st.plotly_chart(charts.line_figure(histories, "val_auc", highlight, "validation AUC"), key="auc")
+            st.caption("The kept weights are those of the ★ epoch, not the last one.")
+        st.markdown("**End points**")
+        st.dataframe(_end_points(histories, highlight), hide_index=True, width="stretch")
+        _timing(histories)
+
+    with st.expander("The backbone's pretraining (stands in for ImageNet)"):
+        backbone = results.load_backbone_history()
+        if backbone is None:
+            ui.missing("backbone history", "backbone_history.csv")
+        else:
+            st.caption("ResNet18 (conv1..layer3) pretrained to tell apart the four benign diagnoses (nv, bkl, df, "
+                       "vasc) of the pretrain pool — it never sees a malignant lesion — since ImageNet weights cannot "
+                       "be downloaded here. Loss on a log scale; the kept epoch is marked.")
+            st.plotly_chart(charts.backbone_figure(backbone), key="backbone")
+            config = results.load_backbone_config()
+            if config:
+                st.json(config, expanded=False)

@@ -1,0 +1,105 @@
+"""Shared page bits: missing-file messages, the model legend, labels, notices, number formatting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from qcnn.app.charts import MODEL_COLOURS, MODEL_LABELS, fmt_value
+from qcnn.app.results import results_dir
+
+REPORTED = "reported (study)"
+REPRODUCED = "reproduced (this project)"
+
+# Which command writes which file (the pipeline's CLI).
+COMMANDS = {
+    "split.csv": "qcnn split",
+    "backbone_history.csv": "qcnn pretrain-backbone",
+    "summary.json": "qcnn reproduce",
+    "runs": "qcnn reproduce",
+}
+
+
+def missing(what: str, file: str, command: str | None = None) -> None:
+    """A clear note instead of a failure: which file is missing and which command writes it."""
+    command = command or COMMANDS.get(file.split("/")[0], "qcnn reproduce")
+    path = results_dir() / file
+    st.info(f"**No {what} yet.** `{_short(path)}` is missing. Run `{command}` to produce it "
+            f"(or point the app at another results folder with `QCNN_RESULTS_DIR`).", icon=":material/info:")
+
+
+def ensure_app_entry() -> None:
+    """Make a page script always run inside streamlit_app.py's navigation.
+
+    With a pages/ folder beside the entry point, Streamlit starts every new server in its old
+    "pages directory" mode: until some session has run streamlit_app.py (which calls
+    st.navigation), a deep link such as /results runs pages/results.py on its own — no wide
+    layout, no custom navigation. When a page finds itself in that mode it switches the mode off
+    and reruns, so the entry point runs and opens the same page (same URL path).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def page_header(title: str, caption: str) -> None:
+    ensure_app_entry()
+    st.title(title)
+    st.caption(caption)
+
+
+def model_legend() -> None:
+    """The two models' colours, as used on every chart."""
+    chips = " ".join(
+        f"<span style='display:inline-block;padding:2px 10px;margin-right:6px;border-radius:10px;"
+        f"background:{MODEL_COLOURS[k]};color:white;font-size:0.85em'>{MODEL_LABELS[k]}</span>"
+        for k in MODEL_COLOURS)
+    st.markdown(f"{chips} <span style='color:#777;font-size:0.85em'>· the same colours on every chart</span>",
+                unsafe_allow_html=True)
+
+
+def synthetic_notice(summary_or_config: dict | None) -> None:
+    if summary_or_config and summary_or_config.get("synthetic"):
+        st.warning("These result files are **synthetic demo data** (qcnn.app.demo_data), not a real reproduction.",
+                   icon=":material/science:")
+
+
+def not_clinical_notice() -> None:
+    st.warning("**Not a clinical tool.** This app re-examines a research comparison on a public data set. "
+               "It must not be used to diagnose or triage skin lesions; see a dermatologist.",
+               icon=":material/medical_services:")
+
+
+def sidebar_info() -> None:
+    with st.sidebar:
+        st.caption(f"Results folder: `{_short(results_dir())}`")
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def pct(value: float, digits: int = 1) -> str:
+    return f"{100 * value:.{digits}f} %"
+
+
+def pts(value: float, digits: int = 2) -> str:
+    return f"{100 * value:+.{digits}f} pts"
+
+
+def interval_pts(ci: list[float] | tuple[float, float], digits: int = 2) -> str:
+    return f"[{100 * ci[0]:+.{digits}f}, {100 * ci[1]:+.{digits}f}]"
+
+
+def value(metric: str, v: float) -> str:
+    return fmt_value(metric, v)
+
+
+def interval(metric: str, ci: list[float] | tuple[float, float]) -> str:
+    return f"[{fmt_value(metric, ci[0])}, {fmt_value(metric, ci[1])}]"
