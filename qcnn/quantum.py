@@ -83,18 +83,30 @@ def _product_state(cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     return state
 
 
+def _kron(rotations: torch.Tensor) -> torch.Tensor:
+    """Per-sample tensor product of (B, k, 2, 2) single-qubit gates -> (B, 2^k, 2^k)."""
+    out = rotations[:, 0]
+    for wire in range(1, rotations.shape[1]):
+        gate, size = rotations[:, wire], 2 * out.shape[-1]
+        out = (out[:, :, None, :, None] * gate[:, None, :, None, :]).reshape(out.shape[0], size, size)
+    return out
+
+
 def _apply_ry_embedding(state: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Per-sample RY(x_w) on every wire of (B, 2 * 2^n) states laid out as [real | imaginary].
 
-    RY is real, so both halves rotate alike: with the real/imaginary axis outermost, wire w's
-    bit is axis 2 of a (B, 2 * 2^w, 2, 2^(n-w-1)) view, and one batched 2 x 2 matmul does it.
+    RY is real, so both halves rotate alike. The product of the n rotations factors as
+    (high wires) x (low wires): viewing each half-state as a 2^h x 2^(n-h) matrix X, it is
+    A X B^T with A, B per-sample 16 x 16 matrices at n = 8, i.e. two batched GEMMs.
     """
     batch, n_qubits = cos.shape
     rotations = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # (B, n, 2, 2)
-    for wire in range(n_qubits):
-        shaped = state.reshape(batch, 2 ** (wire + 1), 2, 2 ** (n_qubits - wire - 1))
-        state = torch.matmul(rotations[:, wire, None], shaped)
-    return state.reshape(batch, -1)
+    high = n_qubits // 2
+    x = state.reshape(batch, 2, 2**high, 2 ** (n_qubits - high))
+    x = x @ _kron(rotations[:, high:]).transpose(1, 2)[:, None]
+    if high:
+        x = _kron(rotations[:, :high])[:, None] @ x
+    return x.reshape(batch, -1)
 
 
 def simulate(angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
