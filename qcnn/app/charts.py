@@ -292,7 +292,9 @@ def loss_figure(histories: pd.DataFrame, highlight: int, reported_train: float |
                                                                                color=MODEL_COLOURS["classical"]))
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title="cross-entropy loss", row=1, col=1)
-    return _finish(fig, height=420)
+    fig = _finish(fig, height=450)
+    fig.update_layout(margin=dict(t=80), legend=dict(y=1.1))
+    return fig
 
 
 def line_figure(histories: pd.DataFrame, column: str, highlight: int, y_title: str, zero_line: bool = False,
@@ -333,7 +335,9 @@ def timing_figure(rows: pd.DataFrame) -> go.Figure:
             x=sub.source, y=sub.seconds, name=MODEL_LABELS[kind], marker_color=MODEL_COLOURS[kind],
             text=[f"{s:,.1f} s" for s in sub.seconds], textposition="outside",
             hovertemplate="%{x}: %{y:,.1f} s per epoch<extra>" + MODEL_LABELS[kind] + "</extra>"))
-    fig.update_yaxes(type="log", title="seconds per epoch (log scale)")
+    top = float(np.log10(max(rows.seconds.max(), 1.0))) + 0.35
+    fig.update_yaxes(type="log", title="seconds per epoch (log scale)", tickvals=[1, 10, 100, 1000, 10000],
+                     range=[0, top])
     return _finish(fig, height=330, barmode="group")
 
 

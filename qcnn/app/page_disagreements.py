@@ -48,18 +48,23 @@ def _mcnemar(frame: pd.DataFrame, test: dict, threshold: float) -> None:
 
 def _filters(frame: pd.DataFrame) -> pd.DataFrame:
     st.subheader("Filter the images")
+    st.caption("An empty filter keeps everything.")
     c1, c2, c3, c4 = st.columns([3, 2, 3, 2], gap="medium")
     cells = c1.multiselect("Cell", analysis.CELLS, default=["only QCNN right", "only classical right"],
-                           key=KEY + "cells")
-    labels = c2.multiselect("Label", ["malignant", "benign"], default=["malignant", "benign"], key=KEY + "labels")
-    dxs = sorted(frame.dx.unique())
-    dx = c3.multiselect("Diagnosis", dxs, default=dxs, key=KEY + "dx",
+                           key=KEY + "cells", placeholder="all cells")
+    labels = c2.multiselect("Label", ["malignant", "benign"], key=KEY + "labels", placeholder="both labels")
+    dx = c3.multiselect("Diagnosis", sorted(frame.dx.unique()), key=KEY + "dx", placeholder="all diagnoses",
                         format_func=lambda d: f"{d} · {DX_NAMES.get(d, d)}")
     gap = c4.slider("Min. probability gap", 0.0, 1.0, 0.0, 0.05, key=KEY + "gap",
                     help="|QCNN probability − classical probability|")
-    label_values = [1 if x == "malignant" else 0 for x in labels]
-    chosen = frame[frame.cell.isin(cells) & frame.label.isin(label_values) & frame.dx.isin(dx)
-                   & (frame.gap.abs() >= gap)]
+    keep = frame.gap.abs() >= gap
+    if cells:
+        keep &= frame.cell.isin(cells)
+    if labels:
+        keep &= frame.label.isin([1 if x == "malignant" else 0 for x in labels])
+    if dx:
+        keep &= frame.dx.isin(dx)
+    chosen = frame[keep]
     return chosen.sort_values("gap", key=np.abs, ascending=False)
 
 
@@ -68,9 +73,10 @@ def _table(chosen: pd.DataFrame, seed: int, threshold: float) -> None:
     shown["label"] = np.where(shown.label == 1, "malignant", "benign")
     st.dataframe(shown, hide_index=True, width="stretch", height=320, key=KEY + "table", column_config={
         "image_id": "image", "lesion_id": "lesion",
-        "p_qcnn": st.column_config.ProgressColumn("QCNN p(malignant)", min_value=0.0, max_value=1.0, format="%.3f"),
+        "p_qcnn": st.column_config.ProgressColumn("QCNN p(malignant)", min_value=0.0, max_value=1.0, format="%.3f",
+                                                  color=charts.MODEL_COLOURS["qcnn"]),
         "p_classical": st.column_config.ProgressColumn("classical p(malignant)", min_value=0.0, max_value=1.0,
-                                                       format="%.3f"),
+                                                       format="%.3f", color=charts.MODEL_COLOURS["classical"]),
         "gap": st.column_config.NumberColumn("gap (QCNN − classical)", format="%+.3f"),
     })
     st.download_button("Download these rows (CSV)", shown.to_csv(index=False).encode(),
@@ -85,7 +91,7 @@ def _thumbnail(path: str):
 
 def _gallery(chosen: pd.DataFrame, data_dir) -> None:
     st.subheader("Gallery")
-    n = st.slider("Images to show (largest gap first)", 4, 32, 8, 4, key=KEY + "n_images")
+    n = st.columns([1, 2])[0].slider("Images to show (largest gap first)", 4, 32, 8, 4, key=KEY + "n_images")
     rows = chosen.head(n)
     cols = st.columns(GALLERY_COLUMNS)
     for i, row in enumerate(rows.itertuples()):
@@ -102,6 +108,7 @@ def _gallery(chosen: pd.DataFrame, data_dir) -> None:
 
 
 def _grad_cam(chosen: pd.DataFrame, data_dir) -> None:
+    """Grad-CAM of both models for one selected image; torch and the models load only on request."""
     st.subheader("Where each model looks (Grad-CAM)")
     ids = chosen.image_id.tolist()
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
@@ -128,7 +135,7 @@ def _grad_cam(chosen: pd.DataFrame, data_dir) -> None:
         with st.spinner("Running both models with Grad-CAM…"):
             prediction = predictor.predict(image, cam_method="GradCAM")
         st.session_state[KEY + "cam_prediction"] = ((id(predictor), image_id), prediction)
-    alpha = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key=KEY + "alpha")
+    alpha = st.columns([1, 2])[0].slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key=KEY + "alpha")
     row = chosen[chosen.image_id == image_id].iloc[0]
     cols = st.columns(3)
     cols[0].image(prediction.image, caption=f"{image_id} · {row.dx} ({'malignant' if row.label == 1 else 'benign'})",
@@ -137,8 +144,9 @@ def _grad_cam(chosen: pd.DataFrame, data_dir) -> None:
         out = prediction.output(kind)
         col.image(overlay(prediction.image, out.heatmap, alpha), width="stretch",
                   caption=f"{charts.MODEL_LABELS[kind]} · p(malignant) {out.probability:.3f}")
-    st.caption("Grad-CAM on layer3's 14 × 14 output, targeting the malignancy logit. Probabilities are recomputed "
-               "from the image and should match the table's up to rounding.")
+    st.caption("Grad-CAM on layer3's 14 × 14 output, targeting the malignancy logit, from the exported models "
+               "(the app seed's runs, in checkpoints/). Their probabilities are recomputed from the image: for the app "
+               "seed they match the table's up to rounding; other seeds' models are not loaded.")
 
 
 def render() -> None:

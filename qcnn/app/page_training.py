@@ -12,6 +12,8 @@ TITLE = "Training curves: does the QCNN generalise better?"
 
 
 def _end_points(histories: pd.DataFrame, highlight: int) -> pd.DataFrame:
+    """Last-epoch losses (seed ``highlight`` / mean over seeds), the gap, and the kept epochs."""
+    train_col, val_col = f"final train loss (seed {highlight} / mean)", f"final val loss (seed {highlight} / mean)"
     rows = []
     for kind in charts.KINDS:
         runs = histories[histories.kind == kind]
@@ -19,21 +21,21 @@ def _end_points(histories: pd.DataFrame, highlight: int) -> pd.DataFrame:
             continue
         last = runs.sort_values("epoch").groupby("seed").tail(1).set_index("seed")
         best = runs[runs.best].groupby("seed").head(1).set_index("seed")
-        row = {"model": charts.MODEL_LABELS[kind], "seeds": len(last)}
-        if highlight in last.index:
-            row |= {f"final train loss (seed {highlight})": f"{last.loc[highlight, 'train_loss']:.3f}",
-                    f"final val loss (seed {highlight})": f"{last.loc[highlight, 'val_loss']:.3f}"}
-        row |= {"final train loss (mean)": f"{last.train_loss.mean():.3f}",
-                "final val loss (mean)": f"{last.val_loss.mean():.3f}",
-                "final gap (mean)": f"{(last.val_loss - last.train_loss).mean():+.3f}",
-                "best epoch (median)": f"{best.epoch.median():.0f}" if len(best) else "–",
-                "best val AUC (mean)": f"{best.val_auc.mean():.3f}" if len(best) else "–"}
-        rows.append(row)
-    rows.append({"model": f"Classical CNN · {ui.REPORTED}", "seeds": 1,
-                 "final train loss (mean)": f"{study.CLASSICAL_END_TRAIN_LOSS:.2f}",
-                 "final val loss (mean)": f"{study.CLASSICAL_END_VAL_LOSS:.2f}",
-                 "final gap (mean)": f"{study.CLASSICAL_END_VAL_LOSS - study.CLASSICAL_END_TRAIN_LOSS:+.2f}"})
-    return pd.DataFrame(rows).fillna("–")
+
+        def both(col: str, last=last) -> str:
+            own = f"{last.loc[highlight, col]:.3f}" if highlight in last.index else "–"
+            return f"{own} / {last[col].mean():.3f}"
+
+        rows.append({"model": charts.MODEL_LABELS[kind], "seeds": str(len(last)),
+                     train_col: both("train_loss"), val_col: both("val_loss"),
+                     "final gap (mean)": f"{(last.val_loss - last.train_loss).mean():+.3f}",
+                     "kept epoch (median)": f"{best.epoch.median():.0f}" if len(best) else "–",
+                     "val AUC at kept epoch (mean)": f"{best.val_auc.mean():.3f}" if len(best) else "–"})
+    rows.append({"model": f"Classical CNN · {ui.REPORTED}", "seeds": "1 run",
+                 train_col: f"{study.CLASSICAL_END_TRAIN_LOSS:.2f}", val_col: f"{study.CLASSICAL_END_VAL_LOSS:.2f}",
+                 "final gap (mean)": f"{study.CLASSICAL_END_VAL_LOSS - study.CLASSICAL_END_TRAIN_LOSS:+.2f}",
+                 "kept epoch (median)": "–", "val AUC at kept epoch (mean)": "–"})
+    return pd.DataFrame(rows)
 
 
 def _timing(histories: pd.DataFrame) -> None:
