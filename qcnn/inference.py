@@ -376,6 +376,10 @@ class Predictor:
     def from_checkpoints(cls, checkpoint_dir: str | Path = CHECKPOINT_DIR) -> Predictor:
         return cls(load_model("qcnn", checkpoint_dir), load_model("classical", checkpoint_dir))
 
+    def warm_up(self) -> None:
+        """One prediction on a blank image: the first call is several times slower than the next."""
+        self.predict(Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (128, 128, 128)))
+
     def _run_model(self, kind: str, x: torch.Tensor, prefix_features: torch.Tensor | None,
                    cam_method: str) -> tuple[ModelOutput, float, float]:
         model = self.models[kind]

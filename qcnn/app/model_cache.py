@@ -48,7 +48,9 @@ def _load_predictor(directory: str, stamps: tuple[int, ...]) -> Predictor:
     from qcnn.inference import Predictor
 
     try:
-        return Predictor.from_checkpoints(Path(directory))
+        predictor = Predictor.from_checkpoints(Path(directory))
+        predictor.warm_up()  # the first user should not pay for first-call allocations
+        return predictor
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:
         raise ModelsUnavailable(
             f"The checkpoints in `{directory}` could not be loaded ({err}). Run `qcnn reproduce` to "

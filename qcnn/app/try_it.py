@@ -186,7 +186,7 @@ def distribution_figure(distribution: np.ndarray, kind: str, y_max: float | None
                   annotation_text=f"uniform 1/{p.size}", annotation_position="top right")
     fig.update_layout(
         height=300, margin=dict(l=10, r=10, t=40, b=10), showlegend=False, bargap=0.05,
-        title=dict(text=f"{MODEL_LABELS[kind]}: mean outcome distribution over the 196 patches", x=0,
+        title=dict(text=f"{MODEL_LABELS[kind]} · mean over the 196 patches", x=0,
                    font=dict(size=14)),
         xaxis=dict(title="outcome (bitstring, wire 0 first)", tickmode="array", tickvals=ticks,
                    ticktext=[bits[t] for t in ticks], tickangle=-45, range=[-1, p.size]),
@@ -231,11 +231,11 @@ def patch_map_figure(image: np.ndarray, values: np.ndarray, kind: str, view: str
         z=values, x0=cell / 2, dx=cell, y0=cell / 2, dy=cell, opacity=opacity, colorscale=colorscale,
         zmin=z_range[0] if z_range else None, zmax=z_range[1] if z_range else None, customdata=custom,
         hovertemplate=hover, colorbar=colorbar, xgap=1, ygap=1))
-    fig.update_xaxes(showticklabels=False, showgrid=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False)
-    title = "entropy of each patch's distribution" if view == "entropy" else "most likely outcome of each patch"
+    fig.update_xaxes(showticklabels=False, showgrid=False, ticks="")
+    fig.update_yaxes(showticklabels=False, showgrid=False, ticks="")
+    title = "entropy per patch" if view == "entropy" else "most likely outcome per patch"
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10),
-                      title=dict(text=f"{MODEL_LABELS[kind]}: {title}", x=0, font=dict(size=14)))
+                      title=dict(text=f"{MODEL_LABELS[kind]} · {title}", x=0, font=dict(size=14)))
     return fig
 
 
@@ -279,10 +279,11 @@ def show_predictions(prediction: Prediction, truth: dict | None) -> None:
     q, c = prediction.qcnn, prediction.classical
     if prediction.agree:
         st.success(f"The two models **agree**: both call it {verdict(q.probability)} "
-                   f"(QCNN {q.probability:.1%}, classical {c.probability:.1%}).", icon="🤝")
+                   f"(QCNN {q.probability:.1%}, classical {c.probability:.1%}).", icon=":material/handshake:")
     else:
         st.warning(f"The two models **disagree**: the QCNN says **{verdict(q.probability)}** ({q.probability:.1%}), "
-                   f"the classical control **{verdict(c.probability)}** ({c.probability:.1%}).", icon="⚖️")
+                   f"the classical control **{verdict(c.probability)}** ({c.probability:.1%}).",
+                   icon=":material/balance:")
     if truth is not None:
         st.markdown(f"Ground truth: {truth_text(truth)}")
     st.plotly_chart(probability_figure({k: prediction.output(k).probability for k in KINDS}),
@@ -320,10 +321,10 @@ def show_distributions(prediction: Prediction) -> None:
             h = entropy_bits(out.mean_distribution)
             h_patch = float(np.mean(entropy_bits(out.patch_distributions)))
             m1, m2 = st.columns(2)
-            m1.metric("Entropy of the mean", f"{h:.3f} bits", f"{h - N_QUBITS:+.3f} vs uniform (8 bits)",
-                      delta_color="off")
+            m1.metric("Entropy of the mean", f"{h:.3f} bits", f"{h - N_QUBITS:+.3f} vs uniform",
+                      delta_color="off", help="Shannon entropy of the 256-outcome mean; uniform is 8 bits")
             m2.metric("Mean entropy per patch", f"{h_patch:.3f} bits", f"{h_patch - N_QUBITS:+.3f} vs uniform",
-                      delta_color="off")
+                      delta_color="off", help="Average over the 196 patches of each patch's entropy")
             st.dataframe(top_states_table(out.mean_distribution), hide_index=True, width="stretch",
                          column_config={"probability": st.column_config.NumberColumn(format="%.4f"),
                                         "× uniform": st.column_config.NumberColumn(format="%.2f")})
@@ -358,7 +359,7 @@ def show_circuit(predictor: Predictor) -> None:
                    "of all 256 basis states. Drawn by PennyLane with the trained weights.")
         text, png = circuit_drawings(digest, layer)
         if png is not None:
-            st.image(png, width="stretch")
+            st.image(png, width=640)
         st.code(text, language=None)
 
 
@@ -377,7 +378,7 @@ def render() -> None:
     try:
         predictor = get_predictor()
     except ModelsUnavailable as err:
-        st.warning(str(err), icon="⏳")
+        st.warning(str(err), icon=":material/hourglass_empty:")
         return
     chosen = choose_image()
     c1, c2 = st.columns(2)
@@ -386,11 +387,11 @@ def render() -> None:
                                    "slow (it runs each model on 256 masked copies of the image).")
     alpha = c2.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key=KEY + "alpha")
     if chosen is None:
-        st.info("Upload an image (or pick one from the test pool) to run both models.", icon="🖼️")
+        st.info("Upload an image (or pick one from the test pool) to run both models.", icon=":material/image:")
         return
     image, error = decode_upload(chosen.data)
     if error is not None:
-        st.error(f"**{chosen.name}** cannot be used: {error}", icon="🚫")
+        st.error(f"**{chosen.name}** cannot be used: {error}", icon=":material/block:")
         return
     prediction = predict_cached(predictor, chosen, image, cam_method)
     show_predictions(prediction, chosen.truth)
