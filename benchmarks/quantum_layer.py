@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # `python benchmarks/...` puts benchmarks/, not the repo, on the path
     sys.path.insert(0, str(REPO_ROOT))
 
+import qcnn  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
 import pennylane as qml
 import torch
 

@@ -14,6 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
+import qcnn  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
 import torch
 
 from qcnn.models import build_model
