@@ -62,6 +62,9 @@ ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 ACCEPTED_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _ACCEPTED_TEXT = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+# warnings.catch_warnings swaps a process-wide filter list: two threads interleaving it could leave
+# the other's filter behind, so decoding holds this lock (a typical upload decodes in milliseconds).
+_DECODE_LOCK = threading.Lock()
 
 # Signatures of formats people upload by mistake, to name them in the message.
 _KNOWN_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
@@ -148,7 +151,7 @@ def load_image(data: bytes) -> Image.Image:
         raise ImageError(f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is "
                          f"{MAX_BYTES / 1e6:.0f} MB.")
     try:
-        with warnings.catch_warnings():
+        with _DECODE_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
             width, height = image.size  # from the header: nothing decoded yet

@@ -135,6 +135,15 @@ def test_load_image_takes_the_first_frame_of_an_animation() -> None:
     assert red[0] > 200 and red[1] < 50
 
 
+def test_load_image_reads_camera_mpo_jpegs() -> None:
+    """Cameras and phones write JPEGs with extra pictures (MPO): Pillow names the format MPO."""
+    frames = [Image.new("RGB", (64, 48), (200, 10, 10)), Image.new("RGB", (64, 48), (10, 200, 10))]
+    data = encode(frames[0], "MPO", save_all=True, append_images=frames[1:])
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    pixel = np.asarray(load_image(data))[5, 5]
+    assert pixel[0] > 180 and pixel[1] < 40
+
+
 def test_load_image_applies_exif_orientation(photo: Image.Image) -> None:
     marked = photo.copy()
     marked.paste((255, 0, 0), (0, 0, 10, 10))  # red top-left corner as stored
@@ -220,6 +229,26 @@ def test_load_image_pillow_bomb_guard_is_an_error(monkeypatch: pytest.MonkeyPatc
         load_image(encode(Image.new("RGB", (40, 40)), "PNG"))  # 1,600 px: Pillow warns
     with pytest.raises(ImageError, match="too large to decode safely"):
         load_image(encode(Image.new("RGB", (60, 60)), "PNG"))  # 3,600 px: Pillow raises
+
+
+def test_load_image_from_many_threads(photo: Image.Image) -> None:
+    import warnings
+
+    filters = list(warnings.filters)
+    files = [*corpus(photo).values(), png_header_only(10_000, 10_000)] * 4
+
+    def decode(data: bytes):
+        try:
+            return np.asarray(load_image(data))
+        except ImageError as err:
+            return str(err)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(decode, files))
+    for data, result in zip(files, results, strict=True):
+        expected = decode(data)
+        assert (np.array_equal(result, expected) if isinstance(expected, np.ndarray) else result == expected)
+    assert warnings.filters == filters, "the decompression-bomb filter leaked out of load_image"
 
 
 def test_load_image_rejects_too_many_bytes() -> None:
