@@ -38,8 +38,11 @@ def ensure_app_entry() -> None:
     layout, no custom navigation. When a page finds itself in that mode it switches the mode off
     and reruns, so the entry point runs and opens the same page (same URL path).
     """
+    from streamlit import config
     from streamlit.runtime.pages_manager import PagesManager
 
+    if config.get_option("global.appTest"):  # AppTest resets the mode on every run; a rerun would drop clicks
+        return
     if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False
         st.rerun()

@@ -1,0 +1,308 @@
+"""The results explorer: every page under streamlit's AppTest, on synthetic, empty and real results.
+
+The synthetic results folder is schema-valid (``qcnn.app.demo_data``) and deterministic, so the
+tests can check the numbers a page shows against the pipeline's own functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from qcnn import paths, study
+from qcnn.app import page_disagreements, page_overview, page_results, page_timeline, page_training
+from qcnn.app.demo_data import write_synthetic_results
+from qcnn.app.verdict import CONTRADICTED, INCONCLUSIVE, SUPPORTED, metric_verdict, verdict
+from qcnn.metrics import confusion
+from qcnn.stats import mcnemar
+
+APP = paths.REPO_ROOT / "streamlit_app.py"
+TITLES = {"overview": page_overview.TITLE, "timeline": page_timeline.TITLE, "results": page_results.TITLE,
+          "training": page_training.TITLE, "disagreements": page_disagreements.TITLE}
+RESULT_PAGES = ("overview", "results", "training", "disagreements")  # pages that read results/
+TIMEOUT = 60
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory) -> Path:
+    return write_synthetic_results(tmp_path_factory.mktemp("results"), n_test=300, seeds=(0, 1, 2), epochs=6,
+                                   n_bootstrap=40)
+
+
+@pytest.fixture
+def synthetic(synthetic_dir, monkeypatch) -> Path:
+    monkeypatch.setenv("QCNN_RESULTS_DIR", str(synthetic_dir))
+    monkeypatch.delenv("QCNN_DATA_DIR", raising=False)
+    return synthetic_dir
+
+
+@pytest.fixture
+def fake_data_dir(synthetic, tmp_path, monkeypatch) -> Path:
+    """A tiny HAM10000-shaped folder holding a JPEG for every synthetic test image."""
+    split = pd.read_csv(synthetic / paths.SPLIT_FILE)
+    test = split[split.pool == "test"]
+    (tmp_path / "images").mkdir()
+    rng = np.random.default_rng(0)
+    for image_id in test.image_id:
+        pixels = rng.integers(0, 255, (15, 20, 3), dtype=np.uint8)
+        Image.fromarray(pixels).resize((200, 150)).save(tmp_path / "images" / f"{image_id}.jpg")
+    test[["lesion_id", "image_id", "dx"]].to_csv(tmp_path / "HAM10000_metadata.csv", index=False)
+    monkeypatch.setenv("QCNN_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def open_page(page: str) -> AppTest:
+    """Run the app's entry point, then switch to ``pages/{page}.py`` (as a browser would)."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page(f"pages/{page}.py").run()
+    return at
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, "\n".join(str(e.value) for e in at.exception)
+
+
+def chart(at: AppTest, key: str) -> dict:
+    """The plotly figure (as JSON) of the chart created with ``key``."""
+    matches = [c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}")]
+    assert len(matches) == 1, f"no single chart with key {key!r}"
+    return json.loads(matches[0].proto.spec)
+
+
+def frame_with(at: AppTest, column: str) -> pd.DataFrame:
+    """The single dataframe on the page that has ``column`` (st.dataframe keys are not exposed)."""
+    frames = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(frames) == 1, f"{len(frames)} dataframes with a {column!r} column"
+    return frames[0]
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [x.value for x in (*at.info, *at.warning, *at.success, *at.error)]
+    return "\n".join(parts)
+
+
+# --- every page, synthetic results ---------------------------------------------------------------
+
+@pytest.mark.parametrize("page", list(TITLES))
+def test_page_renders_with_its_title(synthetic, page):
+    at = open_page(page)
+    no_exception(at)
+    assert [t.value for t in at.title] == [TITLES[page]]
+
+
+def test_overview_shows_both_headlines_and_a_verdict(synthetic):
+    at = open_page("overview")
+    no_exception(at)
+    summary = json.loads((synthetic / paths.SUMMARY_FILE).read_text())
+    values = [m.value for m in at.metric]
+    for m in study.HEADLINE_METRICS:
+        assert f"{100 * study.EXPERIMENT_4_DELTA[m]:+.2f}" in values  # reported
+        assert f"{100 * summary['difference']['mean'][m]:+.2f}" in values  # reproduced
+    expected = verdict(summary)
+    boxes = [b.value for b in (*at.success, *at.warning, *at.error)]
+    assert any(expected.headline in b for b in boxes)
+    assert "Not a clinical tool" in texts(at)
+    assert len(at.table) == 1  # the setting comparison
+
+
+def test_timeline_has_the_four_experiments(synthetic):
+    at = open_page("timeline")
+    no_exception(at)
+    fig = chart(at, "timeline")
+    statuses = [t["name"] for t in fig["data"] if t.get("mode") == "markers+text"]
+    assert statuses == ["failed", "partial", "success"]
+    labels = [e.label for e in at.expander]
+    assert len(labels) == 4 and all(f"Experiment {i}" in label for i, label in zip(range(1, 5), labels, strict=True))
+    assert len(at.dataframe) == 2  # Experiment 3's and Experiment 4's reported tables
+
+
+def test_results_page_has_tables_and_charts(synthetic):
+    at = open_page("results")
+    no_exception(at)
+    keys = {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+    assert {"bars", "deltas", "confusion_qcnn", "confusion_classical", "roc", "pr", "strip"} <= keys
+    assert len(at.dataframe) >= 4  # reported, reproduced, live metrics, matched recall
+    reported = at.dataframe[0].value
+    assert list(reported.columns) == ["metric", "QCNN", "classical", "Δ"]
+    at.radio(key="results_view").set_value("seed0").run()
+    no_exception(at)
+
+
+def test_threshold_slider_recomputes_the_confusion_matrix(synthetic):
+    at = open_page("results")
+    predictions = pd.read_csv(synthetic / "runs" / "qcnn_seed0" / "predictions.csv")
+
+    def shown() -> list[list[int]]:
+        return chart(at, "confusion_qcnn")["data"][0]["z"]
+
+    def expected(threshold: float) -> list[list[int]]:
+        c = confusion(predictions.label.to_numpy(), predictions.probability.to_numpy(), threshold)
+        return [[c["tp"], c["fn"]], [c["fp"], c["tn"]]]
+
+    assert shown() == expected(0.5)
+    at.slider(key="threshold_qcnn").set_value(0.2).run()
+    no_exception(at)
+    assert shown() == expected(0.2)
+    assert shown() != expected(0.5)
+    assert chart(at, "confusion_classical")["data"][0]["z"] != shown()  # the other model keeps its own
+    live = frame_with(at, "threshold")
+    assert live.loc[0, "threshold"] == "0.20" and live.loc[1, "threshold"] == "0.50"
+
+
+def test_training_page_has_curves_and_reported_end_points(synthetic):
+    at = open_page("training")
+    no_exception(at)
+    keys = {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+    assert {"losses", "gap", "auc", "timing"} <= keys
+    losses = chart(at, "losses")
+    annotations = " ".join(a.get("text", "") for a in losses["layout"].get("annotations", []))
+    for value in (study.CLASSICAL_END_TRAIN_LOSS, study.CLASSICAL_END_VAL_LOSS):
+        assert f"{value:.2f}" in annotations
+    stars = [t for t in losses["data"] if t.get("marker", {}).get("symbol") == "star"]
+    assert stars, "the kept epoch is marked"
+
+
+def test_disagreements_mcnemar_follows_the_threshold(synthetic):
+    at = open_page("disagreements")
+    no_exception(at)
+    q = pd.read_csv(synthetic / "runs" / "qcnn_seed0" / "predictions.csv")
+    c = pd.read_csv(synthetic / "runs" / "classical_seed0" / "predictions.csv")
+    for threshold in (0.5, 0.3):
+        if threshold != 0.5:
+            at.slider(key="disagree_threshold").set_value(threshold).run()
+            no_exception(at)
+        test = mcnemar(q.label.to_numpy(), q.probability.to_numpy(), c.probability.to_numpy(), threshold)
+        assert at.metric[0].value == f"{test['p_value']:.3g}"
+        cells = chart(at, "mcnemar_table")["layout"]["annotations"]
+        counts = [int(a["text"].split("</b>")[0].replace("<b>", "").replace(",", "")) for a in cells]
+        assert counts == [test["both_correct"], test["only_qcnn_correct"], test["only_classical_correct"],
+                          test["both_wrong"]]
+
+
+def test_disagreement_filters_and_download(synthetic):
+    at = open_page("disagreements")
+    at.multiselect(key="disagree_cells").set_value(["both wrong"]).run()
+    at.multiselect(key="disagree_labels").set_value(["malignant"]).run()
+    no_exception(at)
+    table = frame_with(at, "cell")
+    assert len(table) > 0
+    assert set(table.cell) == {"both wrong"} and set(table.label) == {"malignant"}
+    assert len(at.get("download_button")) == 1
+    assert "QCNN_DATA_DIR" in texts(at)  # how to show the images
+
+
+def test_gallery_and_grad_cam_message_with_a_data_dir(fake_data_dir, tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("QCNN_CHECKPOINT_DIR", str(tmp_path_factory.mktemp("no_checkpoints")))
+    at = open_page("disagreements")
+    no_exception(at)
+    assert len(at.image) == 8  # the default gallery size
+    at.button(key="disagree_cam_run").click().run()
+    no_exception(at)
+    assert any("qcnn reproduce" in w.value for w in at.warning)  # no models: says how to get them
+
+
+# --- missing files -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("page", RESULT_PAGES)
+def test_page_explains_missing_results(page, tmp_path, monkeypatch):
+    monkeypatch.setenv("QCNN_RESULTS_DIR", str(tmp_path))
+    at = open_page(page)
+    no_exception(at)
+    assert [t.value for t in at.title] == [TITLES[page]]
+    messages = [i.value for i in at.info]
+    assert messages and all("qcnn " in m and "is missing" in m for m in messages)
+
+
+def test_partial_results_without_summary(synthetic_dir, tmp_path, monkeypatch):
+    """Runs written, summary not yet: pages with per-run data still show it."""
+    import shutil
+
+    shutil.copytree(synthetic_dir, tmp_path / "r")
+    (tmp_path / "r" / paths.SUMMARY_FILE).unlink()
+    monkeypatch.setenv("QCNN_RESULTS_DIR", str(tmp_path / "r"))
+    for page in RESULT_PAGES:
+        at = open_page(page)
+        no_exception(at)
+    at = open_page("results")
+    assert any("summary.json" in i.value for i in at.info)
+    assert chart(at, "roc")  # curves come from the runs themselves
+
+
+# --- the real results, when present --------------------------------------------------------------
+
+@pytest.mark.parametrize("page", list(TITLES))
+def test_page_renders_on_the_committed_results(page, monkeypatch):
+    monkeypatch.delenv("QCNN_RESULTS_DIR", raising=False)
+    at = open_page(page)
+    no_exception(at)
+    assert [t.value for t in at.title] == [TITLES[page]]
+    if (paths.RESULTS_DIR / paths.SUMMARY_FILE).is_file() and page in ("overview", "results"):
+        assert not any("summary.json" in i.value for i in at.info)
+
+
+# --- pieces --------------------------------------------------------------------------------------
+
+def test_pages_without_models_never_import_torch(synthetic_dir):
+    code = f"""
+import sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({str(APP)!r}, default_timeout=60).run()
+for page in {list(TITLES)!r}:
+    at.switch_page(f"pages/{{page}}.py").run()
+    assert not at.exception, page
+loaded = sorted(m for m in ("torch", "torchvision", "pennylane", "pytorch_grad_cam") if m in sys.modules)
+print("LOADED", loaded)
+"""
+    env = {**os.environ, "QCNN_RESULTS_DIR": str(synthetic_dir)}
+    env.pop("QCNN_DATA_DIR", None)
+    out = subprocess.run([sys.executable, "-c", code], cwd=paths.REPO_ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "LOADED []" in out.stdout
+
+
+def test_verdict_rules():
+    assert metric_verdict("accuracy", 0.06, 0.03, (0.01, 0.05)).status == SUPPORTED
+    assert metric_verdict("accuracy", 0.06, 0.01, (-0.01, 0.03)).status == INCONCLUSIVE
+    assert metric_verdict("accuracy", 0.06, -0.03, (-0.05, -0.01)).status == CONTRADICTED
+    assert metric_verdict("recall", -0.07, -0.05, (-0.08, -0.02)).status == SUPPORTED  # same direction as the study
+
+    def summary(intervals: dict) -> dict:
+        diff = {"mean": {m: sum(ci) / 2 for m, ci in intervals.items()}, "seed_mean_ci95": intervals,
+                "seed0": {m: {"value": sum(ci) / 2, "ci95": ci} for m, ci in intervals.items()}}
+        return {"seeds": [0, 1, 2], "app_seed": 0, "difference": diff}
+
+    base = {"recall": [-0.1, -0.05], "auc": [-0.01, 0.01]}
+    up, zero, down = [0.01, 0.05], [-0.02, 0.03], [-0.05, -0.01]
+    assert verdict(summary({**base, "accuracy": up, "precision": up, "f1": up})).level == "supported"
+    assert verdict(summary({**base, "accuracy": up, "precision": zero, "f1": up})).level == "partly supported"
+    v = verdict(summary({**base, "accuracy": zero, "precision": zero, "f1": zero}))
+    assert v.level == "not supported" and "includes 0" in v.headline and v.tone == "error"
+    assert verdict(summary({**base, "accuracy": down, "precision": down, "f1": down})).level == "contradicted"
+
+
+def test_reported_numbers_are_consistent():
+    """The study's printed deltas are its QCNN minus classical values (to rounding)."""
+    for m, delta in study.EXPERIMENT_4_DELTA.items():
+        q, c = study.EXPERIMENT_4["qcnn"][m], study.EXPERIMENT_4["classical"][m]
+        assert abs((q - c) - delta) < 1e-4, m
+    assert [e["status"] for e in study.EXPERIMENTS] == ["failed", "failed", "partial", "success"]
+
+
+def test_synthetic_results_never_go_into_results():
+    with pytest.raises(ValueError):
+        write_synthetic_results(paths.REPO_ROOT / "results")
