@@ -55,7 +55,7 @@ from qcnn.paths import CHECKPOINT_DIR, MODEL_KINDS
 # Decoding an upload
 # ----------------------------------------------------------------------------------------------
 
-MAX_BYTES = 20 * 1024 * 1024  # 20 MB
+MAX_BYTES = 20_000_000  # 20 MB
 MAX_PIXELS = 40_000_000  # 40 megapixels
 MIN_SIDE = 32
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
@@ -161,9 +161,7 @@ def load_image(data: bytes) -> Image.Image:
             if min(width, height) < MIN_SIDE:
                 raise ImageError(f"The image is too small ({width} x {height} pixels); each side needs "
                                  f"at least {MIN_SIDE} pixels.")
-            if getattr(image, "n_frames", 1) > 1:
-                image.seek(0)  # first frame of an animation / first page of a TIFF
-            image.load()
+            image.load()  # a freshly opened file is on its first frame (GIF, MPO) or page (TIFF)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
