@@ -1,0 +1,188 @@
+"""The app in a real browser: `streamlit run` driven by Debian's chromium through Playwright.
+
+Every page is opened through the sidebar navigation; each must show its title and no Streamlit
+exception box. On "Try it" a generated PNG is uploaded and the test waits for the predictions.
+Needs /usr/bin/chromium (`apt-get install chromium`, never `playwright install`) and the
+playwright package; skipped with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from qcnn import paths
+from qcnn.app import page_disagreements, page_overview, page_results, page_timeline, page_training
+from qcnn.app.demo_data import write_synthetic_results
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# (navigation label, URL path, page title)
+PAGES = [
+    ("Overview", "", page_overview.TITLE),
+    ("Timeline", "timeline", page_timeline.TITLE),
+    ("Results", "results", page_results.TITLE),
+    ("Training curves", "training", page_training.TITLE),
+    ("Disagreements", "disagreements", page_disagreements.TITLE),
+    ("Try it", "try_it", "Try it"),
+]
+CHECKPOINT_FILES = ("backbone", "qcnn", "classical")
+PAGE_TIMEOUT_MS = 60_000
+PREDICTION_TIMEOUT_MS = 120_000
+
+
+def _missing_browser() -> str | None:
+    if not CHROMIUM.is_file():
+        return f"{CHROMIUM} not found: install it with `apt-get install -y chromium` (never `playwright install`)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (`pip install playwright`)"
+    return None
+
+
+if (_reason := _missing_browser()) is not None:
+    pytest.skip(_reason, allow_module_level=True)
+
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_streamlit(port: int, env: dict[str, str]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+               "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
+               "--browser.gatherUsageStats", "false"]
+    return subprocess.Popen(command, cwd=paths.REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited early:\n{process.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                if response.read().decode().strip() == "ok":
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError("streamlit did not answer /_stcore/health in time")
+
+
+def random_checkpoints(directory: Path) -> Path:
+    """Untrained models with the real architecture, so "Try it" can run without a reproduction."""
+    import qcnn.compat  # noqa: F401
+    import torch
+
+    from qcnn.backbone import Backbone, load_backbone, save_backbone
+    from qcnn.models import build_model, save_model
+
+    torch.manual_seed(0)
+    backbone = directory / "backbone.safetensors"
+    save_backbone(Backbone(), backbone, source="random (browser test)")
+    for kind in paths.MODEL_KINDS:
+        save_model(build_model(kind, load_backbone(backbone)), directory / f"{kind}.safetensors", backbone)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """A running app on the committed results (synthetic ones where no summary is committed yet)."""
+    env = {**os.environ}
+    if (paths.RESULTS_DIR / paths.SUMMARY_FILE).is_file():
+        env.pop("QCNN_RESULTS_DIR", None)
+    else:
+        env["QCNN_RESULTS_DIR"] = str(write_synthetic_results(tmp_path_factory.mktemp("results"), n_test=300,
+                                                              n_bootstrap=40))
+    if not all((paths.CHECKPOINT_DIR / f"{f}.safetensors").is_file() for f in CHECKPOINT_FILES):
+        env["QCNN_CHECKPOINT_DIR"] = str(random_checkpoints(tmp_path_factory.mktemp("checkpoints")))
+    port = free_port()
+    process = start_streamlit(port, env)
+    try:
+        wait_healthy(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser_page(app_url):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def wait_rendered(page: Page, title: str) -> None:
+    """The page's title is shown and the script has finished (no "running" status)."""
+    expect(page.locator("h1").filter(has_text=title)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                           timeout=PAGE_TIMEOUT_MS)
+
+
+def no_exception_box(page: Page) -> None:
+    boxes = page.locator('[data-testid="stException"]')
+    assert boxes.count() == 0, boxes.first.inner_text()
+
+
+def test_deep_link_on_a_fresh_server_opens_the_page_in_the_app(browser_page, app_url):
+    """The first request of a new server goes straight to /results: it must still run inside the app."""
+    browser_page.goto(f"{app_url}/results")
+    wait_rendered(browser_page, page_results.TITLE)
+    no_exception_box(browser_page)
+    nav = browser_page.locator('[data-testid="stSidebarNav"]')
+    expect(nav.get_by_text("Training curves")).to_be_visible()  # our navigation, not the pages/ folder's
+
+
+def test_every_page_renders(browser_page, app_url):
+    browser_page.goto(app_url)
+    wait_rendered(browser_page, page_overview.TITLE)
+    for label, url_path, title in PAGES:
+        browser_page.locator('[data-testid="stSidebarNav"] a').filter(has_text=label).first.click()
+        wait_rendered(browser_page, title)
+        no_exception_box(browser_page)
+        if url_path:
+            assert browser_page.url.rstrip("/").endswith(f"/{url_path}")
+        if label in ("Timeline", "Results", "Training curves"):
+            expect(browser_page.locator(".js-plotly-plot").first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+
+
+def test_try_it_predicts_an_uploaded_image(browser_page, app_url):
+    browser_page.goto(f"{app_url}/try_it")
+    wait_rendered(browser_page, "Try it")
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((150, 200, 3)) * 80 + np.array([170, 110, 100])).clip(0, 255).astype(np.uint8)
+    png = io.BytesIO()
+    Image.fromarray(pixels).save(png, format="PNG")
+    browser_page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        files=[{"name": "lesion.png", "mimeType": "image/png", "buffer": png.getvalue()}])
+    expect(browser_page.get_by_role("heading", name="Predictions")).to_be_visible(timeout=PREDICTION_TIMEOUT_MS)
+    browser_page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                                   timeout=PREDICTION_TIMEOUT_MS)
+    no_exception_box(browser_page)
