@@ -6,6 +6,8 @@ Run with ``streamlit run streamlit_app.py``. Each page is a short script in page
 
 import streamlit as st
 
+from qcnn.app.ui import sidebar_info
+
 st.set_page_config(page_title="QCNN vs CNN · melanoma", page_icon="⚛️", layout="wide")
 
 PAGES = [
@@ -19,5 +21,6 @@ PAGES = [
 
 page = st.navigation(PAGES)
 with st.sidebar:
-    st.caption("Reported = the study's numbers. Reproduced = this project's runs (results/). Not a clinical tool.")
+    st.caption("**Reported** = the study's numbers. **Reproduced** = this project's runs. Not a clinical tool.")
+sidebar_info()
 page.run()

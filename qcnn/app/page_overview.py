@@ -29,7 +29,7 @@ def _headline(summary: dict | None) -> None:
     cols = st.columns(len(study.HEADLINE_METRICS), gap="medium")
     for col, m in zip(cols, study.HEADLINE_METRICS, strict=True):
         with col.container(border=True):
-            st.markdown(f"**{_name(m)}** · difference in percentage points")
+            st.markdown(f"**{_name(m)}** · QCNN − classical, in points")
             left, right = st.columns(2)
             rq, rc = study.EXPERIMENT_4["qcnn"][m], study.EXPERIMENT_4["classical"][m]
             left.metric("reported (study)", f"{100 * study.EXPERIMENT_4_DELTA[m]:+.2f}",

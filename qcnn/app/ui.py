@@ -78,7 +78,7 @@ def not_clinical_notice() -> None:
 
 def sidebar_info() -> None:
     with st.sidebar:
-        st.caption(f"Results folder: `{_short(results_dir())}`")
+        st.caption(f"Results read from `{_short(results_dir())}` (set `QCNN_RESULTS_DIR` to change).")
 
 
 def _short(path: Path) -> str:
