@@ -321,8 +321,10 @@ def backbone_figure(history: pd.DataFrame) -> go.Figure:
         fig.add_vline(x=float(selected.epoch.iloc[0]), line=dict(color="#009988", dash="dot"),
                       annotation_text="kept epoch", annotation_position="top")
     fig.update_xaxes(title="epoch")
-    fig.update_yaxes(title="loss (log scale)", type="log", secondary_y=False)
-    fig.update_yaxes(title="balanced accuracy", secondary_y=True, range=[0, 1])
+    fig.update_yaxes(title="loss (log scale)", type="log", secondary_y=False,
+                     tickvals=[0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20])
+    fig.update_yaxes(title="balanced accuracy", secondary_y=True, range=[0, 1], dtick=0.2, tickformat=".1f",
+                     showgrid=False)
     return _finish(fig, height=340)
 
 

@@ -38,6 +38,34 @@ def _end_points(histories: pd.DataFrame, highlight: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+SETTINGS = ("epochs", "batch_size", "lr_layer3", "lr_head", "weight_decay", "augment", "bf16", "n_train", "n_val")
+
+
+def _configs(seed: int) -> None:
+    """Parameter counts per part and the training settings of both models, from their config.json."""
+    configs = {k: results.load_config(k, seed) for k in charts.KINDS}
+    configs = {k: v for k, v in configs.items() if v}
+    if not configs:
+        return
+    with st.expander(f"Model sizes and training settings (seed {seed}, from config.json)"):
+        parts: dict[str, dict[str, str]] = {}
+        for kind, config in configs.items():
+            for part, counts in config.get("parameters", {}).items():
+                parts.setdefault(part, {})[charts.MODEL_LABELS[kind]] = (
+                    f"{counts['trainable']:,} trainable / {counts['total']:,}")
+        left, right = st.columns([3, 2], gap="large")
+        with left:
+            st.markdown("**Parameters per part**")
+            st.dataframe(pd.DataFrame(parts).T.fillna("–").rename_axis("part"), width="stretch")
+            st.caption("The models share everything except the 8 → 256 map: the quantum circuit or its classical "
+                       "control.")
+        with right:
+            st.markdown("**Training settings**")
+            settings = pd.DataFrame({charts.MODEL_LABELS[k]: [str(c.get(s, "–")) for s in SETTINGS]
+                                     for k, c in configs.items()}, index=list(SETTINGS))
+            st.dataframe(settings.rename_axis("setting"), width="stretch")
+
+
 def _timing(histories: pd.DataFrame) -> None:
     st.header("Cost per epoch")
     rows = [{"kind": k, "source": ui.REPORTED + " · Exp. 3", "seconds": s} for k, s in study.SECONDS_PER_EPOCH.items()]
@@ -92,6 +120,7 @@ def render() -> None:
             st.caption("The kept weights are those of the ★ epoch, not the last one.")
         st.markdown("**End points**")
         st.dataframe(_end_points(histories, highlight), hide_index=True, width="stretch")
+        _configs(highlight)
         _timing(histories)
 
     with st.expander("The backbone's pretraining (stands in for ImageNet)"):
@@ -105,4 +134,5 @@ def render() -> None:
             st.plotly_chart(charts.backbone_figure(backbone), key="backbone")
             config = results.load_backbone_config()
             if config:
+                st.caption("Pretraining settings (backbone_history.json):")
                 st.json(config, expanded=False)
