@@ -155,7 +155,7 @@ def render() -> None:
     ui.model_legend()
     seeds = results.available_seeds("predictions.csv")
     if not seeds:
-        ui.missing("test-set predictions", "runs/qcnn_seed0/predictions.csv")
+        ui.missing("test-set predictions of both models", results.missing_run_file("predictions.csv"))
         return
     summary = results.load_summary()
     ui.synthetic_notice(summary)

@@ -47,7 +47,7 @@ def _threshold_explorer(summary: dict | None) -> None:
     st.header("Curves and a live threshold")
     seeds = results.available_seeds("predictions.csv")
     if not seeds:
-        ui.missing("test-set predictions", "runs/qcnn_seed0/predictions.csv")
+        ui.missing("test-set predictions of both models", results.missing_run_file("predictions.csv"))
         return
     default = results.default_seed(seeds, summary)
     left, right = st.columns([1, 4], gap="large", vertical_alignment="center")

@@ -95,7 +95,7 @@ def render() -> None:
     ui.model_legend()
     histories = results.load_histories()
     if histories is None:
-        ui.missing("training histories", "runs/qcnn_seed0/history.csv")
+        ui.missing("training histories", results.missing_run_file("history.csv"))
     else:
         summary = results.load_summary()
         ui.synthetic_notice(summary)

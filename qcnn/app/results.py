@@ -119,6 +119,14 @@ def available_seeds(file: str = "history.csv") -> list[int]:
     return sorted(s for s in seeds if all((run_dir(k, s) / file).is_file() for k in KINDS))
 
 
+def missing_run_file(file: str, seed: int = 0) -> str:
+    """The first of the two runs' ``file`` that is missing, relative to the results folder (for messages)."""
+    for kind in KINDS:
+        if not (run_dir(kind, seed) / file).is_file():
+            return f"{paths.RUNS_DIR}/{paths.run_name(kind, seed)}/{file}"
+    return f"{paths.RUNS_DIR}/{paths.run_name(KINDS[0], seed)}/{file}"
+
+
 def load_history(kind: str, seed: int) -> pd.DataFrame | None:
     return read_csv(run_dir(kind, seed) / "history.csv")
 
