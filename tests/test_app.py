@@ -104,6 +104,13 @@ def test_page_renders_with_its_title(synthetic, page):
     assert [t.value for t in at.title] == [TITLES[page]]
 
 
+def test_try_it_is_in_the_navigation(synthetic):
+    """The teammate's page (tested in depth in test_try_it_page.py) opens inside the app."""
+    at = open_page("try_it")
+    no_exception(at)
+    assert [t.value for t in at.title] == ["Try it"]
+
+
 def test_overview_shows_both_headlines_and_a_verdict(synthetic):
     at = open_page("overview")
     no_exception(at)
