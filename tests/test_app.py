@@ -249,6 +249,17 @@ def test_partial_results_without_summary(synthetic_dir, tmp_path, monkeypatch):
     assert chart(at, "roc")  # curves come from the runs themselves
 
 
+def test_single_seed_summary(tmp_path, monkeypatch):
+    """After the first seed the summary has one seed: no SD, the verdict rests on that seed's intervals."""
+    monkeypatch.setenv("QCNN_RESULTS_DIR", str(write_synthetic_results(tmp_path, n_test=200, seeds=(0,),
+                                                                       epochs=4, n_bootstrap=20)))
+    for page in RESULT_PAGES:
+        no_exception(open_page(page))
+    at = open_page("results")
+    assert not at.radio  # nothing to choose between
+    assert "seed 0" in verdict(json.loads((tmp_path / paths.SUMMARY_FILE).read_text())).basis
+
+
 # --- the real results, when present --------------------------------------------------------------
 
 @pytest.mark.parametrize("page", list(TITLES))

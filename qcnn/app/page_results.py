@@ -129,8 +129,12 @@ def render() -> None:
     if summary is None:
         ui.missing("summary of the reproduced runs", "summary.json")
     else:
-        mode = st.radio("Reproduced numbers", list(VIEW_OPTIONS), format_func=VIEW_OPTIONS.get, horizontal=True,
-                        key="results_view")
+        if len(summary["seeds"]) > 1:
+            mode = st.radio("Reproduced numbers", list(VIEW_OPTIONS), format_func=VIEW_OPTIONS.get, horizontal=True,
+                            key="results_view")
+        else:
+            mode = "seed0"
+            st.caption("Only one seed is summarised so far: its values with their lesion-bootstrap intervals.")
         _tables(summary, mode)
         _charts(summary, mode)
     _threshold_explorer(summary)
