@@ -83,8 +83,7 @@ def test_upload_valid_then_invalid(monkeypatch: pytest.MonkeyPatch, data_dir: Pa
     assert "QCNN · P(malignant)" in labels and "Classical CNN · P(malignant)" in labels
     assert at.success or at.warning  # agreement or disagreement is spelled out
     assert any("agree" in s for s in texts(at.success) + texts(at.warning))
-    probabilities = [float(m.value.rstrip("%")) for m in at.metric if m.label.endswith("P(malignant)")]
-    assert all(0.0 <= p <= 100.0 for p in probabilities)
+    assert len([m for m in at.metric if m.label.endswith("P(malignant)")]) == 2
 
     # display controls rerun without recomputing; a new CAM method recomputes
     at.slider(key="try_it_alpha").set_value(0.8).run()
@@ -144,6 +143,14 @@ def test_circuit_expander(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> No
     assert not at.exception, texts(at.exception)
     drawing = "\n".join(c.value for c in at.code)
     assert "0:" in drawing and "Probs" in drawing
+
+
+def test_fmt_probability() -> None:
+    from qcnn.app.try_it import fmt_probability
+
+    assert fmt_probability(0.4567) == "45.7%"
+    assert fmt_probability(0.0003) == "3.0e-04" and fmt_probability(0.0) == "0"
+    assert fmt_probability(0.99995) == "1 − 5.0e-05" and fmt_probability(1.0) == "1"
 
 
 def test_figures() -> None:

@@ -151,6 +151,15 @@ def predict_cached(predictor: Predictor, chosen: ChosenImage, image: Image.Image
 # --- figures --------------------------------------------------------------------------------------
 
 
+def fmt_probability(p: float) -> str:
+    """A probability as a percentage that never rounds a confident call to a flat 0 or 100."""
+    if p < 0.001:
+        return f"{p:.1e}" if p > 0 else "0"
+    if p > 0.999:
+        return f"1 − {1 - p:.1e}" if p < 1 else "1"
+    return f"{p:.1%}"
+
+
 def verdict(probability: float) -> str:
     return "malignant" if probability >= THRESHOLD else "benign"
 
@@ -161,7 +170,8 @@ def probability_figure(probabilities: dict[str, float]) -> go.Figure:
     fig = go.Figure(go.Bar(
         x=[probabilities[k] for k in kinds], y=[MODEL_LABELS[k] for k in kinds], orientation="h",
         marker_color=[MODEL_COLOURS[k] for k in kinds],
-        text=[f"{probabilities[k]:.1%} · {verdict(probabilities[k])}" for k in kinds], textposition="outside",
+        text=[f"{fmt_probability(probabilities[k])} · {verdict(probabilities[k])}" for k in kinds],
+        textposition="outside",
         hovertemplate="%{y}: P(malignant) = %{x:.3f}<extra></extra>"))
     fig.add_vline(x=THRESHOLD, line=dict(color="#444444", dash="dash", width=1.5),
                   annotation_text="threshold 0.5", annotation_position="top")
@@ -272,17 +282,19 @@ def show_predictions(prediction: Prediction, truth: dict | None) -> None:
         out = prediction.output(kind)
         with column:
             st.markdown(_chip(kind), unsafe_allow_html=True)
-            st.metric(f"{MODEL_LABELS[kind]} · P(malignant)", f"{out.probability:.1%}",
+            st.metric(f"{MODEL_LABELS[kind]} · P(malignant)", fmt_probability(out.probability),
                       help=f"sigmoid of the logit {out.logit:+.3f}; threshold {THRESHOLD}")
             right = "" if truth is None else (" ✓ right" if int(out.malignant) == int(truth["label"]) else " ✗ wrong")
             st.markdown(f"calls it **{verdict(out.probability)}**{right}")
     q, c = prediction.qcnn, prediction.classical
     if prediction.agree:
         st.success(f"The two models **agree**: both call it {verdict(q.probability)} "
-                   f"(QCNN {q.probability:.1%}, classical {c.probability:.1%}).", icon=":material/handshake:")
+                   f"(QCNN {fmt_probability(q.probability)}, classical {fmt_probability(c.probability)}).",
+                   icon=":material/handshake:")
     else:
-        st.warning(f"The two models **disagree**: the QCNN says **{verdict(q.probability)}** ({q.probability:.1%}), "
-                   f"the classical control **{verdict(c.probability)}** ({c.probability:.1%}).",
+        st.warning(f"The two models **disagree**: the QCNN says **{verdict(q.probability)}** "
+                   f"({fmt_probability(q.probability)}), the classical control **{verdict(c.probability)}** "
+                   f"({fmt_probability(c.probability)}).",
                    icon=":material/balance:")
     if truth is not None:
         st.markdown(f"Ground truth: {truth_text(truth)}")
