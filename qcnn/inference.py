@@ -33,6 +33,8 @@ import struct
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -263,6 +265,25 @@ CAM_CLASSES = {
     "ScoreCAM": ScoreCAM,
 }
 CAM_METHODS = tuple(CAM_CLASSES)
+# EigenCAM's SVD (NumPy, 196 x 256) takes ~10 ms on one thread, but over a second when OpenBLAS's
+# threads compete with torch's on a busy 2-core machine: it runs with one BLAS thread. The limit
+# is process-wide, so a lock keeps two calls from restoring each other's setting out of order.
+SINGLE_BLAS_THREAD_METHODS = ("EigenCAM",)
+_BLAS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _single_blas_thread(active: bool) -> Iterator[None]:
+    if not active:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        yield
+        return
+    with _BLAS_LOCK, threadpool_limits(limits=1, user_api="blas"):
+        yield
 # Gradient-free methods: ScoreCAM runs the model once per layer3 channel (256 masked images).
 SCORECAM_BATCH = 32
 
@@ -387,7 +408,8 @@ class Predictor:
         wrapper = _CamModel(model, x, prefix_features)
         with self._locks[kind]:
             start = time.perf_counter()
-            with CAM_CLASSES[cam_method](model=wrapper, target_layers=[wrapper.target]) as cam:
+            with (_single_blas_thread(cam_method in SINGLE_BLAS_THREAD_METHODS),
+                  CAM_CLASSES[cam_method](model=wrapper, target_layers=[wrapper.target]) as cam):
                 if isinstance(cam, ScoreCAM):
                     cam.batch_size = SCORECAM_BATCH
                 heatmap = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)])[0]

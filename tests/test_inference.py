@@ -420,6 +420,9 @@ def test_predict_rejects_bad_arguments(predictor: Predictor, test_images: list[I
 
 def test_concurrent_predictions_match_sequential(predictor: Predictor, test_images: list[Image.Image]) -> None:
     """Several users at once on the same cached models get exactly what they would get alone."""
+    from threadpoolctl import threadpool_info
+
+    blas_threads = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
     jobs = [(i, method) for method in ("GradCAM", "HiResCAM", "EigenCAM") for i in range(len(test_images))]
     sequential = {job: predictor.predict(test_images[job[0]], cam_method=job[1]) for job in jobs}
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -431,3 +434,5 @@ def test_concurrent_predictions_match_sequential(predictor: Predictor, test_imag
     assert not np.allclose(sequential[jobs[0]].qcnn.heatmap, sequential[jobs[1]].qcnn.heatmap)
     for model in predictor.models.values():
         assert not model.layer3._forward_hooks
+    # EigenCAM's one-BLAS-thread limit is process-wide: it must be restored, whatever the interleaving
+    assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == blas_threads
