@@ -194,8 +194,9 @@ def curve_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], kind_of_cu
                      range=[-0.01, 1.01])
     fig.update_yaxes(title="true positive rate (recall)" if roc else "precision", range=[-0.01, 1.02])
     fig = _finish(fig, height=400)
-    fig.update_layout(legend=dict(orientation="v", x=0.98 if roc else 0.02, y=0.03, xanchor="right" if roc else "left",
-                                  yanchor="bottom", bgcolor="rgba(255,255,255,0.75)"))
+    # Where the curves leave room: bottom right of a ROC plot, top right of a PR plot.
+    fig.update_layout(legend=dict(orientation="v", x=0.98, xanchor="right", y=0.03 if roc else 0.98,
+                                  yanchor="bottom" if roc else "top", bgcolor="rgba(255,255,255,0.75)"))
     return fig
 
 

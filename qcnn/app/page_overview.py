@@ -84,8 +84,9 @@ def _setting_table(split: pd.DataFrame | None, summary: dict | None) -> None:
                      f"{test['malignant %']:.1f} %), lesions unseen in training" if test is not None else "–")
     else:
         data_ours, train_val, test_ours = "HAM10000 at 200×150 px (split.csv missing)", "–", "–"
-    seeds = (f"{len(summary['seeds'])} seeds ({', '.join(map(str, summary['seeds']))})" if summary
-             else "5 seeds (planned)")
+    n = len(summary["seeds"]) if summary else 0
+    seeds = (f"{n} seed{'s' if n > 1 else ''} ({', '.join(map(str, summary['seeds']))}), each a full training run"
+             if summary else "5 seeds (planned)")
     rows = [
         ("Data", "HAM10000-derived melanoma set (malignant vs benign)", data_ours),
         ("Split", "one split; Experiment 3 used 3,000 balanced images (2,400 train / 600 val)",

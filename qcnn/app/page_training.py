@@ -16,7 +16,7 @@ def _end_points(histories: pd.DataFrame, highlight: int) -> pd.DataFrame:
     train_col, val_col = f"final train loss (seed {highlight} / mean)", f"final val loss (seed {highlight} / mean)"
     rows = []
     for kind in charts.KINDS:
-        runs = histories[histories.kind == kind]
+        runs = histories[(histories.kind == kind) & histories.complete]
         if not len(runs):
             continue
         last = runs.sort_values("epoch").groupby("seed").tail(1).set_index("seed")
@@ -30,11 +30,11 @@ def _end_points(histories: pd.DataFrame, highlight: int) -> pd.DataFrame:
                      train_col: both("train_loss"), val_col: both("val_loss"),
                      "final gap (mean)": f"{(last.val_loss - last.train_loss).mean():+.3f}",
                      "kept epoch (median)": f"{best.epoch.median():.0f}" if len(best) else "–",
-                     "val AUC at kept epoch (mean)": f"{best.val_auc.mean():.3f}" if len(best) else "–"})
+                     "val AUC, kept (mean)": f"{best.val_auc.mean():.3f}" if len(best) else "–"})
     rows.append({"model": f"Classical CNN · {ui.REPORTED}", "seeds": "1 run",
                  train_col: f"{study.CLASSICAL_END_TRAIN_LOSS:.2f}", val_col: f"{study.CLASSICAL_END_VAL_LOSS:.2f}",
                  "final gap (mean)": f"{study.CLASSICAL_END_VAL_LOSS - study.CLASSICAL_END_TRAIN_LOSS:+.2f}",
-                 "kept epoch (median)": "–", "val AUC at kept epoch (mean)": "–"})
+                 "kept epoch (median)": "–", "val AUC, kept (mean)": "–"})
     return pd.DataFrame(rows)
 
 
@@ -56,7 +56,8 @@ def _configs(seed: int) -> None:
         left, right = st.columns([3, 2], gap="large")
         with left:
             st.markdown("**Parameters per part**")
-            st.dataframe(pd.DataFrame(parts).T.fillna("–").rename_axis("part"), width="stretch")
+            order = [p for p in parts if p != "all"] + (["all"] if "all" in parts else [])
+            st.dataframe(pd.DataFrame(parts).T.loc[order].fillna("–").rename_axis("part"), width="stretch")
             st.caption("The models share everything except the 8 → 256 map: the quantum circuit or its classical "
                        "control.")
         with right:
@@ -120,6 +121,10 @@ def render() -> None:
             st.caption("The kept weights are those of the ★ epoch, not the last one.")
         st.markdown("**End points**")
         st.dataframe(_end_points(histories, highlight), hide_index=True, width="stretch")
+        running = histories[~histories.complete].groupby(["kind", "seed"]).epoch.max()
+        if len(running):
+            names = ", ".join(f"{charts.MODEL_LABELS[k]} seed {s} (epoch {e})" for (k, s), e in running.items())
+            st.caption(f"Still training, drawn above but not counted here: {names}.")
         _configs(highlight)
         _timing(histories)
 

@@ -132,7 +132,10 @@ def load_history(kind: str, seed: int) -> pd.DataFrame | None:
 
 
 def load_histories() -> pd.DataFrame | None:
-    """Every run's history in one long frame with ``kind`` and ``seed`` columns (runs of either model)."""
+    """Every run's history in one long frame with ``kind``, ``seed`` and ``complete`` columns.
+
+    ``complete`` is False for a run still training (fewer epochs than its config.json asks for).
+    """
     root = results_dir() / paths.RUNS_DIR
     frames = []
     for path in sorted(root.glob("*_seed*/history.csv")) if root.is_dir() else []:
@@ -140,7 +143,9 @@ def load_histories() -> pd.DataFrame | None:
         if kind in KINDS and seed.isdigit():
             history = read_csv(path)
             if history is not None and len(history):
-                frames.append(history.assign(kind=kind, seed=int(seed)))
+                config = load_config(kind, int(seed)) or {}
+                complete = int(history.epoch.max()) >= int(config.get("epochs", 0))
+                frames.append(history.assign(kind=kind, seed=int(seed), complete=complete))
     if not frames:
         return None
     out = pd.concat(frames, ignore_index=True)
