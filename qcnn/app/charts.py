@@ -374,7 +374,7 @@ def probability_scatter(frame: pd.DataFrame, threshold: float) -> go.Figure:
             continue
         fig.add_trace(go.Scattergl(
             x=sub.p_classical, y=sub.p_qcnn, mode="markers", name=cell,
-            marker=dict(color=colour, size=6, opacity=0.7,
+            marker=dict(color=colour, size=5, opacity=0.6,
                         symbol=np.where(sub.label == 1, "x", "circle")),
             customdata=np.stack([sub.image_id, sub.dx, np.where(sub.label == 1, "malignant", "benign")], -1),
             hovertemplate="%{customdata[0]} (%{customdata[1]}, %{customdata[2]})<br>classical %{x:.3f} · "
