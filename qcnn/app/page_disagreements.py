@@ -161,6 +161,9 @@ def render() -> None:
     ui.synthetic_notice(summary)
     seed, threshold = _controls(seeds, results.default_seed(seeds, summary))
     paired = results.load_paired_predictions(seed)
+    if paired is None or not len(paired):  # a file being rewritten by the pipeline right now
+        ui.missing(f"readable test-set predictions for seed {seed}", results.missing_run_file("predictions.csv", seed))
+        return
     frame = analysis.disagreement_cells(paired, threshold)
     test = analysis.mcnemar_at(paired, threshold)
     _mcnemar(frame, test, threshold)

@@ -54,6 +54,9 @@ def _threshold_explorer(summary: dict | None) -> None:
     seed = left.selectbox("Seed", seeds, index=seeds.index(default), key="results_seed",
                           help="Which training seed's test predictions to explore (seed 0 is fixed in advance).")
     paired = results.load_paired_predictions(seed)
+    if paired is None or not len(paired):  # a file being rewritten by the pipeline right now
+        ui.missing(f"readable test-set predictions for seed {seed}", results.missing_run_file("predictions.csv", seed))
+        return
     labels = paired.label.to_numpy()
     right.caption("Each model gets its own threshold slider: the two are calibrated differently, so the same "
                   "probability cut-off does not mean the same trade-off for both. 0.5 is the study's setting; "
