@@ -146,7 +146,8 @@ def _grad_cam(chosen: pd.DataFrame, data_dir) -> None:
                   caption=f"{charts.MODEL_LABELS[kind]} · p(malignant) {out.probability:.3f}")
     st.caption("Grad-CAM on layer3's 14 × 14 output, targeting the malignancy logit, from the exported models "
                "(the app seed's runs, in checkpoints/). Their probabilities are recomputed from the image: for the app "
-               "seed they match the table's up to rounding; other seeds' models are not loaded.")
+               "seed they agree closely with the table's (the pipeline scored the test pool at lower numerical "
+               "precision); other seeds' models are not loaded.")
 
 
 def render() -> None:
