@@ -47,6 +47,7 @@ from torch import nn
 
 import qcnn.compat  # noqa: F401  (must precede pytorch_grad_cam, which imports torchvision)
 from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
+from pytorch_grad_cam import score_cam as score_cam_module
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from qcnn.backbone import GRID, IMAGE_SIZE, normalize, pil_to_uint8
@@ -285,7 +286,18 @@ def _single_blas_thread(active: bool) -> Iterator[None]:
     with _BLAS_LOCK, threadpool_limits(limits=1, user_api="blas"):
         yield
 # Gradient-free methods: ScoreCAM runs the model once per layer3 channel (256 masked images).
-SCORECAM_BATCH = 32
+SCORECAM_BATCH = 64
+
+
+class _QuietTqdm:
+    """ScoreCAM wraps its batches in ``tqdm.tqdm``: a progress bar per call in the server's log."""
+
+    @staticmethod
+    def tqdm(iterable, *args, **kwargs):
+        return iterable
+
+
+score_cam_module.tqdm = _QuietTqdm
 
 
 @dataclass(frozen=True)
@@ -389,6 +401,8 @@ class Predictor:
             if model.kind != kind:
                 raise ValueError(f"expected a {kind} model, got a {model.kind} one")
             model.requires_grad_(False)  # inference only: no weight gradients, ever
+            # channels_last convolutions: ~1.5x faster on this CPU for ScoreCAM's batches, equal to 1e-6
+            model.to(memory_format=torch.channels_last)
         self._locks = {kind: threading.Lock() for kind in self.models}
         q_state, c_state = qcnn.prefix.state_dict(), classical.prefix.state_dict()
         self.shared_prefix = q_state.keys() == c_state.keys() and all(
