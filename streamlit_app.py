@@ -8,7 +8,7 @@ import streamlit as st
 
 from qcnn.app.ui import sidebar_info
 
-st.set_page_config(page_title="QCNN vs CNN · melanoma", page_icon="⚛️", layout="wide")
+st.set_page_config(page_title="QCNN vs CNN · melanoma", page_icon=":material/biotech:", layout="wide")
 
 PAGES = [
     st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),

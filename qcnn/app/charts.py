@@ -1,4 +1,4 @@
-"""Plotly figure builders for the app. The model colours are defined here, once, and used everywhere.
+"""Plotly figure builders for the app, in the model colours of ``qcnn.app.style`` (defined once there).
 
 Builders take plain data (dicts, dataframes) and return a ``go.Figure``; they never read files.
 Metric values are fractions in [0, 1]; differences are shown in percentage points (×100), as the
@@ -14,27 +14,19 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-# One colour per model, on every chart (Paul Tol's colour-blind-safe purple and blue).
-MODEL_COLOURS = {"qcnn": "#AA3377", "classical": "#4477AA"}
-MODEL_LABELS = {"qcnn": "QCNN", "classical": "Classical CNN"}
-KINDS = ("qcnn", "classical")
-# Reported (study) vs reproduced (this project) on charts that show a difference, not a model.
-REPORTED_COLOUR = "#9A9A9A"
-REPRODUCED_COLOUR = "#222222"
-STATUS_COLOURS = {"failed": "#CC3311", "partial": "#EE7733", "success": "#009988"}
-# Disagreement cells: the model that alone was right gets its colour.
-CELL_COLOURS = {"both right": "#BBBBBB", "only QCNN right": MODEL_COLOURS["qcnn"],
-                "only classical right": MODEL_COLOURS["classical"], "both wrong": "#333333"}
-METRIC_LABELS = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "specificity": "Specificity",
-                 "f1": "F1", "balanced_accuracy": "Balanced acc.", "auc": "AUC"}
+from qcnn.app.style import (  # noqa: F401  (re-exported: the colours and labels live in style.py)
+    CELL_COLOURS,
+    KINDS,
+    METRIC_LABELS,
+    MODEL_COLOURS,
+    MODEL_LABELS,
+    REPORTED_COLOUR,
+    REPRODUCED_COLOUR,
+    STATUS_COLOURS,
+    fmt_value,
+)
+
 SEED_OPACITY = 0.35
-
-
-def fmt_value(metric: str, value: float) -> str:
-    """A metric as the study prints it: percent, except AUC on 0-1."""
-    if value is None or not np.isfinite(value):
-        return "–"
-    return f"{value:.3f}" if metric == "auc" else f"{100 * value:.1f} %"
 
 
 def _finish(fig: go.Figure, height: int = 380, title: str | None = None, **layout) -> go.Figure:

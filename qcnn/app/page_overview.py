@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from qcnn import study
@@ -72,16 +71,22 @@ def _verdict(summary: dict) -> None:
                         f"p = {mc['p_value']:.3g}.")
 
 
-def _setting_table(split: pd.DataFrame | None, summary: dict | None) -> None:
+def _markdown_table(header: list[str], rows: list[tuple]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _setting_table(split: dict | None, summary: dict | None) -> None:
     if split is not None:
-        n_images, n_lesions = len(split), split.lesion_id.nunique()
-        counts = results.split_counts(split)
-        test = counts.loc["test"] if "test" in counts.index else None
-        train_val = (f"{int(counts.loc['train', 'images']):,} train / {int(counts.loc['val', 'images']):,} val images"
-                     if {"train", "val"} <= set(counts.index) else "see split.csv")
-        data_ours = f"HAM10000, all {n_images:,} images of {n_lesions:,} lesions at 200×150 px, resized to 224×224"
-        test_ours = (f"{int(test['images']):,} images ({int(test['malignant images']):,} malignant, "
-                     f"{test['malignant %']:.1f} %), lesions unseen in training" if test is not None else "–")
+        pools = split["pools"]
+        test = pools.get("test")
+        train_val = (f"{pools['train']['images']:,} train / {pools['val']['images']:,} val images"
+                     if {"train", "val"} <= set(pools) else "see split.csv")
+        data_ours = (f"HAM10000, all {split['n_images']:,} images of {split['n_lesions']:,} lesions at 200×150 px, "
+                     "resized to 224×224")
+        test_ours = (f"{test['images']:,} images ({test['malignant']:,} malignant, "
+                     f"{100 * test['malignant'] / test['images']:.1f} %), lesions unseen in training" if test else "–")
     else:
         data_ours, train_val, test_ours = "HAM10000 at 200×150 px (split.csv missing)", "–", "–"
     n = len(summary["seeds"]) if summary else 0
@@ -104,10 +109,13 @@ def _setting_table(split: pd.DataFrame | None, summary: dict | None) -> None:
         ("Repetitions", "one run", seeds),
         ("Uncertainty", "none reported", "lesion-level bootstrap 95% intervals; McNemar's exact test"),
     ]
-    st.table(pd.DataFrame(rows, columns=["", ui.REPORTED, ui.REPRODUCED]), hide_index=True, border="horizontal")
+    st.markdown(_markdown_table(["", ui.REPORTED, ui.REPRODUCED], [(f"**{a}**", b, c) for a, b, c in rows]))
     if split is not None:
         with st.expander("Images per pool (from results/split.csv)"):
-            st.dataframe(results.split_counts(split), width="stretch")
+            st.markdown(_markdown_table(
+                ["pool", "images", "lesions", "malignant images", "malignant %"],
+                [(pool, f"{c['images']:,}", f"{c['lesions']:,}", f"{c['malignant']:,}",
+                  f"{100 * c['malignant'] / c['images']:.1f}") for pool, c in split["pools"].items()]))
             st.caption("pretrain: benign lesions only, used to pretrain the backbone in place of ImageNet. "
                        "excluded: further images of lesions already in train/val (one image per benign lesion).")
 
@@ -118,7 +126,7 @@ def render() -> None:
                 "This app puts that claim next to an independent reproduction with several seeds and confidence "
                 "intervals.")
     ui.model_legend()
-    summary, split = results.load_summary(), results.load_split()
+    summary, split = results.load_summary(), results.split_summary()
     ui.synthetic_notice(summary)
 
     _headline(summary)

@@ -8,14 +8,18 @@ next rerun without restarting the app.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import streamlit as st
 
 from qcnn import paths
+
+if TYPE_CHECKING:  # pandas is imported on first use: the Overview renders without it (cold start)
+    import pandas as pd
 
 KINDS = paths.MODEL_KINDS  # ("qcnn", "classical")
 BACKBONE_CONFIG_FILE = "backbone_history.json"
@@ -40,6 +44,8 @@ def stamp(path: Path) -> int | None:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _read_csv(path: str, mtime: int) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.read_csv(path, dtype={"image_id": str, "lesion_id": str, "dx": str, "pool": str})
 
 
@@ -54,7 +60,7 @@ def read_csv(path: Path) -> pd.DataFrame | None:
         return None
     try:
         return _read_csv(str(path), mtime)
-    except (OSError, ValueError, pd.errors.ParserError):
+    except (OSError, ValueError):  # pandas' ParserError is a ValueError
         return None
 
 
@@ -74,17 +80,33 @@ def load_split() -> pd.DataFrame | None:
     return read_csv(results_dir() / paths.SPLIT_FILE)
 
 
-def split_counts(split: pd.DataFrame) -> pd.DataFrame:
-    """Images, lesions and malignant images per pool, in protocol order."""
-    grouped = split.groupby("pool")
-    table = pd.DataFrame({
-        "images": grouped.size(),
-        "lesions": grouped.lesion_id.nunique(),
-        "malignant images": grouped.label.sum().astype(int),
-    })
-    table["malignant %"] = (100 * table["malignant images"] / table["images"]).round(1)
-    order = [p for p in POOL_ORDER if p in table.index] + [p for p in table.index if p not in POOL_ORDER]
-    return table.loc[order]
+@st.cache_data(show_spinner=False, max_entries=4)
+def _split_summary(path: str, mtime: int) -> dict:
+    pools: dict[str, dict] = {}
+    lesions: set[str] = set()
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            pool = pools.setdefault(row["pool"], {"images": 0, "lesions": set(), "malignant": 0})
+            pool["images"] += 1
+            pool["lesions"].add(row["lesion_id"])
+            pool["malignant"] += int(row["label"])
+            lesions.add(row["lesion_id"])
+    order = [p for p in POOL_ORDER if p in pools] + sorted(p for p in pools if p not in POOL_ORDER)
+    return {"n_images": sum(p["images"] for p in pools.values()), "n_lesions": len(lesions),
+            "pools": {p: {"images": pools[p]["images"], "lesions": len(pools[p]["lesions"]),
+                          "malignant": pools[p]["malignant"]} for p in order}}
+
+
+def split_summary() -> dict | None:
+    """Images, lesions and malignant images per pool of split.csv (no pandas: the Overview's cold start)."""
+    path = results_dir() / paths.SPLIT_FILE
+    mtime = stamp(path)
+    if mtime is None:
+        return None
+    try:
+        return _split_summary(str(path), mtime)
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 # --- summary and backbone -----------------------------------------------------------------------
@@ -148,6 +170,8 @@ def load_histories() -> pd.DataFrame | None:
                 frames.append(history.assign(kind=kind, seed=int(seed), complete=complete))
     if not frames:
         return None
+    import pandas as pd
+
     out = pd.concat(frames, ignore_index=True)
     out["best"] = out["best"].astype(str).str.lower().eq("true") if "best" in out else False
     out["gap"] = out.val_loss - out.train_loss

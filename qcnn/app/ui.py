@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from qcnn.app.charts import MODEL_COLOURS, MODEL_LABELS, fmt_value
+from qcnn.app.style import MODEL_COLOURS, MODEL_LABELS, fmt_value
 from qcnn.app.results import results_dir
 
 REPORTED = "reported (study)"
