@@ -125,6 +125,17 @@ def _require(path: Path, command: str) -> Path:
     return path
 
 
+def _command(sub: argparse._SubParsersAction, name: str, help: str, func, config: type | None = None
+             ) -> argparse.ArgumentParser:
+    """A pipeline subcommand: the shared folder flags, its config's flags, its handler."""
+    parser = sub.add_parser(name, help=help)
+    _add_dirs(parser)
+    if config is not None:
+        _add_config_flags(parser, config)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     from qcnn.pretrain import PretrainConfig
     from qcnn.train import TrainConfig
@@ -132,36 +143,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qcnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("split", help="write the lesion-disjoint split to results/split.csv")
-    _add_dirs(p)
+    p = _command(sub, "split", "write the lesion-disjoint split to results/split.csv", cmd_split)
     p.add_argument("--split-seed", type=int, default=0)
-    p.set_defaults(func=cmd_split)
 
-    p = sub.add_parser("pretrain-backbone", help="pretrain conv1..layer3 on the benign pool")
-    _add_dirs(p)
+    p = _command(sub, "pretrain-backbone", "pretrain conv1..layer3 on the benign pool", cmd_pretrain, PretrainConfig)
     p.add_argument("--backbone", choices=("domain", "imagenet"), default="domain")
-    _add_config_flags(p, PretrainConfig)
-    p.set_defaults(func=cmd_pretrain)
 
-    p = sub.add_parser("train", help="train one model for one seed from cached prefix features")
-    _add_dirs(p)
+    p = _command(sub, "train", "train one model for one seed from cached prefix features", cmd_train, TrainConfig)
     p.add_argument("--model", choices=paths.MODEL_KINDS, required=True)
     p.add_argument("--seed", type=int, default=0)
-    _add_config_flags(p, TrainConfig)
-    p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="score every trained run on the test pool; write summary.json")
-    _add_dirs(p)
+    p = _command(sub, "evaluate", "score every trained run on the test pool; write summary.json", cmd_evaluate)
     p.add_argument("--n-bootstrap", type=int, default=2000)
-    p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("reproduce", help="the whole chain, resumable: split, backbone, seeds, evaluation")
-    _add_dirs(p)
+    p = _command(sub, "reproduce", "the whole chain, resumable: split, backbone, seeds, evaluation", cmd_reproduce,
+                 TrainConfig)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--pretrain-epochs", type=int, default=PretrainConfig.epochs)
     p.add_argument("--n-bootstrap", type=int, default=2000)
-    _add_config_flags(p, TrainConfig)
-    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("bench", help="run a benchmark script from benchmarks/")
     p.add_argument("which", choices=sorted(BENCHMARKS))
