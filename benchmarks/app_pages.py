@@ -21,7 +21,6 @@ else from synthetic files (qcnn.app.demo_data) in a temporary folder; the JSON s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -29,23 +28,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from qcnn import paths  # noqa: E402
+from qcnn import paths
+from qcnn.app.server import APP, CHROMIUM, CHROMIUM_ARGS, free_port, is_healthy, streamlit_command
+from qcnn.benchmark import save_result
 
-APP = REPO / "streamlit_app.py"
 PAGES = ("overview", "timeline", "results", "training", "disagreements", "try_it")
 NEEDS_MODEL = {"try_it"}
 PAGE_TARGET_S = 1.0
 COLD_START_TARGET_S = 3.0
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def time_pages(runs: int) -> dict[str, dict]:
@@ -82,27 +78,9 @@ def time_pages(runs: int) -> dict[str, dict]:
     return out
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _health(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as response:
-            return response.read().decode().strip() == "ok"
-    except OSError:
-        return False
-
-
 def cold_start(env: dict[str, str]) -> dict:
-    port = _free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true", "--server.address",
-               "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false"]
+    port = free_port()
+    command = streamlit_command(port)
     browser_ctx = browser = page = None
     if CHROMIUM.is_file():
         try:
@@ -116,7 +94,7 @@ def cold_start(env: dict[str, str]) -> dict:
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while not _health(port):
+        while not is_healthy(port, timeout=1):
             if process.poll() is not None:
                 raise RuntimeError("streamlit exited during start-up")
             if time.perf_counter() - start > 120:
@@ -200,9 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "method": {"page_render": "AppTest in-process script run, median after 2 warm-up runs",
                    "cold_start": cold["method"] if cold else None},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
-    print(f"\nwrote {args.out}")
+    save_result(report, args.out)
     if tmp is not None:
         tmp.cleanup()
     return 0

@@ -13,7 +13,6 @@ project's 2-core CPU: a median of at most 1.0 s for one image with GradCAM.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -32,6 +31,7 @@ import torch
 from PIL import Image
 
 from qcnn.inference import CAM_METHODS, Predictor, load_image
+from qcnn.benchmark import save_result
 from qcnn.paths import CHECKPOINT_DIR, RESULTS_DIR, SPLIT_FILE
 
 TARGET_SECONDS = 1.0  # median predict() with GradCAM
@@ -173,9 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     result = run(args)
     print(report(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    save_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ next to the plain float32 GEMMs the torch formulation performs: a compute bound 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -28,6 +27,7 @@ import qcnn  # noqa: F401  (first: sets the OpenMP wait policy before torch load
 import pennylane as qml
 import torch
 
+from qcnn.benchmark import save_result
 from qcnn.paths import RESULTS_DIR
 from qcnn.quantum import QuantumLayer
 
@@ -176,9 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     result = run(args)
     print(report(result))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    save_result(result, args.out)
 
 
 if __name__ == "__main__":

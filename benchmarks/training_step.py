@@ -8,7 +8,6 @@ Target on the 2-core CPU: QCNN / classical <= 1.6.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import qcnn  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
 import torch
 
+from qcnn.benchmark import save_result
 from qcnn.models import build_model
 from qcnn.paths import RESULTS_DIR
 from qcnn.train import TrainConfig, make_optimizer, train_step
@@ -54,13 +54,12 @@ def main() -> None:
         print(f"{kind:9s} {seconds * 1000:8.1f} ms per step of {args.batch} images")
     verdict = "meets" if ratio <= TARGET_RATIO else "misses"
     print(f"ratio QCNN / classical: {ratio:.2f}  (target <= {TARGET_RATIO}: {verdict}; the study's was ~200)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
+    save_result({
         "batch": args.batch, "repeats": args.repeats, "threads": torch.get_num_threads(),
         "median_seconds": median, "ratio_qcnn_over_classical": ratio, "target_ratio": TARGET_RATIO,
         "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }, indent=2))
+    }, args.out)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +21,10 @@ from PIL import Image
 from qcnn import paths
 from qcnn.app import page_disagreements, page_overview, page_results, page_timeline, page_training
 from qcnn.app.demo_data import write_synthetic_results
+from qcnn.app.server import CHROMIUM, CHROMIUM_ARGS, free_port, is_healthy, streamlit_command
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # (navigation label, URL path, page title)
 PAGES = [
     ("Overview", "", page_overview.TITLE),
@@ -60,18 +55,9 @@ if (_reason := _missing_browser()) is not None:
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_streamlit(port: int, env: dict[str, str]) -> subprocess.Popen:
-    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-               "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false"]
-    return subprocess.Popen(command, cwd=paths.REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    return subprocess.Popen(streamlit_command(port), cwd=paths.REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
 
 
 def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -79,12 +65,9 @@ def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60.0) ->
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"streamlit exited early:\n{process.stdout.read()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                if response.read().decode().strip() == "ok":
-                    return
-        except OSError:
-            time.sleep(0.2)
+        if is_healthy(port):
+            return
+        time.sleep(0.2)
     raise TimeoutError("streamlit did not answer /_stcore/health in time")
 
 

@@ -1,0 +1,36 @@
+"""Launch the app as a real server and drive it with Debian's Chromium (browser test, benchmark)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import urllib.request
+from pathlib import Path
+
+from qcnn.paths import REPO_ROOT
+
+APP = REPO_ROOT / "streamlit_app.py"
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; never `playwright install`, it downloads a browser
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def streamlit_command(port: int) -> list[str]:
+    """`streamlit run` on loopback (no external-IP lookup), no file watcher, no usage statistics."""
+    return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+            "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
+            "--browser.gatherUsageStats", "false"]
+
+
+def is_healthy(port: int, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=timeout) as response:
+            return response.read().decode().strip() == "ok"
+    except OSError:
+        return False
