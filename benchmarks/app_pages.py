@@ -35,7 +35,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from qcnn import paths
-from qcnn.app.server import APP, CHROMIUM, CHROMIUM_ARGS, free_port, is_healthy, streamlit_command
+from qcnn.app.server import APP, CHROMIUM, CHROMIUM_ARGS, free_port, is_healthy, stop, streamlit_command
 from qcnn.benchmark import save_result
 
 PAGES = ("overview", "timeline", "results", "training", "disagreements", "try_it")
@@ -116,11 +116,7 @@ def cold_start(env: dict[str, str]) -> dict:
                    "method": "launch `streamlit run` -> Overview rendered in chromium (title shown, script done)"}
         return result
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         if browser is not None:
             browser.close()
         if browser_ctx is not None:

@@ -21,7 +21,7 @@ from PIL import Image
 from qcnn import paths
 from qcnn.app import page_disagreements, page_overview, page_results, page_timeline, page_training
 from qcnn.app.demo_data import write_synthetic_results
-from qcnn.app.server import CHROMIUM, CHROMIUM_ARGS, free_port, is_healthy, streamlit_command
+from qcnn.app.server import CHROMIUM, CHROMIUM_ARGS, free_port, is_healthy, stop, streamlit_command
 
 pytestmark = pytest.mark.browser
 
@@ -104,11 +104,7 @@ def app_url(tmp_path_factory):
         wait_healthy(port, process)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 @pytest.fixture(scope="module")

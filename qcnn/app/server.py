@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -34,3 +35,12 @@ def is_healthy(port: int, timeout: float = 2.0) -> bool:
             return response.read().decode().strip() == "ok"
     except OSError:
         return False
+
+
+def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Terminate the server, killing it if it does not exit in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
