@@ -50,6 +50,7 @@ def reproduce(data_dir: str | Path | None, results_dir: Path, checkpoint_dir: Pa
                           results_dir / paths.BACKBONE_HISTORY_FILE, pretrain_cfg)
 
     runs = [(kind, seed) for seed in seeds for kind in paths.MODEL_KINDS]
+    summary: dict = {}
     for i, (kind, seed) in enumerate(runs, 1):
         label = f"[{i}/{len(runs)}] {paths.run_name(kind, seed)}"
         if _trained(results_dir, checkpoint_dir, kind, seed, train_cfg.epochs):
@@ -63,6 +64,6 @@ def reproduce(data_dir: str | Path | None, results_dir: Path, checkpoint_dir: Pa
             if seed == APP_SEED:
                 for k in paths.MODEL_KINDS:
                     shutil.copyfile(run_weights_path(checkpoint_dir, k, seed), model_file(k, checkpoint_dir))
-            summarize(results_dir, n_bootstrap)
+            summary = summarize(results_dir, n_bootstrap)
     print(f"reproduce: done in {time.perf_counter() - start:.0f} s")
-    return summarize(results_dir, n_bootstrap)
+    return summary
