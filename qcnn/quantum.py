@@ -55,23 +55,28 @@ def _rot_matrices(weights: torch.Tensor) -> torch.Tensor:
     return torch.stack([row0, row1], -2)
 
 
-def _apply_one_qubit(states: torch.Tensor, matrix: torch.Tensor, wire: int, n_qubits: int) -> torch.Tensor:
-    """Apply a 2 x 2 gate on ``wire`` to each row of (B, 2^n) ``states``."""
-    shaped = states.reshape(states.shape[0], 2**wire, 2, 2 ** (n_qubits - wire - 1))
-    return torch.einsum("ab,xlbr->xlar", matrix, shaped).reshape(states.shape)
+def _kron(rotations: torch.Tensor) -> torch.Tensor:
+    """Per-sample tensor product of (B, k, 2, 2) single-qubit gates -> (B, 2^k, 2^k)."""
+    out = rotations[:, 0]
+    for wire in range(1, rotations.shape[1]):
+        gate, size = rotations[:, wire], 2 * out.shape[-1]
+        out = (out[:, :, None, :, None] * gate[:, None, :, None, :]).reshape(out.shape[0], size, size)
+    return out
 
 
 def entangling_block_matrix(weights: torch.Tensor) -> torch.Tensor:
-    """M = U^T of StronglyEntanglingLayers(weights), weights (n_layers, n, 3): psi' = psi @ M."""
+    """M = U^T of StronglyEntanglingLayers(weights), weights (n_layers, n, 3): psi' = psi @ M.
+
+    Each layer is a tensor product of Rot gates followed by a fixed CNOT ring, i.e. a column
+    permutation: M = R_1^T P_1 R_2^T P_2 ... with R_l the 2^n x 2^n Kronecker product of the Rots.
+    """
     n_layers, n_qubits, _ = weights.shape
-    dtype = torch.complex128 if weights.dtype == torch.float64 else torch.complex64
-    rows = torch.eye(2**n_qubits, dtype=dtype, device=weights.device)  # row k evolves into U e_k
-    rotations = _rot_matrices(weights)
+    layers = _kron(_rot_matrices(weights))  # (n_layers, 2^n, 2^n), one Kronecker product per layer
+    matrix = None
     for layer in range(n_layers):
-        for wire in range(n_qubits):
-            rows = _apply_one_qubit(rows, rotations[layer, wire], wire, n_qubits)
-        rows = rows[:, _cnot_ring_permutation(n_qubits, layer).to(weights.device)]
-    return rows
+        step = layers[layer].T[:, _cnot_ring_permutation(n_qubits, layer).to(weights.device)]
+        matrix = step if matrix is None else matrix @ step
+    return matrix
 
 
 def _product_state(cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -83,47 +88,54 @@ def _product_state(cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     return state
 
 
-def _kron(rotations: torch.Tensor) -> torch.Tensor:
-    """Per-sample tensor product of (B, k, 2, 2) single-qubit gates -> (B, 2^k, 2^k)."""
-    out = rotations[:, 0]
-    for wire in range(1, rotations.shape[1]):
-        gate, size = rotations[:, wire], 2 * out.shape[-1]
-        out = (out[:, :, None, :, None] * gate[:, None, :, None, :]).reshape(out.shape[0], size, size)
-    return out
+@cache
+def _interleaved_layout(n_qubits: int) -> torch.Tensor:
+    """State layout (high wires, real/imaginary, low wires): entry q holds [real | imaginary][order[q]].
+
+    With the real/imaginary axis between the two halves of the wires, both per-sample embedding
+    factors act on a plain (B, rows, cols) view of the state: no broadcast copies.
+    """
+    high, low = 2 ** (n_qubits // 2), 2 ** (n_qubits - n_qubits // 2)
+    h, c, lo = torch.meshgrid(torch.arange(high), torch.arange(2), torch.arange(low), indexing="ij")
+    return (c * 2**n_qubits + h * low + lo).reshape(-1)
 
 
 def _apply_ry_embedding(state: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Per-sample RY(x_w) on every wire of (B, 2 * 2^n) states laid out as [real | imaginary].
+    """Per-sample RY(x_w) on every wire of (B, 2 * 2^n) states in the interleaved layout.
 
-    RY is real, so both halves rotate alike. The product of the n rotations factors as
-    (high wires) x (low wires): viewing each half-state as a 2^h x 2^(n-h) matrix X, it is
-    A X B^T with A, B per-sample 16 x 16 matrices at n = 8, i.e. two batched GEMMs.
+    RY is real, so real and imaginary parts rotate alike, and the product of the n rotations
+    factors as (high wires) x (low wires): with the state as a 2^h x 2 x 2^(n-h) array X it is
+    A X B^T for per-sample 16 x 16 matrices A, B at n = 8, i.e. two batched GEMMs.
     """
     batch, n_qubits = cos.shape
     rotations = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # (B, n, 2, 2)
     high = n_qubits // 2
-    x = state.reshape(batch, 2, 2**high, 2 ** (n_qubits - high))
-    x = x @ _kron(rotations[:, high:]).transpose(1, 2)[:, None]
+    rows, cols = 2**high, 2 ** (n_qubits - high)
+    x = state.reshape(batch, 2 * rows, cols) @ _kron(rotations[:, high:]).transpose(1, 2)
     if high:
-        x = _kron(rotations[:, :high])[:, None] @ x
+        x = _kron(rotations[:, :high]) @ x.reshape(batch, rows, 2 * cols)
     return x.reshape(batch, -1)
 
 
 def simulate(angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Outcome probabilities of the circuit for (B, n) angles and (reuploads, layers, n, 3) weights."""
+    batch, n_qubits = angles.shape
     half = angles / 2
     cos, sin = torch.cos(half), torch.sin(half)
     weights = weights.to(angles.dtype)
-    state = None  # (B, 2 * 2^n): [real | imaginary]
+    layout = _interleaved_layout(n_qubits).to(angles.device)
+    state = None  # (B, 2 * 2^n), real and imaginary parts in the interleaved layout
     for block in range(weights.shape[0]):
         matrix = entangling_block_matrix(weights[block])
         mr, mi = matrix.real, matrix.imag
-        top = torch.cat([mr, mi], 1)
-        if block == 0:  # |0...0> after the RY embedding is real: one GEMM gives both halves
-            state = _product_state(cos, sin) @ top
+        top = torch.cat([mr, mi], 1)  # [real | imaginary] out for a real state in
+        if block == 0:  # |0...0> after the RY embedding is real: one GEMM gives both parts
+            state = _product_state(cos, sin) @ top[:, layout]
         else:
-            state = _apply_ry_embedding(state, cos, sin) @ torch.cat([top, torch.cat([-mi, mr], 1)], 0)
-    return state.reshape(state.shape[0], 2, -1).square().sum(1)
+            full = torch.cat([top, torch.cat([-mi, mr], 1)], 0)[layout][:, layout]
+            state = _apply_ry_embedding(state, cos, sin) @ full
+    rows = 2 ** (n_qubits // 2)
+    return state.reshape(batch, rows, 2, -1).square().sum(2).reshape(batch, -1)
 
 
 class QuantumLayer(nn.Module):
