@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=TrainConfig.bf16,
+                        help="layer3 under bfloat16 autocast, as training does by default")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "bench_training.json")
     args = parser.parse_args()
     if args.threads:
@@ -44,18 +46,19 @@ def main() -> None:
     for i in range(args.warmup + args.repeats):
         for kind, model in models.items():  # alternate: noise hits both
             start = time.perf_counter()
-            train_step(model, optimizers[kind], features, labels)
+            train_step(model, optimizers[kind], features, labels, args.bf16)
             if i >= args.warmup:
                 times[kind].append(time.perf_counter() - start)
 
     median = {kind: statistics.median(t) for kind, t in times.items()}
     ratio = median["qcnn"] / median["classical"]
     for kind, seconds in median.items():
-        print(f"{kind:9s} {seconds * 1000:8.1f} ms per step of {args.batch} images")
+        print(f"{kind:9s} {seconds * 1000:8.1f} ms per step of {args.batch} images (layer3 in "
+              f"{'bfloat16' if args.bf16 else 'float32'})")
     verdict = "meets" if ratio <= TARGET_RATIO else "misses"
     print(f"ratio QCNN / classical: {ratio:.2f}  (target <= {TARGET_RATIO}: {verdict}; the study's was ~200)")
     save_result({
-        "batch": args.batch, "repeats": args.repeats, "threads": torch.get_num_threads(),
+        "batch": args.batch, "layer3_bf16": args.bf16, "repeats": args.repeats, "threads": torch.get_num_threads(),
         "median_seconds": median, "ratio_qcnn_over_classical": ratio, "target_ratio": TARGET_RATIO,
         "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
