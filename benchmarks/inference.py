@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from qcnn.inference import CAM_METHODS, Predictor, load_image
-from qcnn.benchmark import save_result
+from qcnn.benchmark import run_benchmark
 from qcnn.paths import CHECKPOINT_DIR, RESULTS_DIR, SPLIT_FILE
 
 TARGET_SECONDS = 1.0  # median predict() with GradCAM
@@ -169,12 +169,5 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    result = run(args)
-    print(report(result))
-    save_result(result, args.out)
-
-
 if __name__ == "__main__":
-    main()
+    run_benchmark(parse_args, run, report)

@@ -27,7 +27,7 @@ import qcnn  # noqa: F401  (first: sets the OpenMP wait policy before torch load
 import pennylane as qml
 import torch
 
-from qcnn.benchmark import save_result
+from qcnn.benchmark import run_benchmark
 from qcnn.paths import RESULTS_DIR
 from qcnn.quantum import QuantumLayer
 
@@ -172,12 +172,5 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    result = run(args)
-    print(report(result))
-    save_result(result, args.out)
-
-
 if __name__ == "__main__":
-    main()
+    run_benchmark(parse_args, run, report)
