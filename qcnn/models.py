@@ -123,8 +123,8 @@ def load_model(kind: str, checkpoint_dir: str | Path = CHECKPOINT_DIR, model_pat
     backbone_path = checkpoint_dir / BACKBONE_FILE
     path = Path(model_path) if model_path else model_file(kind, checkpoint_dir)
     if not path.is_file():
-        raise FileNotFoundError(f"Model checkpoint {path} not found: run `qcnn train --model {kind}` "
-                                "and `qcnn export` (or `qcnn reproduce`) first.")
+        raise FileNotFoundError(f"Model checkpoint {path} not found: run `qcnn reproduce` "
+                                "(it trains both models and copies seed 0's weights there) first.")
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata() or {}
     if metadata.get("kind") != kind:

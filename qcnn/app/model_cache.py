@@ -2,7 +2,7 @@
 
 ``get_predictor()`` returns the cached ``qcnn.inference.Predictor`` or raises ``ModelsUnavailable``
 with a message the page shows as a warning. The cache is keyed by the checkpoint folder and the
-files' modification times, so a fresh ``qcnn reproduce`` / ``qcnn export`` is picked up without
+files' modification times, so a fresh ``qcnn reproduce`` is picked up without
 restarting the app (the old models are then dropped: one entry only). torch is imported only
 when the models are first loaded.
 """
