@@ -32,7 +32,7 @@ from PIL import Image
 
 from qcnn.inference import CAM_METHODS, Predictor, load_image
 from qcnn.benchmark import run_benchmark
-from qcnn.paths import CHECKPOINT_DIR, RESULTS_DIR, SPLIT_FILE
+from qcnn.paths import SPLIT_FILE, checkpoint_dir, results_dir
 
 TARGET_SECONDS = 1.0  # median predict() with GradCAM
 TARGET_METHOD = "GradCAM"
@@ -45,13 +45,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=9, help="timed repeats per method, after one warm-up")
     parser.add_argument("--slow-repeats", type=int, default=3, help=f"repeats for {', '.join(SLOW_METHODS)}")
     parser.add_argument("--methods", nargs="+", default=list(CAM_METHODS), choices=CAM_METHODS)
-    parser.add_argument("--checkpoint-dir", type=Path, default=CHECKPOINT_DIR)
+    parser.add_argument("--checkpoint-dir", type=Path, default=checkpoint_dir())
     parser.add_argument("--random-weights", action="store_true",
                         help="time untrained models with the same architecture (when no checkpoints exist)")
     parser.add_argument("--data-dir", default=None, help="HAM10000 folder for real test images "
                         "(default: $QCNN_DATA_DIR; else a synthetic 600 x 450 image)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "bench_inference.json")
+    parser.add_argument("--out", type=Path, default=results_dir() / "bench_inference.json")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.slow_repeats < 1:
         parser.error("--repeats and --slow-repeats must be positive")
@@ -83,7 +83,7 @@ def sample_uploads(data_dir: str | None, count: int = 3) -> tuple[list[bytes], s
         root = resolve_data_dir(data_dir)
         from qcnn.split import read_split
 
-        split = read_split(RESULTS_DIR / SPLIT_FILE)
+        split = read_split(results_dir() / SPLIT_FILE)
         ids = split[split["pool"] == "test"]["image_id"].iloc[:count]
         return [image_path(root, i).read_bytes() for i in ids], f"{len(ids)} HAM10000 test-pool images"
     except (DataError, OSError, KeyError):

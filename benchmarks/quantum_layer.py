@@ -28,7 +28,7 @@ import pennylane as qml
 import torch
 
 from qcnn.benchmark import run_benchmark
-from qcnn.paths import RESULTS_DIR
+from qcnn.paths import results_dir
 from qcnn.quantum import QuantumLayer
 
 TARGET_RATIO = 8.0  # torch backend at least 8x PennyLane for forward+backward
@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=16, help="images per batch")
     parser.add_argument("--patches", type=int, default=196, help="circuits per image (14 x 14 grid)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "bench_quantum.json")
+    parser.add_argument("--out", type=Path, default=results_dir() / "bench_quantum.json")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.batch < 1 or args.patches < 1:
         parser.error("--repeats, --batch and --patches must be positive")

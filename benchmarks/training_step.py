@@ -18,7 +18,7 @@ import torch
 
 from qcnn.benchmark import save_result
 from qcnn.models import build_model
-from qcnn.paths import RESULTS_DIR
+from qcnn.paths import results_dir
 from qcnn.train import TrainConfig, make_optimizer, train_step
 
 TARGET_RATIO = 1.6
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=TrainConfig.bf16,
                         help="layer3 under bfloat16 autocast, as training does by default")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "bench_training.json")
+    parser.add_argument("--out", type=Path, default=results_dir() / "bench_training.json")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

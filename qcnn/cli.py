@@ -13,8 +13,8 @@ from qcnn.data import DataError
 
 def _add_dirs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="HAM10000 folder (default: $QCNN_DATA_DIR)")
-    parser.add_argument("--results-dir", type=Path, default=paths.RESULTS_DIR)
-    parser.add_argument("--checkpoint-dir", type=Path, default=paths.CHECKPOINT_DIR)
+    parser.add_argument("--results-dir", type=Path, default=paths.results_dir())
+    parser.add_argument("--checkpoint-dir", type=Path, default=paths.checkpoint_dir())
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, config_cls: type) -> None:

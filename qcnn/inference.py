@@ -52,7 +52,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from qcnn.backbone import GRID, IMAGE_SIZE, normalize, pil_to_uint8
 from qcnn.models import N_OUTCOMES, N_QUBITS, LesionClassifier, load_model
-from qcnn.paths import CHECKPOINT_DIR, MODEL_KINDS
+from qcnn.paths import MODEL_KINDS
 
 # ----------------------------------------------------------------------------------------------
 # Decoding an upload
@@ -409,7 +409,7 @@ class Predictor:
             torch.equal(q_state[k], c_state[k]) for k in q_state)
 
     @classmethod
-    def from_checkpoints(cls, checkpoint_dir: str | Path = CHECKPOINT_DIR) -> Predictor:
+    def from_checkpoints(cls, checkpoint_dir: str | Path | None = None) -> Predictor:
         return cls(load_model("qcnn", checkpoint_dir), load_model("classical", checkpoint_dir))
 
     def warm_up(self) -> None:

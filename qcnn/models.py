@@ -21,7 +21,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from qcnn.backbone import BACKBONE_FILE, FEATURE_CHANNELS, Backbone, file_digest, load_backbone
-from qcnn.paths import CHECKPOINT_DIR, MODEL_KINDS
+from qcnn import paths
+from qcnn.paths import MODEL_KINDS
 from qcnn.quantum import QuantumLayer
 
 N_QUBITS = 8
@@ -103,8 +104,8 @@ def build_model(kind: str, backbone: Backbone | None = None) -> LesionClassifier
     return LesionClassifier(kind, backbone)
 
 
-def model_file(kind: str, checkpoint_dir: str | Path = CHECKPOINT_DIR) -> Path:
-    return Path(checkpoint_dir) / f"{kind}.safetensors"
+def model_file(kind: str, checkpoint_dir: str | Path | None = None) -> Path:
+    return Path(checkpoint_dir or paths.checkpoint_dir()) / f"{kind}.safetensors"
 
 
 def save_model(model: LesionClassifier, path: str | Path, backbone_path: str | Path, extra: dict | None = None) -> None:
@@ -114,12 +115,12 @@ def save_model(model: LesionClassifier, path: str | Path, backbone_path: str | P
     save_file(model.trainable_state(), str(path), metadata=metadata)
 
 
-def load_model(kind: str, checkpoint_dir: str | Path = CHECKPOINT_DIR, model_path: str | Path | None = None
+def load_model(kind: str, checkpoint_dir: str | Path | None = None, model_path: str | Path | None = None
                ) -> LesionClassifier:
     """An eval-mode model with its backbone: (N, 3, 224, 224) normalised images -> (N,) logits."""
     from safetensors import safe_open
 
-    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir = Path(checkpoint_dir or paths.checkpoint_dir())
     backbone_path = checkpoint_dir / BACKBONE_FILE
     path = Path(model_path) if model_path else model_file(kind, checkpoint_dir)
     if not path.is_file():

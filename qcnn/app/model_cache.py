@@ -9,7 +9,6 @@ when the models are first loaded.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,12 +24,6 @@ CHECKPOINT_FILES = ("backbone.safetensors", "qcnn.safetensors", "classical.safet
 
 class ModelsUnavailable(RuntimeError):
     """The trained checkpoints are missing or unusable; the message says what to run."""
-
-
-def checkpoint_dir() -> Path:
-    """$QCNN_CHECKPOINT_DIR (read now, not at import), else the repository's checkpoints/."""
-    env = os.environ.get("QCNN_CHECKPOINT_DIR")
-    return Path(env) if env else paths.CHECKPOINT_DIR
 
 
 def _stamps(directory: Path) -> tuple[int, ...]:
@@ -59,5 +52,5 @@ def _load_predictor(directory: str, stamps: tuple[int, ...]) -> Predictor:
 
 def get_predictor() -> Predictor:
     """The shared predictor; raises ``ModelsUnavailable`` (a failed load is not cached)."""
-    directory = checkpoint_dir()
+    directory = paths.checkpoint_dir()
     return _load_predictor(str(directory), _stamps(directory))

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from qcnn import paths
+from qcnn.paths import results_dir
 
 if TYPE_CHECKING:  # pandas is imported on first use: the Overview renders without it (cold start)
     import pandas as pd
@@ -24,11 +24,6 @@ if TYPE_CHECKING:  # pandas is imported on first use: the Overview renders witho
 KINDS = paths.MODEL_KINDS  # ("qcnn", "classical")
 BACKBONE_CONFIG_FILE = "backbone_history.json"
 POOL_ORDER = ("pretrain", "train", "val", "test", "excluded")
-
-
-def results_dir() -> Path:
-    env = os.environ.get("QCNN_RESULTS_DIR")
-    return Path(env) if env else paths.RESULTS_DIR
 
 
 def run_dir(kind: str, seed: int) -> Path:
