@@ -15,7 +15,7 @@ What is measured
 
 Targets on this 2-core CPU: every page that needs no model under 1 s; cold start under 3 s.
 Writes results/bench_app.json (or --out). Results come from results/ when its summary.json exists,
-else from synthetic files (qcnn.app.demo_data) in a temporary folder; the JSON says which.
+else from synthetic files (qcnn.testing) in a temporary folder; the JSON says which.
 """
 
 from __future__ import annotations
@@ -138,12 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     elif (paths.RESULTS_DIR / paths.SUMMARY_FILE).is_file():
         results_dir, source = paths.RESULTS_DIR, "committed results/"
     else:
-        from qcnn.app.demo_data import write_synthetic_results
+        from qcnn.testing import write_synthetic_results
 
         tmp = tempfile.TemporaryDirectory(prefix="qcnn_bench_app_")
         results_dir = write_synthetic_results(tmp.name, n_test=4159, seeds=(0, 1, 2, 3, 4), epochs=30,
                                               n_bootstrap=200)
-        source = "synthetic (qcnn.app.demo_data: no summary.json in results/ yet), 4,159 test images, 5 seeds"
+        source = "synthetic (qcnn.testing: no summary.json in results/ yet), 4,159 test images, 5 seeds"
     os.environ["QCNN_RESULTS_DIR"] = str(results_dir)
     env = {**os.environ}
 

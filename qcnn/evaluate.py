@@ -15,7 +15,7 @@ from qcnn.models import load_model
 from qcnn.stats import at_matched_recall, interval, lesion_bootstrap, mcnemar
 from qcnn.train import predict_from_prefix, run_weights_path
 
-APP_SEED = 0  # fixed in advance: the seed the app shows per image, never chosen by outcome
+from qcnn.constants import APP_SEED  # noqa: E402,F401  (re-exported)
 
 
 def run_dir(results_dir: str | Path, kind: str, seed: int) -> Path:

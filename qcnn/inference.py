@@ -50,19 +50,18 @@ from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, Layer
 from pytorch_grad_cam import score_cam as score_cam_module
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from qcnn.backbone import GRID, IMAGE_SIZE, normalize, pil_to_uint8
-from qcnn.models import N_OUTCOMES, N_QUBITS, LesionClassifier, load_model
-from qcnn.paths import MODEL_KINDS
+from qcnn.backbone import normalize, pil_to_uint8
+from qcnn.constants import (GRID, IMAGE_SIZE, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, MIN_UPLOAD_SIDE, MODEL_KINDS, CAM_METHODS,
+                            N_OUTCOMES, N_QUBITS, UPLOAD_EXTENSIONS)
+from qcnn.models import LesionClassifier, load_model
 
 # ----------------------------------------------------------------------------------------------
 # Decoding an upload
 # ----------------------------------------------------------------------------------------------
 
-MAX_BYTES = 20_000_000  # 20 MB
-MAX_PIXELS = 40_000_000  # 40 megapixels
-MIN_SIDE = 32
+MAX_BYTES, MAX_PIXELS, MIN_SIDE = MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, MIN_UPLOAD_SIDE
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
-ACCEPTED_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif")
+ACCEPTED_EXTENSIONS = UPLOAD_EXTENSIONS
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _ACCEPTED_TEXT = "JPEG, PNG, WebP, BMP, TIFF or GIF"
 # warnings.catch_warnings swaps a process-wide filter list: two threads interleaving it could leave
@@ -265,7 +264,6 @@ CAM_CLASSES = {
     "EigenCAM": EigenCAM,
     "ScoreCAM": ScoreCAM,
 }
-CAM_METHODS = tuple(CAM_CLASSES)
 # EigenCAM's SVD (NumPy, 196 x 256) takes ~10 ms on one thread, but over a second when OpenBLAS's
 # threads compete with torch's on a busy 2-core machine: it runs with one BLAS thread. The limit
 # is process-wide, so a lock keeps two calls from restoring each other's setting out of order.

@@ -22,11 +22,9 @@ from torch import nn
 
 from qcnn.backbone import BACKBONE_FILE, FEATURE_CHANNELS, Backbone, file_digest, load_backbone
 from qcnn import paths
-from qcnn.paths import MODEL_KINDS
+from qcnn.constants import MODEL_KINDS, N_OUTCOMES, N_QUBITS
 from qcnn.quantum import QuantumLayer
 
-N_QUBITS = 8
-N_OUTCOMES = 2**N_QUBITS
 
 
 class ClassicalMap(nn.Module):

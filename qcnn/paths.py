@@ -13,7 +13,7 @@ SPLIT_FILE = "split.csv"
 RUNS_DIR = "runs"
 SUMMARY_FILE = "summary.json"
 BACKBONE_HISTORY_FILE = "backbone_history.csv"
-MODEL_KINDS = ("qcnn", "classical")
+from qcnn.constants import MODEL_KINDS  # noqa: F401  (re-exported for older imports)
 
 
 def results_dir() -> Path:

@@ -1,6 +1,6 @@
 """The results explorer: every page under streamlit's AppTest, on synthetic, empty and real results.
 
-The synthetic results folder is schema-valid (``qcnn.app.demo_data``) and deterministic, so the
+The synthetic results folder is schema-valid (``qcnn.testing``) and deterministic, so the
 tests can check the numbers a page shows against the pipeline's own functions.
 """
 
@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from qcnn import paths, study
 from qcnn.app import page_disagreements, page_overview, page_results, page_timeline, page_training
-from qcnn.app.demo_data import write_synthetic_results
+from qcnn.testing import write_synthetic_results
 from qcnn.app.verdict import CONTRADICTED, INCONCLUSIVE, SUPPORTED, metric_verdict, verdict
 from qcnn.metrics import confusion
 from qcnn.stats import mcnemar

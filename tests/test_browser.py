@@ -20,7 +20,7 @@ from PIL import Image
 
 from qcnn import paths
 from qcnn.app import page_disagreements, page_overview, page_results, page_timeline, page_training
-from qcnn.app.demo_data import write_synthetic_results
+from qcnn.testing import write_synthetic_results
 from qcnn.app.server import CHROMIUM, CHROMIUM_ARGS, free_port, is_healthy, stop, streamlit_command
 
 pytestmark = pytest.mark.browser

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-KINDS = ("qcnn", "classical")
+from qcnn.constants import MODEL_KINDS as KINDS  # noqa: F401  (re-exported for the charts)
 # One colour per model, on every chart (Paul Tol's colour-blind-safe purple and blue).
 MODEL_COLOURS = {"qcnn": "#AA3377", "classical": "#4477AA"}
 MODEL_LABELS = {"qcnn": "QCNN", "classical": "Classical CNN"}

@@ -23,6 +23,8 @@ import streamlit as st
 from qcnn.app.charts import MODEL_COLOURS, MODEL_LABELS
 from qcnn.app.model_cache import ModelsUnavailable, get_predictor
 from qcnn.app.ui import not_clinical_notice, page_header
+from qcnn.constants import (CAM_METHODS, GRID, MODEL_KINDS, N_OUTCOMES, N_QUBITS, SLOW_CAM_METHODS, THRESHOLD,
+                            UPLOAD_EXTENSIONS)
 from qcnn.data import DX_NAMES, DataError, data_dir_available, image_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,16 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from qcnn.inference import ModelOutput, Prediction, Predictor
 
-KINDS = ("qcnn", "classical")
-THRESHOLD = 0.5
-N_QUBITS = 8
-N_OUTCOMES = 2**N_QUBITS
-GRID = 14
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
-# Kept in step with qcnn.inference.CAM_METHODS (a test checks it) so that the page can build its
-# controls before torch is imported.
-CAM_METHODS = ("GradCAM", "GradCAM++", "HiResCAM", "XGradCAM", "LayerCAM", "EigenCAM", "ScoreCAM")
-SLOW_CAM_METHODS = ("ScoreCAM",)
+KINDS = MODEL_KINDS
+UPLOAD_TYPES = list(UPLOAD_EXTENSIONS)
 PATCH_VIEWS = {"Entropy (bits)": "entropy", "Most likely outcome": "argmax"}
 SOURCES = ("Upload an image", "Pick from the test pool")
 PREDICTIONS_HEADER = "Predictions"

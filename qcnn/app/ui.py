@@ -66,7 +66,7 @@ def model_legend() -> None:
 
 def synthetic_notice(summary_or_config: dict | None) -> None:
     if summary_or_config and summary_or_config.get("synthetic"):
-        st.warning("These result files are **synthetic demo data** (qcnn.app.demo_data), not a real reproduction.",
+        st.warning("These result files are **synthetic demo data** (qcnn.testing), not a real reproduction.",
                    icon=":material/science:")
 
 
