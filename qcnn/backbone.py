@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 import qcnn.compat  # noqa: F401  (must precede torchvision)
@@ -67,7 +67,9 @@ def imagenet_backbone() -> Backbone:
         weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
         return Backbone(torchvision.models.resnet18(weights=weights))
     except (OSError, RuntimeError) as err:  # URLError is an OSError
-        raise RuntimeError(
+        from qcnn.errors import QcnnError
+
+        raise QcnnError(
             "Could not download torchvision's ImageNet weights for ResNet18 (no internet?). "
             "Use the domain backbone instead: `qcnn pretrain-backbone` (the default, "
             f"--backbone domain) pretrains it on the data set's benign pool. Cause: {err}"
@@ -79,18 +81,19 @@ def file_digest(path: str | Path) -> str:
 
 
 def save_backbone(backbone: Backbone, path: str | Path, source: str) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in backbone.state_dict().items()}
-    save_file(state, str(path), metadata={"source": source, "architecture": "resnet18-layer3"})
+    from qcnn.io import save_safetensors
+
+    state = {k: v.detach().contiguous().cpu() for k, v in backbone.state_dict().items()}
+    save_safetensors(state, path, metadata={"source": source, "architecture": "resnet18-layer3"})
 
 
 def load_backbone(path: str | Path) -> Backbone:
     """Weights only, through safetensors: nothing in the file can execute code."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"Backbone checkpoint {path} not found: run `qcnn pretrain-backbone` first."
-        )
+        from qcnn.errors import MissingFileError
+
+        raise MissingFileError(f"Backbone checkpoint {path} not found: run `qcnn pretrain-backbone` first.")
     backbone = Backbone()
     backbone.load_state_dict(load_file(str(path)))
     return backbone.eval()

@@ -1,101 +1,206 @@
-"""The ``qcnn`` command: every step of the reproduction, every knob a flag."""
+"""The ``qcnn`` command: every step of the reproduction and every experiment, every knob a flag.
+
+Mistakes a person can fix (missing data or file, a bad flag or experiment file, a run made with
+other settings) are reported in one line; anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
+from typing import Any
 
 from qcnn import paths
-from qcnn.data import DataError
+from qcnn.errors import QcnnError
+
+PRESETS = ("qcnn", "classical")
 
 
 def _add_dirs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="HAM10000 folder (default: $QCNN_DATA_DIR)")
-    parser.add_argument("--results-dir", type=Path, default=paths.results_dir())
-    parser.add_argument("--checkpoint-dir", type=Path, default=paths.checkpoint_dir())
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=paths.cli_results_dir(),
+        help="where results are written (default: $QCNN_RESULTS_DIR, else ./results)",
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=paths.cli_checkpoint_dir(),
+        help="where checkpoints are read and written (default: $QCNN_CHECKPOINT_DIR, else ./checkpoints)",
+    )
 
 
-def _add_config_flags(parser: argparse.ArgumentParser, config_cls: type) -> None:
-    """One flag per dataclass field, so no knob is hidden in code."""
+def _add_runtime(parser: argparse.ArgumentParser) -> None:
+    from qcnn.runtime import DEVICES
+
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="auto picks CUDA, then MPS, then the CPU")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="feature cache, 2-4 GB (default: $QCNN_CACHE_DIR, else ~/.cache/qcnn)",
+    )
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, config_cls: type, overrides: bool = False) -> None:
+    """One flag per dataclass field, with its help. ``overrides``: only given flags reach the namespace."""
+    group = parser.add_argument_group(f"{config_cls.__name__} (recorded in config.json)")
     for f in fields(config_cls):
+        if f.default is MISSING:
+            continue
         flag = "--" + f.name.replace("_", "-")
+        default = argparse.SUPPRESS if overrides else f.default
+        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
         if f.type in (bool, "bool"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
             kind = {"int": int, "float": float, "str": str}.get(str(f.type), type(f.default))
-            parser.add_argument(flag, type=kind, default=f.default, help=f"(default: {f.default})")
+            group.add_argument(flag, type=kind, default=default, help=help_text, metavar=f.name.upper())
 
 
-def _config_from(args: argparse.Namespace, config_cls: type):
-    return config_cls(**{f.name: getattr(args, f.name) for f in fields(config_cls)})
+def _config_from(args: argparse.Namespace, config_cls: type, base: Any | None = None) -> Any:
+    from qcnn.config import config_from
+
+    given = {f.name: getattr(args, f.name) for f in fields(config_cls) if hasattr(args, f.name)}
+    return config_from(config_cls, given, base)
+
+
+def _workspace(args: argparse.Namespace, eval_precision: str = "fp32"):
+    from qcnn.runs import Workspace
+
+    return Workspace(
+        args.results_dir,
+        args.checkpoint_dir,
+        args.data_dir,
+        getattr(args, "cache_dir", None),
+        getattr(args, "device", "auto"),
+        eval_precision,
+    )
 
 
 def cmd_split(args: argparse.Namespace) -> None:
     from qcnn.data import read_metadata
-    from qcnn.split import make_split, write_split
+    from qcnn.io import write_csv
+    from qcnn.runs import split_path
+    from qcnn.split import make_split
 
-    split = make_split(read_metadata(args.data_dir), seed=args.split_seed)
-    write_split(split, args.results_dir / paths.SPLIT_FILE)
+    split = make_split(read_metadata(args.data_dir), seed=args.split_seed, unit=args.unit)
+    target = split_path(_workspace(args), args.unit)
+    write_csv(split, target)
+    print(f"wrote {target}")
     print(split.groupby(["pool", "label"]).size().unstack(fill_value=0).to_string())
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from qcnn.backbone import BACKBONE_FILE, imagenet_backbone, save_backbone
+    from qcnn.config import PretrainConfig
     from qcnn.data import resolve_data_dir
-    from qcnn.pretrain import PretrainConfig, pretrain_backbone
-    from qcnn.split import read_split
+    from qcnn.pretrain import pretrain_backbone
+    from qcnn.runs import load_split
+    from qcnn.runtime import resolve_device
 
-    target = args.checkpoint_dir / BACKBONE_FILE
+    target = args.checkpoint_dir / (args.output or BACKBONE_FILE)
     if args.backbone == "imagenet":
         save_backbone(imagenet_backbone(), target, source="imagenet")
         print(f"wrote {target} (torchvision IMAGENET1K_V1)")
         return
-    split = read_split(_require(args.results_dir / paths.SPLIT_FILE, "qcnn split"))
-    pretrain_backbone(split, resolve_data_dir(args.data_dir), target,
-                      args.results_dir / paths.BACKBONE_HISTORY_FILE, _config_from(args, PretrainConfig))
+    history = args.results_dir / (
+        Path(args.output).stem + "_history.csv" if args.output else paths.BACKBONE_HISTORY_FILE
+    )
+    pretrain_backbone(
+        load_split(_workspace(args), "lesion"),
+        resolve_data_dir(args.data_dir),
+        target,
+        history,
+        _config_from(args, PretrainConfig),
+        resolve_device(args.device),
+    )
     print(f"wrote {target}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from qcnn.data import resolve_data_dir
-    from qcnn.split import read_split
-    from qcnn.train import TrainConfig, train_run
+    from qcnn.config import MODEL_PRESETS, ModelConfig, RunSpec, TrainConfig
+    from qcnn.runs import execute_run, run_paths
 
-    split = read_split(_require(args.results_dir / paths.SPLIT_FILE, "qcnn split"))
-    history = train_run(args.model, args.seed, split, resolve_data_dir(args.data_dir), args.results_dir,
-                        args.checkpoint_dir, _config_from(args, TrainConfig))
-    best = history.loc[history.val_auc.idxmax()]
-    print(f"{args.model} seed {args.seed}: best val AUC {best.val_auc:.4f} at epoch {int(best.epoch)}")
+    model = _config_from(args, ModelConfig, MODEL_PRESETS[args.model])
+    spec = RunSpec(
+        args.name or args.model, args.seed, model, _config_from(args, TrainConfig), args.fraction, args.split
+    )
+    ws = _workspace(args, args.eval_precision)
+    record = execute_run(spec, ws, experiment=None if args.name is None else "adhoc", force=args.force)
+    run_dir, _ = run_paths(spec, ws, None if args.name is None else "adhoc")
+    metrics = _read_json(run_dir / "metrics.json")
+    print(
+        f"{spec.name}: test AUC {metrics['auc']:.4f}, accuracy {metrics['accuracy']:.4f} "
+        f"(trained {record.get('train_seconds', 0):.0f} s) -> {run_dir}"
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from qcnn.data import resolve_data_dir
-    from qcnn.evaluate import evaluate_run, summarize, trained_runs
-    from qcnn.split import read_split
+    from qcnn.config import RunSpec
+    from qcnn.evaluate import evaluate_run, summarize
+    from qcnn.runs import expected_record, load_split, run_paths, write_record
+    from qcnn.runtime import resolve_device
 
-    split = read_split(_require(args.results_dir / paths.SPLIT_FILE, "qcnn split"))
-    data_dir = resolve_data_dir(args.data_dir)
-    runs = trained_runs(args.results_dir)
-    if not runs:
-        raise FileNotFoundError(f"No trained runs under {args.results_dir / paths.RUNS_DIR}: run `qcnn train`.")
-    for kind, seed in runs:
-        m = evaluate_run(kind, seed, split, data_dir, args.results_dir, args.checkpoint_dir)
-        print(f"{paths.run_name(kind, seed)}: accuracy {m['accuracy']:.4f} AUC {m['auc']:.4f}")
-    summary = summarize(args.results_dir, args.n_bootstrap)
-    _print_summary(summary)
+    ws = _workspace(args, args.precision).with_data()
+    device = resolve_device(args.device)
+    configs = sorted((args.results_dir / paths.RUNS_DIR).glob("*/config.json"))
+    if not configs:
+        raise _missing(f"No trained runs under {args.results_dir / paths.RUNS_DIR}", "qcnn train --model qcnn")
+    for config in configs:
+        spec = RunSpec.from_json(_read_json(config))
+        run_dir, weights = run_paths(spec, ws)
+        if not weights.is_file():
+            print(f"{spec.name}: skipped, its weights {weights} are not here")
+            continue
+        split = load_split(ws, spec.split)
+        m = evaluate_run(
+            spec, split, ws.data_dir, run_dir, weights, ws.checkpoint_dir, args.precision, device, ws.cache_dir
+        )
+        write_record(run_dir, expected_record(spec, ws, split), device)
+        print(f"{spec.name}: accuracy {m['accuracy']:.4f} AUC {m['auc']:.4f} ({args.precision})")
+    _print_summary(summarize(args.results_dir, args.n_bootstrap))
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    from qcnn.pretrain import PretrainConfig
+    from qcnn.config import PretrainConfig, TrainConfig
     from qcnn.reproduce import reproduce
-    from qcnn.train import TrainConfig
 
-    pretrain_cfg = PretrainConfig(epochs=args.pretrain_epochs)
-    summary = reproduce(args.data_dir, args.results_dir, args.checkpoint_dir, args.seeds,
-                        _config_from(args, TrainConfig), pretrain_cfg, args.n_bootstrap)
+    summary = reproduce(
+        _workspace(args),
+        args.seeds,
+        _config_from(args, TrainConfig),
+        PretrainConfig(epochs=args.pretrain_epochs),
+        args.n_bootstrap,
+        args.force,
+    )
     _print_summary(summary)
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from qcnn.summary import summarize_experiment
+    from qcnn.sweep import load_experiment, run_experiment
+
+    experiment = load_experiment(args.experiment)
+    ws = _workspace(args)
+    if not args.summary_only:
+        run_experiment(
+            experiment,
+            ws,
+            args.executor,
+            args.force,
+            **(
+                {"address": args.ray_address, "num_cpus": args.num_cpus, "num_gpus": args.num_gpus}
+                if args.executor == "ray"
+                else {}
+            ),
+        )
+    summary = summarize_experiment(experiment, ws, require_all=not args.summary_only)
+    print(f"wrote {summary['path']}: {summary['n_complete']}/{summary['n_runs']} runs")
 
 
 def _print_summary(summary: dict) -> None:
@@ -105,8 +210,12 @@ def _print_summary(summary: dict) -> None:
     print(f"McNemar exact p = {summary['mcnemar']['p_value']:.4g}")
 
 
-BENCHMARKS = {"quantum": "quantum_layer.py", "training": "training_step.py",
-              "inference": "inference.py", "app": "app_pages.py"}
+BENCHMARKS = {
+    "quantum": "quantum_layer.py",
+    "training": "training_step.py",
+    "inference": "inference.py",
+    "app": "app_pages.py",
+}
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -114,53 +223,121 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     script = paths.REPO_ROOT / "benchmarks" / BENCHMARKS[args.which]
     if not script.is_file():
-        raise FileNotFoundError(f"{script} not found (benchmarks live in the repository, not the wheel)")
+        raise _missing(f"{script} not found (benchmarks live in the repository, not the wheel)", "git clone")
     sys.argv = [str(script), *args.bench_args]
     runpy.run_path(str(script), run_name="__main__")
 
 
-def _require(path: Path, command: str) -> Path:
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `{command}` first.")
-    return path
+def _missing(what: str, command: str) -> QcnnError:
+    from qcnn.errors import MissingFileError
+
+    return MissingFileError(f"{what}: run `{command}` first.")
 
 
-def _command(sub: argparse._SubParsersAction, name: str, help: str, func, config: type | None = None
-             ) -> argparse.ArgumentParser:
-    """A pipeline subcommand: the shared folder flags, its config's flags, its handler."""
-    parser = sub.add_parser(name, help=help)
+def _read_json(path: Path) -> dict:
+    import json
+
+    if not path.is_file():
+        raise _missing(f"{path} not found", "qcnn train")
+    return json.loads(path.read_text())
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _command(sub: argparse._SubParsersAction, name: str, help: str, func) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help, description=help)
     _add_dirs(parser)
-    if config is not None:
-        _add_config_flags(parser, config)
     parser.set_defaults(func=func)
     return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from qcnn.pretrain import PretrainConfig
-    from qcnn.train import TrainConfig
+    from qcnn.config import PRECISIONS, SPLIT_UNITS, ModelConfig, PretrainConfig, TrainConfig
+    from qcnn.sweep import EXECUTORS
 
     parser = argparse.ArgumentParser(prog="qcnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = _command(sub, "split", "write the lesion-disjoint split to results/split.csv", cmd_split)
-    p.add_argument("--split-seed", type=int, default=0)
+    p = _command(
+        sub,
+        "split",
+        "write a split protocol: lesion-disjoint (split.csv) or the study's image-level (split_image.csv)",
+        cmd_split,
+    )
+    p.add_argument("--unit", choices=SPLIT_UNITS, default="lesion", help="draw the pools by lesion or by image")
+    p.add_argument("--split-seed", type=int, default=0, help="the split's seed (default: 0)")
 
-    p = _command(sub, "pretrain-backbone", "pretrain conv1..layer3 on the benign pool", cmd_pretrain, PretrainConfig)
-    p.add_argument("--backbone", choices=("domain", "imagenet"), default="domain")
+    p = _command(
+        sub, "pretrain-backbone", "pretrain conv1..layer3 on the benign pool (resumes if interrupted)", cmd_pretrain
+    )
+    _add_runtime(p)
+    _add_config_flags(p, PretrainConfig)
+    p.add_argument(
+        "--backbone",
+        choices=("domain", "imagenet"),
+        default="domain",
+        help="domain: pretrain here; imagenet: torchvision's weights (needs internet)",
+    )
+    p.add_argument(
+        "--output", default=None, help="checkpoint file name in --checkpoint-dir (default: backbone.safetensors)"
+    )
 
-    p = _command(sub, "train", "train one model for one seed from cached prefix features", cmd_train, TrainConfig)
-    p.add_argument("--model", choices=paths.MODEL_KINDS, required=True)
-    p.add_argument("--seed", type=int, default=0)
+    p = _command(sub, "train", "train and evaluate one run (a model configuration at one seed)", cmd_train)
+    _add_runtime(p)
+    p.add_argument("--model", choices=PRESETS, required=True, help="the preset the model flags below override")
+    p.add_argument("--name", default=None, help="a variant name; runs with one live under results/experiments/adhoc/")
+    p.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
+    p.add_argument("--fraction", type=float, default=1.0, help="fraction of the train pool, in (0, 1] (default: 1)")
+    p.add_argument("--split", choices=SPLIT_UNITS, default="lesion", help="the split protocol (default: lesion)")
+    p.add_argument("--eval-precision", choices=PRECISIONS, default="fp32", help="precision of the test evaluation")
+    p.add_argument("--force", action="store_true", help="re-run a finished run made with other settings")
+    _add_config_flags(p, ModelConfig, overrides=True)
+    _add_config_flags(p, TrainConfig)
 
-    p = _command(sub, "evaluate", "score every trained run on the test pool; write summary.json", cmd_evaluate)
-    p.add_argument("--n-bootstrap", type=int, default=2000)
+    p = _command(
+        sub,
+        "evaluate",
+        "re-score every run of the reproduction whose weights are here; write summary.json",
+        cmd_evaluate,
+    )
+    _add_runtime(p)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default) matches the app exactly")
+    p.add_argument("--n-bootstrap", type=_positive_int, default=2000, help="lesion bootstrap resamples")
 
-    p = _command(sub, "reproduce", "the whole chain, resumable: split, backbone, seeds, evaluation", cmd_reproduce,
-                 TrainConfig)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    p.add_argument("--pretrain-epochs", type=int, default=PretrainConfig.epochs)
-    p.add_argument("--n-bootstrap", type=int, default=2000)
+    p = _command(sub, "reproduce", "the whole chain, resumable: split, backbone, seeds, evaluation", cmd_reproduce)
+    _add_runtime(p)
+    _add_config_flags(p, TrainConfig)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)")
+    p.add_argument(
+        "--pretrain-epochs",
+        type=_positive_int,
+        default=PretrainConfig.epochs,
+        help="backbone pretraining epochs if it must be pretrained",
+    )
+    p.add_argument("--n-bootstrap", type=_positive_int, default=2000, help="lesion bootstrap resamples")
+    p.add_argument("--force", action="store_true", help="re-run finished runs made with other settings")
+
+    p = _command(
+        sub, "sweep", "run an experiment file (variants x seeds x fractions x splits), then summarise it", cmd_sweep
+    )
+    _add_runtime(p)
+    p.add_argument("experiment", type=Path, help="an experiment file, e.g. experiments/controls.toml")
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="local: one run after another in this process; ray: each run a Ray task",
+    )
+    p.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local instance)")
+    p.add_argument("--num-cpus", type=float, default=2, help="CPUs per Ray task (default: 2)")
+    p.add_argument("--num-gpus", type=float, default=0, help="GPUs per Ray task (default: 0)")
+    p.add_argument("--force", action="store_true", help="re-run finished runs made with other settings")
+    p.add_argument("--summary-only", action="store_true", help="only summarise the runs finished so far")
 
     p = sub.add_parser("bench", help="run a benchmark script from benchmarks/")
     p.add_argument("which", choices=sorted(BENCHMARKS))
@@ -173,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (DataError, FileNotFoundError, ValueError, RuntimeError) as err:
+    except QcnnError as err:
         print(f"qcnn {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from qcnn.errors import DataError
+
 DATA_DIR_ENV = "QCNN_DATA_DIR"
 METADATA_FILE = "HAM10000_metadata.csv"
 IMAGE_FOLDERS = ("images", "HAM10000_images_part_1", "HAM10000_images_part_2")
@@ -22,10 +24,6 @@ DX_NAMES = {
     "vasc": "vascular lesion",
     "df": "dermatofibroma",
 }
-
-
-class DataError(Exception):
-    """A problem with the data set that a person can fix (path, missing or broken file)."""
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:

@@ -7,15 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from qcnn import paths
+from qcnn.config import RunSpec
+from qcnn.constants import APP_SEED, MODEL_KINDS, THRESHOLD
+from qcnn.errors import MissingFileError
+from qcnn.io import write_csv, write_json
 from qcnn.features import cached_features
 from qcnn.metrics import METRICS, confusion, curves, threshold_metrics
-from qcnn.models import load_model
+from qcnn.models import load_model, predict
+from qcnn.runtime import CPU
 from qcnn.stats import at_matched_recall, interval, lesion_bootstrap, mcnemar
-from qcnn.train import predict_from_prefix, run_weights_path
-
-from qcnn.constants import APP_SEED  # noqa: E402,F401  (re-exported)
 
 
 def run_dir(results_dir: str | Path, kind: str, seed: int) -> Path:
@@ -23,32 +26,41 @@ def run_dir(results_dir: str | Path, kind: str, seed: int) -> Path:
 
 
 def trained_runs(results_dir: str | Path) -> list[tuple[str, int]]:
-    """(kind, seed) of every run with a training history, sorted."""
+    """(kind, seed) of every run of the reproduction's pair with a training history, sorted."""
     runs = []
     for history in sorted((Path(results_dir) / paths.RUNS_DIR).glob("*_seed*/history.csv")):
         kind, _, seed = history.parent.name.rpartition("_seed")
-        if kind in paths.MODEL_KINDS and seed.isdigit():
+        if kind in MODEL_KINDS and seed.isdigit():
             runs.append((kind, int(seed)))
     return sorted(runs, key=lambda r: (r[1], r[0]))
 
 
-def evaluate_run(kind: str, seed: int, split: pd.DataFrame, data_dir: str | Path, results_dir: str | Path,
-                 checkpoint_dir: str | Path) -> dict:
-    """Write predictions.csv and metrics.json of one run; returns the metrics."""
-    weights = run_weights_path(checkpoint_dir, kind, seed)
-    model = load_model(kind, checkpoint_dir, model_path=weights)
-    test = split[split.pool == "test"].reset_index(drop=True)
-    probabilities = predict_from_prefix(model, cached_features(split, "test", 1, data_dir, checkpoint_dir)[0])
-    out = run_dir(results_dir, kind, seed)
-    test[["image_id", "lesion_id", "dx", "label"]].assign(probability=probabilities.round(6)).to_csv(
-        out / "predictions.csv", index=False)
-    history = pd.read_csv(out / "history.csv")
-    labels = test.label.to_numpy()
-    metrics = {"threshold": 0.5, "best_epoch": int(history.loc[history.val_auc.idxmax(), "epoch"]),
-               "n": len(test), "n_malignant": int(labels.sum()),
+def evaluate_run(spec: RunSpec, split: pd.DataFrame, data_dir: str | Path, run_dir: str | Path,
+                 weights_path: str | Path, checkpoint_dir: str | Path, precision: str = "fp32",
+                 device: torch.device = CPU, cache_dir: str | Path | None = None) -> dict:
+    """Score one run's best weights on the val and test pools; write its predictions and metrics.json.
+
+    float32 by default, so the committed probabilities are what the app computes for the same image.
+    """
+    run_dir = Path(run_dir)
+    model = load_model(model_path=weights_path, checkpoint_dir=checkpoint_dir, device=device)
+    scored = {}
+    for pool, file in (("val", "val_predictions.csv"), ("test", "predictions.csv")):
+        rows = split[split.pool == pool].reset_index(drop=True)
+        features = cached_features(split, pool, 1, data_dir, checkpoint_dir, stage=model.cached_stage,
+                                   precision=precision, device=device, cache_dir=cache_dir)[0]
+        probabilities = predict(model, features, precision)
+        write_csv(rows[["image_id", "lesion_id", "dx", "label"]].assign(probability=probabilities.round(7)),
+                  run_dir / file)
+        scored[pool] = (rows.label.to_numpy(), probabilities)
+    history = pd.read_csv(run_dir / "history.csv")
+    labels, probabilities = scored["test"]
+    metrics = {"threshold": THRESHOLD, "precision_policy": precision, "device": str(device),
+               "best_epoch": int(history.loc[history.val_auc.idxmax(), "epoch"]),
+               "n": len(labels), "n_malignant": int(labels.sum()),
                **threshold_metrics(labels, probabilities), "confusion": confusion(labels, probabilities),
                **curves(labels, probabilities)}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    write_json(run_dir / "metrics.json", metrics)
     return metrics
 
 
@@ -67,20 +79,21 @@ def summarize(results_dir: str | Path, n_bootstrap: int = 2000, seed: int = 0) -
         return pd.read_csv(run_dir(results_dir, kind, s) / "predictions.csv", dtype={"image_id": str})
 
     seeds = sorted({s for _, s in trained_runs(results_dir)
-                    if all((run_dir(results_dir, k, s) / "predictions.csv").is_file() for k in paths.MODEL_KINDS)})
+                    if all((run_dir(results_dir, k, s) / "predictions.csv").is_file() for k in MODEL_KINDS)})
     if APP_SEED not in seeds:
-        raise FileNotFoundError(f"No evaluated pair of runs for seed {APP_SEED}: run `qcnn evaluate` first.")
-    frames = {(k, s): predictions(k, s) for k in paths.MODEL_KINDS for s in seeds}
+        raise MissingFileError(f"No evaluated pair of runs for seed {APP_SEED} under {results_dir}: run "
+                               "`qcnn reproduce` (or `qcnn train` for both models, then `qcnn evaluate`) first.")
+    frames = {(k, s): predictions(k, s) for k in MODEL_KINDS for s in seeds}
     base = frames[("qcnn", APP_SEED)]
     for frame in frames.values():
         if not frame.image_id.equals(base.image_id):
             raise ValueError("Runs were scored on different test images; re-run `qcnn evaluate`.")
     labels, lesions = base.label.to_numpy(), base.lesion_id.to_numpy()
-    probs = np.stack([frames[(k, s)].probability.to_numpy() for k in paths.MODEL_KINDS for s in seeds])
+    probs = np.stack([frames[(k, s)].probability.to_numpy() for k in MODEL_KINDS for s in seeds])
     point = np.stack([[threshold_metrics(labels, p)[m] for m in METRICS] for p in probs])
-    point = point.reshape(len(paths.MODEL_KINDS), len(seeds), len(METRICS))
+    point = point.reshape(len(MODEL_KINDS), len(seeds), len(METRICS))
     boot = lesion_bootstrap(labels, lesions, probs, n_bootstrap, seed)
-    boot = boot.reshape(n_bootstrap, len(paths.MODEL_KINDS), len(seeds), len(METRICS))
+    boot = boot.reshape(n_bootstrap, len(MODEL_KINDS), len(seeds), len(METRICS))
     s0 = seeds.index(APP_SEED)
 
     def block(pt: np.ndarray, bs: np.ndarray) -> dict:
@@ -91,26 +104,26 @@ def summarize(results_dir: str | Path, n_bootstrap: int = 2000, seed: int = 0) -
                           for j, (m, ci) in enumerate(zip(METRICS, interval(bs[:, s0]), strict=True))},
                 "seed_mean_ci95": _as_intervals(interval(bs.mean(1)))}
 
-    q, c = paths.MODEL_KINDS.index("qcnn"), paths.MODEL_KINDS.index("classical")
+    q, c = MODEL_KINDS.index("qcnn"), MODEL_KINDS.index("classical")
     p_q, p_c = probs[q * len(seeds) + s0], probs[c * len(seeds) + s0]
     recall_q, recall_c = point[q, s0, METRICS.index("recall")], point[c, s0, METRICS.index("recall")]
     configs = {k: json.loads((run_dir(results_dir, k, APP_SEED) / "config.json").read_text())
-               for k in paths.MODEL_KINDS}
+               for k in MODEL_KINDS}
     timing = {k: {"seconds_per_epoch_median": round(float(np.median(np.concatenate([
         pd.read_csv(run_dir(results_dir, k, s) / "history.csv").seconds.to_numpy() for s in seeds]))), 2)}
-        for k in paths.MODEL_KINDS}
+        for k in MODEL_KINDS}
     summary = {
         "metrics": list(METRICS), "seeds": seeds, "app_seed": APP_SEED,
         "n_test": len(labels), "n_test_malignant": int(labels.sum()),
         "n_bootstrap": n_bootstrap, "bootstrap_unit": "lesion", "bootstrap_seed": seed,
-        "models": {k: block(point[i], boot[:, i]) for i, k in enumerate(paths.MODEL_KINDS)},
+        "models": {k: block(point[i], boot[:, i]) for i, k in enumerate(MODEL_KINDS)},
         "difference": block(point[q] - point[c], boot[:, q] - boot[:, c]),
         "mcnemar": {"seed": APP_SEED, **mcnemar(labels, p_q, p_c)},
         "matched_recall": {"seed": APP_SEED,
                            "qcnn_at_classical_recall": at_matched_recall(labels, p_q, float(recall_c)),
                            "classical_at_qcnn_recall": at_matched_recall(labels, p_c, float(recall_q))},
-        "parameters": {k: configs[k]["parameters"] for k in paths.MODEL_KINDS},
+        "parameters": {k: configs[k]["parameters"] for k in MODEL_KINDS},
         "timing": timing,
     }
-    (results_dir / paths.SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
+    write_json(results_dir / paths.SUMMARY_FILE, summary)
     return summary

@@ -51,8 +51,9 @@ from pytorch_grad_cam import score_cam as score_cam_module
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from qcnn.backbone import normalize, pil_to_uint8
-from qcnn.constants import (GRID, IMAGE_SIZE, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, MIN_UPLOAD_SIDE, MODEL_KINDS, CAM_METHODS,
-                            N_OUTCOMES, N_QUBITS, UPLOAD_EXTENSIONS)
+from qcnn.constants import (CAM_METHODS, GRID, IMAGE_SIZE, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, MIN_UPLOAD_SIDE,
+                            MODEL_KINDS, N_QUBITS, UPLOAD_EXTENSIONS)
+from qcnn.config import MODEL_PRESETS
 from qcnn.models import LesionClassifier, load_model
 
 # ----------------------------------------------------------------------------------------------
@@ -381,9 +382,8 @@ class _CamModel(nn.Module):
         else:
             with torch.no_grad():
                 prefix_features = self.prefix(x)
-        distributions = self.head.patch_outcomes(self.target(prefix_features))
-        # PatchHead.forward, kept open to keep the distributions (tests hold it equal to model(x)).
-        logits = self.head.classifier(distributions.mean(dim=1) * N_OUTCOMES)
+        logits, distributions = self.head.outputs(self.target(prefix_features))
+        logits = logits[:, None]
         if first:
             self.logits, self.distributions = logits.detach(), distributions.detach()
             self.forward_seconds = time.perf_counter() - start
@@ -396,8 +396,8 @@ class Predictor:
     def __init__(self, qcnn: LesionClassifier, classical: LesionClassifier) -> None:
         self.models = {"qcnn": qcnn.eval(), "classical": classical.eval()}
         for kind, model in self.models.items():
-            if model.kind != kind:
-                raise ValueError(f"expected a {kind} model, got a {model.kind} one")
+            if model.config != MODEL_PRESETS[kind]:
+                raise ValueError(f"expected the {kind} model, got one of another configuration")
             model.requires_grad_(False)  # inference only: no weight gradients, ever
             # channels_last convolutions: ~1.5x faster on this CPU for ScoreCAM's batches, equal to 1e-6
             model.to(memory_format=torch.channels_last)

@@ -3,12 +3,16 @@
 ImageNet weights cannot be downloaded here, so the backbone learns its features from the four
 benign diagnoses (nv, bkl, df, vasc), class-balanced; it never sees a malignant lesion. A
 temporary 4-class head is dropped afterwards. The epoch is chosen on 10% of the pool's lesions.
+
+Resumable: after every epoch the whole training state (weights, optimiser, schedule, random
+generators, the best weights so far) goes to ``<checkpoint>.resume.pt``; the backbone checkpoint
+itself is written once, at the end, so an interrupted pretraining is never taken as final.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +23,11 @@ from tqdm import tqdm
 
 from qcnn.augment import pretrain_augmentation
 from qcnn.backbone import FEATURE_CHANNELS, Backbone, normalize, save_backbone
+from qcnn.config import PretrainConfig
 from qcnn.images import load_images
+from qcnn.io import atomic_write, write_csv, write_json
+from qcnn.runtime import CPU, autocast
 from qcnn.split import stratified_lesions
-
-
-@dataclass
-class PretrainConfig:
-    epochs: int = 8
-    batch_size: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    holdout_fraction: float = 0.1
-    seed: int = 0
-    bf16: bool = True
 
 
 class PretrainNet(nn.Module):
@@ -49,14 +45,20 @@ def _balanced_accuracy(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float
     return float(np.mean(recalls))
 
 
-def _evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: PretrainConfig,
-              n_classes: int) -> tuple[float, float, float]:
+def _evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: PretrainConfig,
+    n_classes: int,
+    device: torch.device,
+) -> tuple[float, float, float]:
     model.eval()
     logits = []
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+    with torch.no_grad(), autocast(device, cfg.precision):
         for i in range(0, len(images), 64):
-            x = normalize(images[i:i + 64]).contiguous(memory_format=torch.channels_last)
-            logits.append(model(x).float())
+            x = normalize(images[i : i + 64]).to(device).contiguous(memory_format=torch.channels_last)
+            logits.append(model(x).float().cpu())
     logits = torch.cat(logits)
     loss = nn.functional.cross_entropy(logits, labels).item()
     pred = logits.argmax(1).numpy()
@@ -64,8 +66,19 @@ def _evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg:
     return loss, float(np.mean(pred == y)), _balanced_accuracy(y, pred, n_classes)
 
 
-def pretrain_backbone(split: pd.DataFrame, data_dir: str | Path, checkpoint_path: str | Path,
-                      history_path: str | Path, cfg: PretrainConfig) -> pd.DataFrame:
+def _resume_path(checkpoint_path: Path) -> Path:
+    return checkpoint_path.with_name(checkpoint_path.name + ".resume.pt")
+
+
+def pretrain_backbone(
+    split: pd.DataFrame,
+    data_dir: str | Path,
+    checkpoint_path: str | Path,
+    history_path: str | Path,
+    cfg: PretrainConfig,
+    device: torch.device = CPU,
+) -> pd.DataFrame:
+    checkpoint_path = Path(checkpoint_path)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     pool = split[split.pool == "pretrain"].reset_index(drop=True)
@@ -80,47 +93,88 @@ def pretrain_backbone(split: pd.DataFrame, data_dir: str | Path, checkpoint_path
     val_x, val_y = images[is_val], labels[is_val]
 
     class_counts = torch.bincount(train_y, minlength=len(classes)).float()
+    generator = torch.Generator().manual_seed(cfg.seed)
     sampler = torch.utils.data.WeightedRandomSampler(
-        (1.0 / class_counts)[train_y], num_samples=len(train_y), replacement=True,
-        generator=torch.Generator().manual_seed(cfg.seed))
+        (1.0 / class_counts)[train_y], num_samples=len(train_y), replacement=True, generator=generator
+    )
     augment = pretrain_augmentation()
 
-    model = PretrainNet(len(classes)).to(memory_format=torch.channels_last)
+    model = PretrainNet(len(classes)).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * (len(train_y) // cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
 
-    rows, best = [], -1.0
-    for epoch in range(1, cfg.epochs + 1):
+    rows, best, best_state, first_epoch = [], -1.0, None, 1
+    resume = _resume_path(checkpoint_path)
+    if resume.is_file():
+        state = torch.load(resume, weights_only=True, map_location="cpu")
+        if state["config"] == str(asdict(cfg)):
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            generator.set_state(state["sampler_rng"])
+            rows, best, best_state = list(state["rows"]), float(state["best"]), state["best_state"]
+            first_epoch = len(rows) + 1
+            print(f"resuming the pretraining after epoch {len(rows)} ({resume})")
+        else:
+            print(f"{resume} was made with other settings: starting over")
+
+    for epoch in range(first_epoch, cfg.epochs + 1):
         start, model = time.perf_counter(), model.train()
         order = torch.tensor(list(sampler))
         total, seen = 0.0, 0
         bar = tqdm(range(len(order) // cfg.batch_size), desc=f"pretrain {epoch}/{cfg.epochs}", disable=None)
         for b in bar:
-            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             x = torch.stack([augment(img) for img in train_x[idx]])
-            x = normalize(x).contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                loss = nn.functional.cross_entropy(model(x).float(), train_y[idx])
+            x = normalize(x).to(device).contiguous(memory_format=torch.channels_last)
+            with autocast(device, cfg.precision):
+                loss = nn.functional.cross_entropy(model(x).float(), train_y[idx].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             total, seen = total + loss.item() * len(idx), seen + len(idx)
             bar.set_postfix(loss=f"{total / seen:.3f}")
-        val_loss, val_acc, val_bacc = _evaluate(model, val_x, val_y, cfg, len(classes))
-        rows.append({"epoch": epoch, "train_loss": total / seen, "val_loss": val_loss,
-                     "val_accuracy": val_acc, "val_balanced_accuracy": val_bacc,
-                     "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - start})
+        val_loss, val_acc, val_bacc = _evaluate(model, val_x, val_y, cfg, len(classes), device)
+        rows.append(
+            {
+                "epoch": epoch,
+                "train_loss": total / seen,
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+                "val_balanced_accuracy": val_bacc,
+                "lr": scheduler.get_last_lr()[0],
+                "seconds": time.perf_counter() - start,
+            }
+        )
         print(f"epoch {epoch}: train {total / seen:.4f} val {val_loss:.4f} bal.acc {val_bacc:.3f}")
         if val_bacc > best:
             best = val_bacc
-            save_backbone(model.backbone, checkpoint_path, source="domain")
-        history = pd.DataFrame(rows)
-        history["selected"] = history.val_balanced_accuracy == best
-        Path(history_path).parent.mkdir(parents=True, exist_ok=True)
-        history.to_csv(history_path, index=False)
-    Path(history_path).with_suffix(".json").write_text(
-        pd.Series({**asdict(cfg), "classes": classes, "n_train": int((~is_val).sum()),
-                   "n_holdout": int(is_val.sum())}).to_json(indent=2))
+            best_state = {k: v.detach().cpu().clone() for k, v in model.backbone.state_dict().items()}
+        state = {
+            "config": str(asdict(cfg)),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "sampler_rng": generator.get_state(),
+            "rows": rows,
+            "best": best,
+            "best_state": best_state,
+        }
+        atomic_write(resume, lambda tmp, state=state: torch.save(state, tmp))
+
+    backbone = Backbone()
+    backbone.load_state_dict(best_state)
+    save_backbone(backbone, checkpoint_path, source="domain")
+    history = pd.DataFrame(rows)
+    history["selected"] = history.val_balanced_accuracy == best
+    write_csv(history, history_path)
+    write_json(
+        Path(history_path).with_suffix(".json"),
+        {**asdict(cfg), "classes": classes, "n_train": int((~is_val).sum()), "n_holdout": int(is_val.sum())},
+    )
+    resume.unlink()
     return history

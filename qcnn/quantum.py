@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 BACKENDS = ("torch", "pennylane")
+ENTANGLING = ("strong", "none")  # StronglyEntanglingLayers, or its Rot gates without the CNOT ring
 
 
 @cache
@@ -64,7 +65,7 @@ def _kron(rotations: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def entangling_block_matrix(weights: torch.Tensor) -> torch.Tensor:
+def entangling_block_matrix(weights: torch.Tensor, entangling: str = "strong") -> torch.Tensor:
     """M = U^T of StronglyEntanglingLayers(weights), weights (n_layers, n, 3): psi' = psi @ M.
 
     Each layer is a tensor product of Rot gates followed by a fixed CNOT ring, i.e. a column
@@ -74,7 +75,9 @@ def entangling_block_matrix(weights: torch.Tensor) -> torch.Tensor:
     layers = _kron(_rot_matrices(weights))  # (n_layers, 2^n, 2^n), one Kronecker product per layer
     matrix = None
     for layer in range(n_layers):
-        step = layers[layer].T[:, _cnot_ring_permutation(n_qubits, layer).to(weights.device)]
+        step = layers[layer].T
+        if entangling == "strong":
+            step = step[:, _cnot_ring_permutation(n_qubits, layer).to(weights.device)]
         matrix = step if matrix is None else matrix @ step
     return matrix
 
@@ -117,7 +120,7 @@ def _apply_ry_embedding(state: torch.Tensor, cos: torch.Tensor, sin: torch.Tenso
     return x.reshape(batch, -1)
 
 
-def simulate(angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def simulate(angles: torch.Tensor, weights: torch.Tensor, entangling: str = "strong") -> torch.Tensor:
     """Outcome probabilities of the circuit for (B, n) angles and (reuploads, layers, n, 3) weights."""
     batch, n_qubits = angles.shape
     half = angles / 2
@@ -126,7 +129,7 @@ def simulate(angles: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     layout = _interleaved_layout(n_qubits).to(angles.device)
     state = None  # (B, 2 * 2^n), real and imaginary parts in the interleaved layout
     for block in range(weights.shape[0]):
-        matrix = entangling_block_matrix(weights[block])
+        matrix = entangling_block_matrix(weights[block], entangling)
         mr, mi = matrix.real, matrix.imag
         top = torch.cat([mr, mi], 1)  # [real | imaginary] out for a real state in
         if block == 0:  # |0...0> after the RY embedding is real: one GEMM gives both parts
@@ -142,14 +145,16 @@ class QuantumLayer(nn.Module):
     """(..., n_qubits) angles -> (..., 2**n_qubits) outcome probabilities, trainable ``weights``."""
 
     def __init__(self, n_qubits: int = 8, n_layers: int = 2, reuploads: int = 2, backend: str = "torch",
-                 device: str = "default.qubit") -> None:
+                 device: str = "default.qubit", entangling: str = "strong") -> None:
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if entangling not in ENTANGLING:
+            raise ValueError(f"entangling must be one of {ENTANGLING}, got {entangling!r}")
         if n_qubits < 1 or n_layers < 1 or reuploads < 1:
             raise ValueError("n_qubits, n_layers and reuploads must be positive")
         self.n_qubits, self.n_layers, self.reuploads = n_qubits, n_layers, reuploads
-        self.backend, self.device_name = backend, device
+        self.backend, self.device_name, self.entangling = backend, device, entangling
         self.weights = nn.Parameter(torch.empty(reuploads, n_layers, n_qubits, 3).uniform_(0, 2 * math.pi))
         self._qnode = None
 
@@ -159,7 +164,7 @@ class QuantumLayer(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"n_qubits={self.n_qubits}, n_layers={self.n_layers}, reuploads={self.reuploads}, "
-                f"backend={self.backend!r}")
+                f"backend={self.backend!r}, entangling={self.entangling!r}")
 
     def _check(self, angles: torch.Tensor) -> None:
         if not isinstance(angles, torch.Tensor) or not angles.is_floating_point():
@@ -172,7 +177,7 @@ class QuantumLayer(nn.Module):
         dtype = torch.float64 if angles.dtype == torch.float64 else torch.float32
         flat = angles.reshape(-1, self.n_qubits).to(dtype)
         if self.backend == "torch":
-            probs = simulate(flat, self.weights)
+            probs = simulate(flat, self.weights, self.entangling)
         else:
             probs = self.qnode(flat, self.weights.to(dtype)).to(dtype)
         return probs.reshape(*angles.shape[:-1], self.n_outcomes)
@@ -181,7 +186,7 @@ class QuantumLayer(nn.Module):
     def qnode(self) -> Any:
         """The circuit as a PennyLane QNode (built on first use: PennyLane is slow to import)."""
         if self._qnode is None:
-            self._qnode = make_qnode(self.n_qubits, self.device_name)
+            self._qnode = make_qnode(self.n_qubits, self.device_name, self.entangling)
         return self._qnode
 
     def draw_text(self) -> str:
@@ -197,7 +202,7 @@ class QuantumLayer(nn.Module):
         return fig
 
 
-def make_qnode(n_qubits: int, device: str = "default.qubit") -> Any:
+def make_qnode(n_qubits: int, device: str = "default.qubit", entangling: str = "strong") -> Any:
     import pennylane as qml
 
     wires = range(n_qubits)
@@ -208,7 +213,12 @@ def make_qnode(n_qubits: int, device: str = "default.qubit") -> Any:
     def circuit(angles: torch.Tensor, weights: torch.Tensor):
         for block in range(weights.shape[0]):
             qml.AngleEmbedding(angles, wires=wires, rotation="Y")
-            qml.StronglyEntanglingLayers(weights[block], wires=wires)
+            if entangling == "strong":
+                qml.StronglyEntanglingLayers(weights[block], wires=wires)
+            else:  # the same Rot gates, no CNOT ring: a product circuit
+                for layer in weights[block]:
+                    for wire in wires:
+                        qml.Rot(*layer[wire], wires=wire)
         return qml.probs(wires=wires)
 
     return circuit

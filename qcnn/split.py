@@ -36,8 +36,12 @@ def stratified_lesions(lesions: pd.DataFrame, fraction: float, rng: np.random.Ge
     return chosen
 
 
-def make_split(meta: pd.DataFrame, seed: int = SPLIT_SEED) -> pd.DataFrame:
-    """Assign every image of ``meta`` (image_id, lesion_id, dx, label) to one pool."""
+def make_split(meta: pd.DataFrame, seed: int = SPLIT_SEED, unit: str = "lesion") -> pd.DataFrame:
+    """Assign every image of ``meta`` (image_id, lesion_id, dx, label) to one pool, by lesion or by image."""
+    if unit == "image":
+        return image_level_split(meta, seed)
+    if unit != "lesion":
+        raise ValueError(f"unit must be lesion or image, got {unit!r}")
     rng = np.random.default_rng(seed)
     meta = meta.sort_values("image_id", ignore_index=True)
     lesions = meta.drop_duplicates("lesion_id")[["lesion_id", "dx", "label"]]
@@ -65,6 +69,25 @@ def make_split(meta: pd.DataFrame, seed: int = SPLIT_SEED) -> pd.DataFrame:
     return meta.assign(pool=pool)[["image_id", "lesion_id", "dx", "label", "pool"]]
 
 
+def image_level_split(meta: pd.DataFrame, seed: int = SPLIT_SEED) -> pd.DataFrame:
+    """The study's protocol: the lesion split's pool sizes per label, but drawn image by image.
+
+    The pretrain pool is kept (the backbone is shared); every other image is shuffled and dealt to
+    train, val, test and excluded in the lesion split's per-label counts, so images of one lesion
+    can fall on both sides, as with ``random_split`` over a folder.
+    """
+    lesion_split = make_split(meta, seed)
+    rng = np.random.default_rng(seed + 1)
+    pool = lesion_split.pool.to_numpy().copy()
+    for label in (0, 1):
+        rows = np.flatnonzero((pool != "pretrain") & (lesion_split.label.to_numpy() == label))
+        counts = pd.Series(pool[rows]).value_counts()
+        pools = ("train", "val", "test", "excluded")
+        dealt = np.concatenate([np.full(counts.get(p, 0), p, dtype=object) for p in pools])
+        pool[rng.permutation(rows)] = dealt
+    return lesion_split.assign(pool=pool)
+
+
 def write_split(split: pd.DataFrame, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     split.to_csv(path, index=False)
@@ -72,3 +95,22 @@ def write_split(split: pd.DataFrame, path: str | Path) -> None:
 
 def read_split(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"image_id": str, "lesion_id": str, "dx": str, "pool": str})
+
+
+def train_subset(split: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask over the train pool's rows (split order): a ``fraction`` of its lesions per label.
+
+    Nested: one seeded permutation of the lesions per label, of which every fraction takes a prefix,
+    so each smaller subset lies inside every larger one. Drawn by lesion (all of a lesion's images
+    or none), so the subsets stay lesion-disjoint from val and test like the pool itself.
+    """
+    train = split[split.pool == "train"]
+    if fraction == 1:
+        return np.ones(len(train), dtype=bool)
+    rng = np.random.default_rng(seed)
+    chosen: set = set()
+    for label in (0, 1):
+        lesions = np.sort(train.loc[train.label == label, "lesion_id"].unique())
+        order = rng.permutation(lesions)
+        chosen.update(order[: max(1, int(round(fraction * len(order))))])
+    return train.lesion_id.isin(chosen).to_numpy()

@@ -87,3 +87,32 @@ def at_matched_recall(labels: np.ndarray, probabilities: np.ndarray, target_reca
     m = threshold_metrics(labels, probabilities, threshold)
     return {"target_recall": target_recall, "threshold": threshold, "recall": m["recall"],
             "precision": m["precision"], "specificity": m["specificity"]}
+
+
+INTERVAL_METHOD = (
+    "95 % interval of the mean paired difference over seeds that counts both sources of variation: "
+    "a t-interval whose variance is the seed-to-seed variance of the per-seed differences divided by the "
+    "number of seeds plus the lesion-bootstrap variance of their mean (test-set sampling), with "
+    "Welch-Satterthwaite degrees of freedom; undefined (inconclusive) with fewer than 2 seeds."
+)
+
+
+def seed_lesion_interval(per_seed: np.ndarray, bootstrap: np.ndarray, level: float = 0.95) -> np.ndarray:
+    """(M, 2) interval of the mean over seeds of ``per_seed`` (S, M), with ``bootstrap`` (B, S, M) resamples.
+
+    Seeds and test lesions are independent sources of variation: their variances of the mean add.
+    """
+    from scipy.stats import t
+
+    per_seed, bootstrap = np.asarray(per_seed, float), np.asarray(bootstrap, float)
+    n_seeds = per_seed.shape[0]
+    mean = per_seed.mean(axis=0)
+    if n_seeds < 2:
+        return np.full((per_seed.shape[1], 2), np.nan)
+    seed_var = per_seed.var(axis=0, ddof=1) / n_seeds
+    lesion_var = np.nanvar(bootstrap.mean(axis=1), axis=0, ddof=1)
+    total = seed_var + lesion_var
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dof = np.where(seed_var > 0, total**2 / (seed_var**2 / (n_seeds - 1)), np.inf)
+    half = t.ppf(0.5 + level / 2, np.maximum(dof, n_seeds - 1)) * np.sqrt(total)
+    return np.stack([mean - half, mean + half], axis=-1)

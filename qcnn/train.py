@@ -1,15 +1,13 @@
-"""Train one model (QCNN or classical control) for one seed, from cached prefix features.
+"""Train one run (a ``RunSpec``) from cached frozen-stage features; knows nothing of sweeps.
 
-Runs every epoch and records it; keeps the weights of the epoch with the best validation AUC,
-as the study did. Writes results/runs/{kind}_seed{S}/history.csv and config.json, and the
-weights to checkpoints/runs/{kind}_seed{S}.safetensors.
+Runs every epoch and records it; keeps the weights of the epoch with the best validation AUC, as
+the study did. Writes ``history.csv`` and ``config.json`` into the run's folder and the weights to
+``weights_path``, all atomically.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,91 +16,100 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from qcnn import paths
 from qcnn.augment import N_DIHEDRAL
 from qcnn.backbone import BACKBONE_FILE, load_backbone
+from qcnn.config import RunSpec, TrainConfig
 from qcnn.features import cached_features
+from qcnn.io import write_csv, write_json
 from qcnn.metrics import threshold_metrics
-from qcnn.models import LesionClassifier, build_model, save_model
+from qcnn.models import LesionClassifier, build_model, predict, save_model
+from qcnn.runtime import CPU, autocast
+from qcnn.split import train_subset
 
 
-@dataclass
-class TrainConfig:
-    epochs: int = 30
-    batch_size: int = 16
-    lr_layer3: float = 1e-4
-    lr_head: float = 3e-3
-    weight_decay: float = 1e-2
-    augment: bool = True
-    bf16: bool = True
-
-
-def run_weights_path(checkpoint_dir: str | Path, kind: str, seed: int) -> Path:
-    return Path(checkpoint_dir) / "runs" / f"{paths.run_name(kind, seed)}.safetensors"
-
-
-@torch.no_grad()
-def predict_from_prefix(model: LesionClassifier, features: torch.Tensor, bf16: bool = True,
-                        batch_size: int = 64) -> np.ndarray:
-    """Malignancy probabilities for (N, 128, 28, 28) cached prefix features."""
-    model.eval()
-    out = []
-    for i in range(0, len(features), batch_size):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            layer3 = model.layer3(features[i:i + batch_size].float())
-        out.append(torch.sigmoid(model.head(layer3.float())))
-    return torch.cat(out).numpy().astype(np.float64)
-
-
-def train_step(model: LesionClassifier, optimizer: torch.optim.Optimizer, prefix_features: torch.Tensor,
-               labels: torch.Tensor, bf16: bool = True) -> float:
-    """One optimisation step from cached prefix features: layer3 in bfloat16, the head in float32."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        layer3 = model.layer3(prefix_features.float())
-    loss = nn.functional.binary_cross_entropy_with_logits(model.head(layer3.float()), labels)
+def train_step(
+    model: LesionClassifier,
+    optimizer: torch.optim.Optimizer,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    precision: str,
+) -> float:
+    """One optimisation step from cached features, under the run's precision policy."""
+    device = labels.device
+    with autocast(device, precision):
+        logits = model.forward_from_features(features)
+    loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return loss.item()
 
 
-def make_optimizer(model: LesionClassifier, cfg: TrainConfig) -> torch.optim.Optimizer:
-    head_decay = [p for n, p in model.head.named_parameters() if p.ndim > 1 and "outcome_map.weights" not in n]
-    head_rest = [p for n, p in model.head.named_parameters() if not (p.ndim > 1 and "outcome_map.weights" not in n)]
-    return torch.optim.AdamW([
-        {"params": model.layer3.parameters(), "lr": cfg.lr_layer3, "weight_decay": cfg.weight_decay},
-        {"params": head_decay, "lr": cfg.lr_head, "weight_decay": cfg.weight_decay},
-        {"params": head_rest, "lr": cfg.lr_head, "weight_decay": 0.0},  # biases, circuit angles
-    ])
+def make_optimizer(model: LesionClassifier, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on layer3 and the head's matrices, none on biases and circuit angles."""
+
+    def decays(name: str, p: torch.Tensor) -> bool:
+        return p.ndim > 1 and "outcome_map.weights" not in name
+
+    head = [(n, p) for n, p in model.head.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in head if decays(n, p)], "lr": cfg.lr_head, "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in head if not decays(n, p)], "lr": cfg.lr_head, "weight_decay": 0.0},
+    ]
+    if model.config.train_layer3:
+        groups.insert(
+            0, {"params": list(model.layer3.parameters()), "lr": cfg.lr_layer3, "weight_decay": cfg.weight_decay}
+        )
+    return torch.optim.AdamW([g for g in groups if g["params"]])
 
 
-def train_run(kind: str, seed: int, split: pd.DataFrame, data_dir: str | Path, results_dir: str | Path,
-              checkpoint_dir: str | Path, cfg: TrainConfig) -> pd.DataFrame:
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+def train_run(
+    spec: RunSpec,
+    split: pd.DataFrame,
+    data_dir: str | Path,
+    run_dir: str | Path,
+    weights_path: str | Path,
+    checkpoint_dir: str | Path,
+    device: torch.device = CPU,
+    cache_dir: str | Path | None = None,
+) -> pd.DataFrame:
+    cfg, run_dir = spec.train, Path(run_dir)
+    torch.manual_seed(spec.seed)
+    rng = np.random.default_rng(spec.seed)
+    backbone_path = Path(checkpoint_dir) / BACKBONE_FILE
+    model = build_model(spec.model, load_backbone(backbone_path)).to(device)
+    stage = model.cached_stage
     variants = N_DIHEDRAL if cfg.augment else 1
-    train_x = cached_features(split, "train", variants, data_dir, checkpoint_dir)
-    val_x = cached_features(split, "val", 1, data_dir, checkpoint_dir)[0]
-    train_y = torch.tensor(split.loc[split.pool == "train", "label"].to_numpy(), dtype=torch.float32)
+    features = dict(stage=stage, precision=cfg.precision, device=device, cache_dir=cache_dir)
+    subset = torch.from_numpy(train_subset(split, spec.fraction, spec.seed))
+    train_x = cached_features(split, "train", variants, data_dir, checkpoint_dir, **features)[:, subset]
+    val_x = cached_features(split, "val", 1, data_dir, checkpoint_dir, **features)[0]
+    train_y = torch.tensor(split.loc[split.pool == "train", "label"].to_numpy()[subset.numpy()], dtype=torch.float32)
     val_y = split.loc[split.pool == "val", "label"].to_numpy()
 
-    backbone_path = Path(checkpoint_dir) / BACKBONE_FILE
-    model = build_model(kind, load_backbone(backbone_path))
     optimizer = make_optimizer(model, cfg)
     steps_per_epoch = int(np.ceil(len(train_y) / cfg.batch_size))
+    epochs = cfg.epochs_for(steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=cfg.epochs * steps_per_epoch,
-        pct_start=0.1)
-
-    run_dir = Path(results_dir) / paths.RUNS_DIR / paths.run_name(kind, seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = {"model": kind, "seed": seed, **asdict(cfg), "n_train": len(train_y), "n_val": len(val_y),
-              "parameters": model.parameter_counts()}
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
-    weights_path = run_weights_path(checkpoint_dir, kind, seed)
+        optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=epochs * steps_per_epoch, pct_start=0.1
+    )
+    write_json(
+        run_dir / "config.json",
+        {
+            **spec.to_json(),
+            "epochs_run": epochs,
+            "steps_per_epoch": steps_per_epoch,
+            "n_train": len(train_y),
+            "n_train_lesions": int(split[split.pool == "train"].lesion_id[subset.numpy()].nunique()),
+            "n_val": len(val_y),
+            "device": str(device),
+            "parameters": model.parameter_counts(),
+        },
+        indent=2,
+    )
 
     rows, best_auc = [], -np.inf
-    bar = tqdm(range(1, cfg.epochs + 1), desc=paths.run_name(kind, seed), disable=None)
+    bar = tqdm(range(1, epochs + 1), desc=spec.name, disable=None)
     for epoch in bar:
         start = time.perf_counter()
         model.train()
@@ -110,22 +117,32 @@ def train_run(kind: str, seed: int, split: pd.DataFrame, data_dir: str | Path, r
         variant = torch.from_numpy(rng.integers(variants, size=len(train_y)))
         total = 0.0
         for b in range(steps_per_epoch):
-            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            total += train_step(model, optimizer, train_x[variant[idx], idx], train_y[idx], cfg.bf16) * len(idx)
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            batch = train_x[variant[idx], idx].to(device)
+            total += train_step(model, optimizer, batch, train_y[idx].to(device), cfg.precision) * len(idx)
             scheduler.step()
-        probs = predict_from_prefix(model, val_x, cfg.bf16)
+        probs = predict(model, val_x, cfg.precision)
         logits = torch.logit(torch.tensor(probs).clamp(1e-7, 1 - 1e-7))
-        val_target = torch.tensor(val_y, dtype=torch.float64)
-        val_loss = float(nn.functional.binary_cross_entropy_with_logits(logits, val_target))
+        val_loss = float(
+            nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor(val_y, dtype=torch.float64))
+        )
         val = threshold_metrics(val_y, probs)
-        rows.append({"epoch": epoch, "train_loss": total / len(train_y), "val_loss": val_loss,
-                     "val_auc": val["auc"], "val_accuracy": val["accuracy"],
-                     "lr": optimizer.param_groups[1]["lr"], "seconds": time.perf_counter() - start})
+        rows.append(
+            {
+                "epoch": epoch,
+                "train_loss": total / len(train_y),
+                "val_loss": val_loss,
+                "val_auc": val["auc"],
+                "val_accuracy": val["accuracy"],
+                "lr": optimizer.param_groups[-1]["lr"],
+                "seconds": time.perf_counter() - start,
+            }
+        )
         if val["auc"] > best_auc:
             best_auc = val["auc"]
-            save_model(model, weights_path, backbone_path, extra={"seed": seed, "epoch": epoch})
+            save_model(model, weights_path, backbone_path, extra={"seed": spec.seed, "epoch": epoch})
         bar.set_postfix(loss=f"{rows[-1]['train_loss']:.3f}", val_loss=f"{val_loss:.3f}", val_auc=f"{val['auc']:.3f}")
         history = pd.DataFrame(rows)
         history["best"] = history.val_auc == best_auc
-        history.to_csv(run_dir / "history.csv", index=False)
+        write_csv(history, run_dir / "history.csv")
     return history

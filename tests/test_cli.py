@@ -35,7 +35,27 @@ def test_steps_out_of_order_name_the_command_to_run_first(tmp_path, data_dir):
     assert_clean_failure(qcnn("train", "--model", "qcnn", "--results-dir", str(tmp_path), "--data-dir",
                               str(data_dir)), "qcnn split")
     assert_clean_failure(qcnn("evaluate", "--results-dir", str(tmp_path), "--data-dir", str(data_dir)),
-                         "qcnn split")
+                         "qcnn train")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / paths.SPLIT_FILE).write_text((paths.REPO_ROOT / "results" / paths.SPLIT_FILE).read_text())
+    assert_clean_failure(qcnn("train", "--model", "qcnn", "--results-dir", str(tmp_path / "results"),
+                              "--checkpoint-dir", str(tmp_path / "nothing"), "--data-dir", str(data_dir)),
+                         "qcnn pretrain-backbone")
+
+
+@pytest.mark.parametrize("flags, phrase", [
+    (["--batch-size", "0"], "batch_size"), (["--lr-head", "-1"], "lr_head"), (["--fraction", "1.5"], "fraction"),
+    (["--grid", "5"], "grid"), (["--outcome-map", "gap", "--measurement", "expval"], "expval"),
+])
+def test_bad_flags_get_one_line_before_any_work(tmp_path, flags, phrase):
+    assert_clean_failure(qcnn("train", "--model", "qcnn", "--results-dir", str(tmp_path), *flags), phrase)
+
+
+def test_sweep_names_a_bad_experiment_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('seeds = [0]\n[variants.x]\nmodel = { gird = 7 }\n')
+    assert_clean_failure(qcnn("sweep", str(bad), "--results-dir", str(tmp_path)), "gird", "variants.x")
+    assert_clean_failure(qcnn("sweep", str(tmp_path / "none.toml")), "not found")
 
 
 def test_imagenet_backbone_offline_fails_with_advice(tmp_path):
@@ -55,6 +75,25 @@ def test_split_command_reproduces_the_committed_split(tmp_path, data_dir):
 
 def test_every_knob_is_a_flag():
     help_text = qcnn("train", "--help").stdout
-    for flag in ("--epochs", "--batch-size", "--lr-layer3", "--lr-head", "--weight-decay", "--augment", "--bf16",
-                 "--seed", "--model"):
+    for flag in ("--epochs", "--batch-size", "--lr-layer3", "--lr-head", "--weight-decay", "--augment", "--precision",
+                 "--seed", "--model", "--device", "--cache-dir", "--outcome-map", "--n-layers", "--reuploads",
+                 "--entangling", "--measurement", "--train-circuit", "--backend", "--grid", "--train-layer3",
+                 "--fraction", "--split"):
         assert flag in help_text
+
+
+def test_committed_experiment_files_parse_to_their_intended_configs():
+    from qcnn.config import MODEL_PRESETS, ModelConfig
+    from qcnn.sweep import load_experiment
+
+    controls = load_experiment(paths.REPO_ROOT / "experiments" / "controls.toml")
+    assert controls.seeds == (0, 1, 2) and len(controls.variants) == 11 and len(controls.specs()) == 33
+    model = {v.name: v.model for v in controls.variants}
+    assert model["qcnn"] == MODEL_PRESETS["qcnn"] and model["classical"] == MODEL_PRESETS["classical"]
+    expected = {"frozen-backbone": ModelConfig(train_layer3=False), "grid-7": ModelConfig(grid=7),
+                "no-reupload": ModelConfig(reuploads=1), "expval-8": ModelConfig(measurement="expval"),
+                "bottleneck": ModelConfig(grid=1, measurement="expval"), "separable": ModelConfig(entangling="none"),
+                "untrained-circuit": ModelConfig(train_circuit=False), "fourier": ModelConfig(outcome_map="fourier"),
+                "gap-linear": ModelConfig(outcome_map="gap")}
+    for name, config in expected.items():
+        assert model[name] == config, name

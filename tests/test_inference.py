@@ -436,3 +436,21 @@ def test_concurrent_predictions_match_sequential(predictor: Predictor, test_imag
         assert not model.layer3._forward_hooks
     # EigenCAM's one-BLAS-thread limit is process-wide: it must be restored, whatever the interleaving
     assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == blas_threads
+
+
+def test_committed_test_predictions_are_what_the_app_computes(data_dir) -> None:
+    """Evaluation scores in float32 through the same forward pass as Try it: equal to 1e-5."""
+    import pandas as pd
+
+    from qcnn.data import image_path, load_image_file
+    from qcnn.inference import Predictor
+
+    predictor = Predictor.from_checkpoints(paths.CHECKPOINT_DIR)
+    tables = {k: pd.read_csv(paths.RESULTS_DIR / "runs" / f"{k}_seed0" / "predictions.csv", dtype={"image_id": str})
+              for k in ("qcnn", "classical")}
+    sample = tables["qcnn"].sample(6, random_state=0)
+    for image_id in sample.image_id:
+        prediction = predictor.predict(load_image_file(image_path(data_dir, image_id)))
+        for kind, table in tables.items():
+            committed = float(table.loc[table.image_id == image_id, "probability"].iloc[0])
+            assert abs(prediction.output(kind).probability - committed) < 1e-5, (kind, image_id)

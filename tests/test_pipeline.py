@@ -10,13 +10,16 @@ import pytest
 import torch
 
 from qcnn import paths
-from qcnn.backbone import BACKBONE_FILE, Backbone, load_backbone, preprocess, save_backbone
+from qcnn.backbone import BACKBONE_FILE, Backbone, load_backbone, save_backbone
+from qcnn.config import MODEL_PRESETS, ModelConfig, RunSpec, TrainConfig
 from qcnn.data import DataError, image_path, load_image_file, read_metadata, resolve_data_dir
-from qcnn.evaluate import evaluate_run, summarize
+from qcnn.errors import ConfigError, RunMismatchError
+from qcnn.evaluate import summarize
+from qcnn.io import write_csv
 from qcnn.metrics import METRICS
 from qcnn.models import build_model, load_model, save_model
-from qcnn.split import POOLS, make_split
-from qcnn.train import TrainConfig, train_run
+from qcnn.runs import RECORD_FILE, Workspace, execute_run, run_paths
+from qcnn.split import POOLS, image_level_split, make_split, train_subset
 
 
 @pytest.fixture(scope="module")
@@ -70,63 +73,165 @@ def workspace(tmp_path_factory, split, data_dir):
     root = tmp_path_factory.mktemp("pipeline")
     torch.manual_seed(0)
     save_backbone(Backbone(), root / "checkpoints" / BACKBONE_FILE, source="random")
-    parts = [split[(split.pool == pool) & (split.label == y)].head(n // 2)
-             for pool, n in (("train", 24), ("val", 8), ("test", 16)) for y in (0, 1)]
+    parts = [
+        split[(split.pool == pool) & (split.label == y)].head(n // 2)
+        for pool, n in (("train", 24), ("val", 8), ("test", 16))
+        for y in (0, 1)
+    ]
     small = pd.concat(parts, ignore_index=True)
-    mp = pytest.MonkeyPatch()
-    mp.setattr(paths, "CACHE_DIR", root / "cache")
-    yield {"root": root, "split": small, "results": root / "results", "checkpoints": root / "checkpoints",
-           "data": data_dir}
-    mp.undo()
+    write_csv(small, root / "results" / paths.SPLIT_FILE)
+    yield Workspace(root / "results", root / "checkpoints", data_dir, root / "cache", "cpu")
 
 
-def test_train_evaluate_summarize_write_the_documented_schema(workspace):
-    w, cfg = workspace, TrainConfig(epochs=2, batch_size=8)
+ONE_EPOCH = TrainConfig(epochs=1, batch_size=8, precision="fp32")  # bf16 is 8x slower on CPUs without native BF16
+
+
+def _run(ws: Workspace, variant: str, model: ModelConfig, train: TrainConfig = ONE_EPOCH, **kw) -> tuple:
+    spec = RunSpec(variant, 0, model, train, **kw)
+    record = execute_run(spec, ws, experiment="switches")
+    return spec, record, run_paths(spec, ws, "switches")
+
+
+def test_the_reproductions_pair_trains_evaluates_and_summarises(workspace):
     for kind in paths.MODEL_KINDS:
-        history = train_run(kind, 0, w["split"], w["data"], w["results"], w["checkpoints"], cfg)
-        assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_auc", "val_accuracy", "lr",
-                                         "seconds", "best"]
+        spec, record, (run, weights) = _run(
+            workspace, kind, MODEL_PRESETS[kind], TrainConfig(epochs=2, batch_size=8, precision="fp32")
+        )
+        assert run == workspace.results_dir / "runs" / f"{kind}_seed0", "the pair lives in the reproduction's folder"
+        history = pd.read_csv(run / "history.csv")
+        assert list(history.columns) == [
+            "epoch",
+            "train_loss",
+            "val_loss",
+            "val_auc",
+            "val_accuracy",
+            "lr",
+            "seconds",
+            "best",
+        ]
         assert len(history) == 2 and history.best.sum() >= 1
-        metrics = evaluate_run(kind, 0, w["split"], w["data"], w["results"], w["checkpoints"])
-        assert set(METRICS) <= metrics.keys() and metrics["n"] == 16
-        run = w["results"] / "runs" / f"{kind}_seed0"
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert set(METRICS) <= metrics.keys() and metrics["n"] == 16 and metrics["precision_policy"] == "fp32"
         predictions = pd.read_csv(run / "predictions.csv")
         assert list(predictions.columns) == ["image_id", "lesion_id", "dx", "label", "probability"]
-        assert predictions.probability.between(0, 1).all()
+        assert predictions.probability.between(0, 1).all() and len(pd.read_csv(run / "val_predictions.csv")) == 8
         config = json.loads((run / "config.json").read_text())
+        assert RunSpec.from_json(config) == spec and record["spec"] == spec.to_json()
         assert config["parameters"]["all"]["trainable"] < config["parameters"]["all"]["total"]
-    summary = summarize(w["results"], n_bootstrap=50)
+    summary = summarize(workspace.results_dir, n_bootstrap=50)
     assert summary["seeds"] == [0]
-    for m in METRICS:
-        lo, hi = summary["difference"]["seed0"][m]["ci95"]
-        assert lo <= hi
     mc = summary["mcnemar"]
     assert mc["both_correct"] + mc["only_qcnn_correct"] + mc["only_classical_correct"] + mc["both_wrong"] == 16
-    assert 0 <= mc["p_value"] <= 1
+
+
+SWITCHES = {
+    "fourier": ModelConfig(outcome_map="fourier"),
+    "gap": ModelConfig(outcome_map="gap"),
+    "frozen": ModelConfig(train_layer3=False),
+    "grid7": ModelConfig(grid=7),
+    "bottleneck": ModelConfig(grid=1, measurement="expval"),
+    "separable": ModelConfig(entangling="none"),
+    "deep-once": ModelConfig(n_layers=3, reuploads=1),
+    "untrained": ModelConfig(train_circuit=False),
+    "pennylane": ModelConfig(backend="pennylane", grid=1),
+}
+
+
+@pytest.mark.parametrize("name", SWITCHES)
+def test_every_switch_trains_for_one_epoch(workspace, name):
+    config = SWITCHES[name]
+    torch.manual_seed(0)  # train_run seeds the same way: the model's initial weights
+    initial = build_model(config, load_backbone(workspace.checkpoint_dir / BACKBONE_FILE)).trainable_state()
+    spec, record, (run, weights) = _run(workspace, name, config)
+    assert (run / RECORD_FILE).is_file() and record["spec"]["model"]["outcome_map"] == config.outcome_map
+    model = load_model(model_path=weights, checkpoint_dir=workspace.checkpoint_dir)
+    assert model.config == config, "the checkpoint rebuilds its own configuration"
+    trained = model.trainable_state()
+    changed = {k for k in initial if not torch.equal(initial[k], trained[k])}
+    assert any(k.startswith("head.classifier") for k in changed)
+    assert any(k.startswith("layer3.") for k in changed) == config.train_layer3
+    if config.outcome_map == "quantum":
+        assert ("head.outcome_map.weights" in changed) == config.train_circuit
+    pooled = {14: 196, 7: 49, 1: 1}[config.grid]
+    with torch.no_grad():
+        out = model.head.outputs(torch.randn(2, 256, 14, 14))
+    if config.outcome_map != "gap":
+        assert out.patch_outcomes.shape[:2] == (2, pooled)
+
+
+def test_a_finished_run_is_skipped_refused_when_different_and_rerun_with_force(workspace):
+    spec, first, (run, _) = _run(workspace, "guard", ModelConfig(outcome_map="gap"))
+    again = execute_run(spec, workspace, experiment="switches")
+    assert again == first, "an equal finished run is skipped"
+    other = RunSpec(
+        "guard", 0, ModelConfig(outcome_map="gap"), TrainConfig(epochs=1, batch_size=8, lr_head=1e-3, precision="fp32")
+    )
+    with pytest.raises(RunMismatchError, match="lr_head"):
+        execute_run(other, workspace, experiment="switches")
+    assert json.loads((run / RECORD_FILE).read_text()) == first, "a refusal changes nothing"
+    redone = execute_run(other, workspace, experiment="switches", force=True)
+    assert redone["spec"]["train"]["lr_head"] == 1e-3
+
+
+def test_an_interrupted_run_is_not_done(workspace):
+    spec, record, (run, _) = _run(workspace, "interrupted", ModelConfig(outcome_map="gap"))
+    (run / RECORD_FILE).unlink()  # as if killed before the record: the run is trained again
+    (run / "predictions.csv").unlink()
+    assert execute_run(spec, workspace, experiment="switches")["spec"] == record["spec"]
+    assert (run / "predictions.csv").is_file()
+
+
+def test_bad_configurations_are_named():
+    with pytest.raises(ConfigError, match="grid"):
+        ModelConfig(grid=5)
+    with pytest.raises(ConfigError, match="expval"):
+        ModelConfig(outcome_map="gap", measurement="expval")
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="lr_head"):
+        TrainConfig(lr_head=-1)
+    with pytest.raises(ConfigError, match="fraction"):
+        RunSpec("x", fraction=1.5)
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(workspace, tmp_path):
-    backbone_path = workspace["checkpoints"] / BACKBONE_FILE
+    backbone_path = workspace.checkpoint_dir / BACKBONE_FILE
     torch.manual_seed(1)
-    model = build_model("qcnn", load_backbone(backbone_path)).eval()
+    model = build_model(ModelConfig(), load_backbone(backbone_path)).eval()
     save_model(model, tmp_path / "qcnn.safetensors", backbone_path)
     (tmp_path / BACKBONE_FILE).write_bytes(backbone_path.read_bytes())
     loaded = load_model("qcnn", tmp_path)
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
-    with pytest.raises(ValueError, match="not 'classical'"):
-        (tmp_path / "classical.safetensors").write_bytes((tmp_path / "qcnn.safetensors").read_bytes())
+    (tmp_path / "classical.safetensors").write_bytes((tmp_path / "qcnn.safetensors").read_bytes())
+    with pytest.raises(ConfigError, match="classical"):
         load_model("classical", tmp_path)
 
 
-def test_load_model_is_deterministic_on_an_image(workspace, data_dir):
-    model = load_model("classical", workspace["checkpoints"],
-                       model_path=workspace["checkpoints"] / "runs" / "classical_seed0.safetensors")
-    image = load_image_file(image_path(data_dir, workspace["split"].image_id.iloc[0]))
-    x = preprocess(image)
-    assert x.shape == (1, 3, 224, 224)
-    with torch.no_grad():
-        first, second = model(x), model(preprocess(image))
-    assert torch.equal(first, second) and first.shape == (1,)
-    assert np.isfinite(first.numpy()).all()
+def test_train_subsets_are_nested_lesion_whole_and_stratified(split):
+    train = split[split.pool == "train"]
+    masks = {f: train_subset(split, f, seed=3) for f in (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)}
+    fractions = sorted(masks)
+    for small, large in zip(fractions, fractions[1:], strict=False):
+        assert not (masks[small] & ~masks[large]).any(), f"{small} not inside {large}"
+    for f, mask in masks.items():
+        chosen = train[mask]
+        assert not train[~mask].lesion_id.isin(chosen.lesion_id).any(), "a lesion split across the subset"
+        assert abs(chosen.label.mean() - train.label.mean()) < 0.06
+        assert abs(len(chosen) / len(train) - f) < 0.05 + 2 / len(train)
+    assert not np.array_equal(masks[1 / 4], train_subset(split, 1 / 4, seed=4)), "seeded"
+
+
+def test_image_level_split_leaks_lesions_but_keeps_the_pool_sizes(meta, split):
+    image = image_level_split(meta)
+    for pool in ("train", "val", "test"):
+        for label in (0, 1):
+            assert ((image.pool == pool) & (image.label == label)).sum() == (
+                (split.pool == pool) & (split.label == label)
+            ).sum()
+    model_pools = image[image.pool.isin(["train", "val", "test"])]
+    assert (model_pools.groupby("lesion_id").pool.nunique() > 1).any(), "the study's split puts lesions on both sides"
+    lesion_pools = split[split.pool.isin(["train", "val", "test"])]
+    assert (lesion_pools.groupby("lesion_id").pool.nunique() == 1).all()
+    assert image[image.pool == "pretrain"].equals(split[split.pool == "pretrain"])

@@ -23,7 +23,7 @@ import streamlit as st
 from qcnn.app.charts import MODEL_COLOURS, MODEL_LABELS
 from qcnn.app.model_cache import ModelsUnavailable, get_predictor
 from qcnn.app.ui import not_clinical_notice, page_header
-from qcnn.constants import (CAM_METHODS, GRID, MODEL_KINDS, N_OUTCOMES, N_QUBITS, SLOW_CAM_METHODS, THRESHOLD,
+from qcnn.constants import (CAM_METHODS, MODEL_KINDS, N_OUTCOMES, N_QUBITS, SLOW_CAM_METHODS, THRESHOLD,
                             UPLOAD_EXTENSIONS)
 from qcnn.data import DX_NAMES, DataError, data_dir_available, image_path
 

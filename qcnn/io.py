@@ -1,0 +1,48 @@
+"""Atomic writes: a result or checkpoint is either the old file or the complete new one, never half."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json(path: str | Path, data: Any, indent: int | None = 1) -> Path:
+    return write_text(path, json.dumps(data, indent=indent) + "\n")
+
+
+def write_csv(frame: Any, path: str | Path) -> Path:
+    """A pandas DataFrame, without its index."""
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def save_safetensors(
+    tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None
+) -> Path:
+    from safetensors.torch import save_file
+
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))

@@ -1,0 +1,156 @@
+"""One run from start to finish, safely resumable: folders, the completion record, train + evaluate.
+
+A run counts as done only when its completion record (``complete.json``: the full ``RunSpec``, the
+split, data and backbone digests, the evaluation precision) is written, and that happens last.
+``execute_run`` skips a run whose record equals what is asked, refuses one made with other settings
+(naming the difference), and re-runs it with ``force``. It is a plain function: the local loop and
+Ray tasks call it alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from qcnn import paths
+from qcnn.backbone import BACKBONE_FILE, file_digest
+from qcnn.config import MODEL_PRESETS, RunSpec, differences
+from qcnn.data import resolve_data_dir
+from qcnn.errors import MissingFileError, RunMismatchError
+from qcnn.features import images_digest
+from qcnn.io import write_json
+from qcnn.runtime import resolve_device
+from qcnn.split import read_split
+
+RECORD_FILE = "complete.json"
+MODEL_POOLS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where a run reads and writes, and on what hardware; none of it changes what a run is."""
+
+    results_dir: Path  # holds split.csv and the reproduction's runs/; experiments live in experiments/NAME/
+    checkpoint_dir: Path  # holds backbone.safetensors; run weights go to runs/ and experiments/NAME/runs/
+    data_dir: Path | None = None
+    cache_dir: Path | None = None
+    device: str = "auto"
+    eval_precision: str = "fp32"
+
+    def with_data(self) -> Workspace:
+        return replace(self, data_dir=resolve_data_dir(self.data_dir))
+
+
+def preset_of(spec: RunSpec) -> str | None:
+    """The reproduction's model (qcnn / classical) a spec is, on the reproduction's protocol; else None."""
+    if spec.fraction != 1 or spec.split != "lesion":
+        return None
+    return next((kind for kind, config in MODEL_PRESETS.items() if config == spec.model), None)
+
+
+def run_paths(spec: RunSpec, ws: Workspace, experiment: str | None = None) -> tuple[Path, Path]:
+    """(results folder, weights file) of a run.
+
+    An experiment's variant named ``qcnn`` or ``classical`` that is exactly that model on the
+    reproduction's protocol lives in the reproduction's folder: the experiment reuses the run instead
+    of training it twice (its completion record still has to equal what the experiment asks).
+    """
+    results, weights = ws.results_dir / paths.RUNS_DIR, ws.checkpoint_dir / paths.RUNS_DIR
+    if experiment is not None and preset_of(spec) != spec.variant:
+        results = ws.results_dir / paths.EXPERIMENTS_DIR / experiment / paths.RUNS_DIR
+        weights = ws.checkpoint_dir / paths.EXPERIMENTS_DIR / experiment / paths.RUNS_DIR
+    return results / spec.name, weights / f"{spec.name}.safetensors"
+
+
+def split_path(ws: Workspace, unit: str) -> Path:
+    return ws.results_dir / (paths.SPLIT_FILE if unit == "lesion" else paths.IMAGE_SPLIT_FILE)
+
+
+def load_split(ws: Workspace, unit: str) -> pd.DataFrame:
+    path = split_path(ws, unit)
+    if not path.is_file():
+        flag = "" if unit == "lesion" else " --unit image"
+        raise MissingFileError(f"{path} not found: run `qcnn split{flag}` first.")
+    return read_split(path)
+
+
+@cache
+def _data_digest(data_dir: Path, image_ids: tuple[str, ...]) -> str:
+    return images_digest(data_dir, list(image_ids))
+
+
+def expected_record(spec: RunSpec, ws: Workspace, split: pd.DataFrame) -> dict[str, Any]:
+    """What a finished run of ``spec`` in this workspace must have recorded."""
+    backbone = ws.checkpoint_dir / BACKBONE_FILE
+    if not backbone.is_file():
+        raise MissingFileError(f"{backbone} not found: run `qcnn pretrain-backbone` first.")
+    used = split[split.pool.isin(MODEL_POOLS)]
+    return {
+        "spec": spec.to_json(),
+        "split_digest": hashlib.sha256(used[["image_id", "pool"]].to_csv(index=False).encode()).hexdigest()[:16],
+        "data_digest": _data_digest(Path(ws.data_dir), tuple(used.image_id)),
+        "backbone_digest": file_digest(backbone),
+        "eval_precision": ws.eval_precision,
+    }
+
+
+def read_record(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / RECORD_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def record_differences(asked: dict[str, Any], found: dict[str, Any]) -> list[str]:
+    """What differs between two records, ignoring the variant's name and the run's bookkeeping."""
+    keys = ("spec", "split_digest", "data_digest", "backbone_digest", "eval_precision")
+    strip = lambda r: {k: ({**r[k], "variant": None} if k == "spec" else r.get(k)) for k in keys}  # noqa: E731
+    return differences(strip(asked), strip(found))
+
+
+def execute_run(spec: RunSpec, ws: Workspace, experiment: str | None = None, force: bool = False) -> dict[str, Any]:
+    """Train and evaluate one run unless an equal one is done; returns its completion record."""
+    from qcnn.evaluate import evaluate_run
+    from qcnn.train import train_run
+
+    ws = ws.with_data()
+    split = load_split(ws, spec.split)
+    run_dir, weights = run_paths(spec, ws, experiment)
+    asked = expected_record(spec, ws, split)
+    found = read_record(run_dir)
+    if found is not None:
+        diff = record_differences(asked, found)
+        if not diff:
+            return found
+        if not force:
+            raise RunMismatchError(
+                f"{run_dir} holds a finished run made with other settings ({'; '.join(diff)}). "
+                "Re-run it with --force, or choose another results folder."
+            )
+        (run_dir / RECORD_FILE).unlink()
+    device = resolve_device(ws.device)
+    start = time.perf_counter()
+    train_run(spec, split, ws.data_dir, run_dir, weights, ws.checkpoint_dir, device, ws.cache_dir)
+    trained = time.perf_counter()
+    evaluate_run(spec, split, ws.data_dir, run_dir, weights, ws.checkpoint_dir, ws.eval_precision, device, ws.cache_dir)
+    return write_record(
+        run_dir, asked, device, train_seconds=trained - start, eval_seconds=time.perf_counter() - trained
+    )
+
+
+def write_record(run_dir: Path, asked: dict[str, Any], device: torch.device, **seconds: float) -> dict[str, Any]:
+    record = {
+        **asked,
+        "device": str(device),
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **{k: round(v, 1) for k, v in seconds.items()},
+    }
+    write_json(run_dir / RECORD_FILE, record)
+    return record

@@ -1,0 +1,138 @@
+"""An experiment's ``summary.json``: each variant's metrics, and its paired difference against the full
+QCNN and against the classical control, with intervals that count seeds and test lesions.
+
+Read by the app's experiment pages and by the claim ledger; written only by ``qcnn sweep``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from qcnn import paths
+from qcnn.config import RunSpec
+from qcnn.errors import MissingFileError
+from qcnn.io import write_json
+from qcnn.metrics import METRICS, threshold_metrics
+from qcnn.runs import Workspace, read_record, run_paths
+from qcnn.stats import INTERVAL_METHOD, lesion_bootstrap, seed_lesion_interval
+from qcnn.sweep import BASELINE, CONTROL, Experiment
+
+
+def _metrics(values: np.ndarray) -> dict[str, float]:
+    return {m: round(float(v), 6) for m, v in zip(METRICS, values, strict=True)}
+
+
+def _intervals(values: np.ndarray) -> dict[str, list[float | None]]:
+    return {m: [None if np.isnan(x) else round(float(x), 6) for x in v] for m, v in zip(METRICS, values, strict=True)}
+
+
+def _comparison(seeds: list[int], point: np.ndarray, boot: np.ndarray) -> dict[str, Any]:
+    """Paired differences over ``seeds``: point (S, M), boot (B, S, M)."""
+    return {
+        "seeds": seeds,
+        "per_seed": {str(s): _metrics(point[i]) for i, s in enumerate(seeds)},
+        "mean": _metrics(point.mean(0)),
+        "ci95": _intervals(seed_lesion_interval(point, boot)),
+    }
+
+
+def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_bootstrap: int) -> dict[str, Any]:
+    """Every variant of one (fraction, split) setting, over the seeds whose runs are complete."""
+    done = {
+        (s.variant, s.seed): run_paths(s, ws, experiment.name)[0]
+        for s in specs
+        if read_record(run_paths(s, ws, experiment.name)[0]) is not None
+    }
+    if not done:
+        return {"variants": {}}
+    frames = {key: pd.read_csv(folder / "predictions.csv", dtype={"image_id": str}) for key, folder in done.items()}
+    base = next(iter(frames.values()))
+    for key, frame in frames.items():
+        if not frame.image_id.equals(base.image_id):
+            raise ValueError(f"{done[key]} was scored on other test images than {next(iter(done.values()))}")
+    keys = list(frames)
+    labels, lesions = base.label.to_numpy(), base.lesion_id.to_numpy()
+    probs = np.stack([frames[k].probability.to_numpy() for k in keys])
+    point = np.array([[threshold_metrics(labels, p)[m] for m in METRICS] for p in probs])
+    boot = lesion_bootstrap(labels, lesions, probs, n_bootstrap, seed=0)
+    index = {k: i for i, k in enumerate(keys)}
+
+    variants = {}
+    for v in experiment.variants:
+        seeds = [s for s in experiment.seeds if (v.name, s) in index]
+        if not seeds:
+            continue
+        rows = [index[(v.name, s)] for s in seeds]
+        folder = done[(v.name, seeds[0])]
+        config = _read(folder / "config.json")
+        seconds = np.concatenate([pd.read_csv(done[(v.name, s)] / "history.csv").seconds.to_numpy() for s in seeds])
+        block = {
+            "description": v.description,
+            "model": config["model"],
+            "train": config["train"],
+            "seeds": seeds,
+            "n_train": config["n_train"],
+            "epochs_run": config["epochs_run"],
+            "per_seed": {str(s): _metrics(point[r]) for s, r in zip(seeds, rows, strict=True)},
+            "mean": _metrics(point[rows].mean(0)),
+            "sd": _metrics(point[rows].std(0, ddof=1) if len(rows) > 1 else np.full(len(METRICS), np.nan)),
+            "parameters": config["parameters"],
+            "seconds_per_epoch_median": round(float(np.median(seconds)), 2),
+        }
+        for label, other in (("vs_qcnn", BASELINE), ("vs_classical", CONTROL)):
+            paired = [s for s in seeds if (other, s) in index]
+            if other == v.name or not paired:
+                continue
+            a = [index[(v.name, s)] for s in paired]
+            b = [index[(other, s)] for s in paired]
+            block[label] = _comparison(paired, point[a] - point[b], boot[:, a] - boot[:, b])
+        variants[v.name] = block
+    return {"n_test": len(labels), "n_test_malignant": int(labels.sum()), "variants": variants}
+
+
+def summarize_experiment(
+    experiment: Experiment, ws: Workspace, n_bootstrap: int = 2000, require_all: bool = True
+) -> dict[str, Any]:
+    specs = experiment.specs()
+    complete = [s for s in specs if read_record(run_paths(s, ws, experiment.name)[0]) is not None]
+    if require_all and len(complete) < len(specs):
+        raise MissingFileError(
+            f"{len(specs) - len(complete)} of {len(specs)} runs of {experiment.name} are not "
+            f"finished: run `qcnn sweep experiments/{experiment.name}.toml` first."
+        )
+    settings = []
+    for split in experiment.splits:
+        for fraction in experiment.fractions:
+            group = [s for s in specs if s.fraction == fraction and s.split == split]
+            settings.append({"fraction": fraction, "split": split, **_setting(experiment, group, ws, n_bootstrap)})
+    path = ws.results_dir / paths.EXPERIMENTS_DIR / experiment.name / paths.SUMMARY_FILE
+    summary = {
+        "experiment": experiment.name,
+        "description": experiment.description,
+        "seeds": list(experiment.seeds),
+        "baseline": BASELINE,
+        "control": CONTROL,
+        "metrics": list(METRICS),
+        "n_runs": len(specs),
+        "n_complete": len(complete),
+        "n_bootstrap": n_bootstrap,
+        "bootstrap_unit": "lesion",
+        "interval_method": INTERVAL_METHOD,
+        "path": str(path),
+    }
+    if len(settings) == 1:
+        summary.update({k: v for k, v in settings[0].items() if k not in ("fraction", "split")})
+    else:
+        summary["settings"] = settings
+    write_json(path, summary)
+    return summary
+
+
+def _read(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())
