@@ -2,8 +2,8 @@
 
 ``write_synthetic_results(tmp_dir)`` writes everything the pipeline writes into ``results/`` —
 split.csv, backbone_history.csv/json, runs/{kind}_seed{S}/{history.csv, config.json, metrics.json,
-predictions.csv} and summary.json — from made-up probabilities, so the pages can be exercised
-before (or without) a real reproduction. Point the app at it with ``QCNN_RESULTS_DIR``. It refuses
+predictions.csv} and summary.json (by the real ``qcnn.evaluate.summarize``) — from made-up
+probabilities, so the pages can be exercised before (or without) a real reproduction. Point the app at it with ``QCNN_RESULTS_DIR``. It refuses
 to write into the project's own results/ folder.
 """
 
@@ -77,8 +77,9 @@ def write_synthetic_results(directory: str | Path, n_test: int = 800, seeds: tup
     ``split`` (optional, a real split.csv frame): use its pools and image ids — ``n_test`` of its test
     images — so that a gallery can show real images next to made-up probabilities.
     """
-    from qcnn.metrics import METRICS, confusion, curves, threshold_metrics
-    from qcnn.stats import at_matched_recall, interval, lesion_bootstrap, mcnemar
+    from qcnn.config import MODEL_PRESETS, RunSpec, TrainConfig
+    from qcnn.evaluate import summarize
+    from qcnn.metrics import confusion, curves, threshold_metrics
 
     directory = Path(directory)
     if directory.resolve() == (paths.REPO_ROOT / "results").resolve():
@@ -108,7 +109,6 @@ def write_synthetic_results(directory: str | Path, n_test: int = 800, seeds: tup
     lesion_effect = dict(zip(test.lesion_id.unique(), rng.normal(0, 1, test.lesion_id.nunique()), strict=True))
     base_latent = 1.6 * labels + test.lesion_id.map(lesion_effect).to_numpy()
     n_split = {pool: int((split.pool == pool).sum()) for pool in ("train", "val")}
-    probs: dict[tuple[str, int], np.ndarray] = {}
     for s in seeds:
         seed_rng = np.random.default_rng(seed * 1000 + s + 1)
         latent = base_latent + seed_rng.normal(0, 0.35, len(labels))
@@ -120,60 +120,19 @@ def write_synthetic_results(directory: str | Path, n_test: int = 800, seeds: tup
             parameters = {"backbone": {"total": 2_782_784, "trainable": 2_099_712},
                           "head": {"total": 12_345 if kind == "qcnn" else 6_529, "trainable": 12_345
                                    if kind == "qcnn" else 6_529}}
-            config = {"model": kind, "seed": s, "epochs": epochs, "batch_size": 16, "lr_layer3": 1e-4,
-                      "lr_head": 1e-3, "weight_decay": 1e-4, "augment": True, "bf16": True,
-                      "n_train": n_split["train"], "n_val": n_split["val"], "parameters": parameters,
-                      "synthetic": True}
+            spec = RunSpec(kind, s, MODEL_PRESETS[kind], TrainConfig(epochs=epochs))
+            config = {**spec.to_json(), "epochs_run": epochs, "n_train": n_split["train"], "n_val": n_split["val"],
+                      "device": "synthetic", "parameters": parameters, "synthetic": True}
             (run / "config.json").write_text(json.dumps(config, indent=1))
             p = _probabilities(seed_rng, labels, latent, kind)
-            probs[(kind, s)] = p
             test[["image_id", "lesion_id", "dx", "label"]].assign(probability=p).to_csv(
                 run / "predictions.csv", index=False)
-            metrics = {"threshold": 0.5, "best_epoch": int(history.loc[history.val_auc.idxmax(), "epoch"]),
+            metrics = {"threshold": 0.5, "precision_policy": "fp32", "best_epoch": int(history.loc[history.val_auc.idxmax(), "epoch"]),
                        "n": len(test), "n_malignant": int(labels.sum()), **threshold_metrics(labels, p),
                        "confusion": confusion(labels, p), **curves(labels, p, max_points=120)}
             (run / "metrics.json").write_text(json.dumps(metrics))
-    if not with_summary:
-        return directory
-
-    seeds = list(seeds)
-    kinds = paths.MODEL_KINDS
-    stacked = np.stack([probs[(k, s)] for k in kinds for s in seeds])
-    point = np.array([[threshold_metrics(labels, p)[m] for m in METRICS] for p in stacked])
-    point = point.reshape(len(kinds), len(seeds), len(METRICS))
-    boot = lesion_bootstrap(labels, test.lesion_id.to_numpy(), stacked, n_bootstrap, seed)
-    boot = boot.reshape(n_bootstrap, len(kinds), len(seeds), len(METRICS))
-    app = seeds.index(0) if 0 in seeds else 0
-
-    def as_dict(values: np.ndarray) -> dict:
-        return {m: round(float(v), 6) for m, v in zip(METRICS, values, strict=True)}
-
-    def block(pt: np.ndarray, bs: np.ndarray) -> dict:
-        return {"per_seed": {str(s): as_dict(pt[i]) for i, s in enumerate(seeds)},
-                "mean": as_dict(pt.mean(0)), "sd": as_dict(pt.std(0, ddof=1) if len(seeds) > 1 else 0 * pt[0]),
-                "seed0": {m: {"value": round(float(pt[app, j]), 6), "ci95": [round(float(x), 6) for x in ci]}
-                          for j, (m, ci) in enumerate(zip(METRICS, interval(bs[:, app]), strict=True))},
-                "seed_mean_ci95": {m: [round(float(lo), 6), round(float(hi), 6)]
-                                   for m, (lo, hi) in zip(METRICS, interval(bs.mean(1)), strict=True)}}
-
-    p_q, p_c = probs[("qcnn", seeds[app])], probs[("classical", seeds[app])]
-    r_q = point[0, app, METRICS.index("recall")]
-    r_c = point[1, app, METRICS.index("recall")]
-    summary = {
-        "metrics": list(METRICS), "seeds": seeds, "app_seed": seeds[app], "n_test": len(labels),
-        "n_test_malignant": int(labels.sum()), "n_bootstrap": n_bootstrap, "bootstrap_unit": "lesion",
-        "models": {k: block(point[i], boot[:, i]) for i, k in enumerate(kinds)},
-        "difference": block(point[0] - point[1], boot[:, 0] - boot[:, 1]),
-        "mcnemar": {"seed": seeds[app], **mcnemar(labels, p_q, p_c)},
-        "matched_recall": {"seed": seeds[app],
-                           "qcnn_at_classical_recall": at_matched_recall(labels, p_q, float(r_c)),
-                           "classical_at_qcnn_recall": at_matched_recall(labels, p_c, float(r_q))},
-        "parameters": {k: json.loads((directory / paths.RUNS_DIR / paths.run_name(k, seeds[app]) / "config.json")
-                                     .read_text())["parameters"] for k in kinds},
-        "timing": {k: {"seconds_per_epoch_median": 40.0 if k == "qcnn" else 9.0} for k in kinds},
-        "synthetic": True,
-    }
-    (directory / paths.SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
+    if with_summary:
+        summarize(directory, n_bootstrap, seed)
     return directory
 
 

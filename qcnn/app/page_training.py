@@ -38,7 +38,8 @@ def _end_points(histories: pd.DataFrame, highlight: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-SETTINGS = ("epochs", "batch_size", "lr_layer3", "lr_head", "weight_decay", "augment", "bf16", "n_train", "n_val")
+SETTINGS = ("epochs_run", "batch_size", "lr_layer3", "lr_head", "weight_decay", "augment", "precision", "n_train",
+            "n_val")
 
 
 def _configs(seed: int) -> None:
@@ -62,7 +63,7 @@ def _configs(seed: int) -> None:
                        "control.")
         with right:
             st.markdown("**Training settings**")
-            settings = pd.DataFrame({charts.MODEL_LABELS[k]: [str(c.get(s, "–")) for s in SETTINGS]
+            settings = pd.DataFrame({charts.MODEL_LABELS[k]: [str(results.training_settings(c).get(s, "–")) for s in SETTINGS]
                                      for k, c in configs.items()}, index=list(SETTINGS))
             st.dataframe(settings.rename_axis("setting"), width="stretch")
 

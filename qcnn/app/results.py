@@ -161,7 +161,7 @@ def load_histories() -> pd.DataFrame | None:
             history = read_csv(path)
             if history is not None and len(history):
                 config = load_config(kind, int(seed)) or {}
-                complete = int(history.epoch.max()) >= int(config.get("epochs", 0))
+                complete = int(history.epoch.max()) >= int(config.get("epochs_run", 0))
                 frames.append(history.assign(kind=kind, seed=int(seed), complete=complete))
     if not frames:
         return None
@@ -179,6 +179,12 @@ def load_metrics(kind: str, seed: int) -> dict | None:
 
 def load_config(kind: str, seed: int) -> dict | None:
     return read_json(run_dir(kind, seed) / "config.json")
+
+
+def training_settings(config: dict) -> dict:
+    """A run's config.json as one flat table: its TrainConfig and what the run measured about itself."""
+    return {**config.get("train", {}), **{k: config[k] for k in ("epochs_run", "n_train", "n_val", "device")
+                                          if k in config}}
 
 
 def load_predictions(kind: str, seed: int) -> pd.DataFrame | None:
