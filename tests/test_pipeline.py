@@ -235,3 +235,39 @@ def test_image_level_split_leaks_lesions_but_keeps_the_pool_sizes(meta, split):
     lesion_pools = split[split.pool.isin(["train", "val", "test"])]
     assert (lesion_pools.groupby("lesion_id").pool.nunique() == 1).all()
     assert image[image.pool == "pretrain"].equals(split[split.pool == "pretrain"])
+
+
+def test_a_sweep_runs_locally_and_on_ray_with_the_same_results(workspace, tmp_path):
+    """Two variants, one seed, one epoch, through both executors: the engine, not the code, schedules."""
+    from dataclasses import replace
+
+    from qcnn.summary import summarize_experiment
+    from qcnn.sweep import load_experiment, run_experiment
+
+    text = """seeds = [0]
+[base.train]
+epochs = 1
+batch_size = 8
+precision = "fp32"
+[variants.qcnn-lite]
+model = { grid = 7 }
+[variants.gap]
+model = { outcome_map = "gap" }
+"""
+    probabilities = {}
+    for executor in ("local", "ray"):
+        ws = replace(workspace, results_dir=tmp_path / executor)
+        ws.results_dir.mkdir()
+        (ws.results_dir / paths.SPLIT_FILE).write_text((workspace.results_dir / paths.SPLIT_FILE).read_text())
+        (tmp_path / "tiny.toml").write_text(text)
+        experiment = load_experiment(tmp_path / "tiny.toml")
+        options = {"num_cpus": 1} if executor == "ray" else {}
+        records = run_experiment(experiment, ws, executor, **options)
+        assert [r["spec"]["variant"] for r in records] == ["qcnn-lite", "gap"]
+        summary = summarize_experiment(experiment, ws, n_bootstrap=20)
+        assert summary["n_complete"] == 2 and set(summary["variants"]) == {"qcnn-lite", "gap"}
+        runs = ws.results_dir / "experiments" / "tiny" / "runs"
+        probabilities[executor] = {v: pd.read_csv(runs / f"{v}_seed0" / "predictions.csv").probability.to_numpy()
+                                   for v in ("qcnn-lite", "gap")}
+    for variant, local in probabilities["local"].items():
+        np.testing.assert_allclose(probabilities["ray"][variant], local, atol=1e-5)
