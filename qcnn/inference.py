@@ -395,6 +395,7 @@ class Predictor:
 
     def __init__(self, qcnn: LesionClassifier, classical: LesionClassifier) -> None:
         self.models = {"qcnn": qcnn.eval(), "classical": classical.eval()}
+        self.device = next(qcnn.parameters()).device
         for kind, model in self.models.items():
             if model.config != MODEL_PRESETS[kind]:
                 raise ValueError(f"expected the {kind} model, got one of another configuration")
@@ -407,8 +408,13 @@ class Predictor:
             torch.equal(q_state[k], c_state[k]) for k in q_state)
 
     @classmethod
-    def from_checkpoints(cls, checkpoint_dir: str | Path | None = None) -> Predictor:
-        return cls(load_model("qcnn", checkpoint_dir), load_model("classical", checkpoint_dir))
+    def from_checkpoints(cls, checkpoint_dir: str | Path | None = None, device: str = "cpu") -> Predictor:
+        """Both app models on ``device`` (auto | cpu | cuda | mps; see ``qcnn.runtime``)."""
+        from qcnn.runtime import resolve_device
+
+        target = resolve_device(device)
+        return cls(load_model("qcnn", checkpoint_dir, device=target), load_model("classical", checkpoint_dir,
+                                                                                 device=target))
 
     def warm_up(self) -> None:
         """One prediction on a blank image: the first call is several times slower than the next."""
@@ -429,7 +435,7 @@ class Predictor:
         if wrapper.logits is None or wrapper.distributions is None:  # pragma: no cover - defensive
             raise RuntimeError(f"{cam_method} did not run the {kind} model")
         logit = float(wrapper.logits.reshape(-1)[0])
-        distributions = wrapper.distributions[0].double().numpy()
+        distributions = wrapper.distributions[0].double().cpu().numpy()
         heatmap = np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0).clip(0.0, 1.0)
         output = ModelOutput(
             probability=float(torch.sigmoid(torch.tensor(logit, dtype=torch.float64))),
@@ -449,7 +455,7 @@ class Predictor:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         pixels = pil_to_uint8(image)  # (3, 224, 224) uint8: what the models see
-        x = normalize(pixels.unsqueeze(0))  # = backbone.preprocess(image), without resizing twice
+        x = normalize(pixels.unsqueeze(0)).to(self.device)  # = backbone.preprocess(image), without resizing twice
         timings["preprocess"] = time.perf_counter() - start
 
         prefix_features = None

@@ -9,12 +9,15 @@ when the models are first loaded.
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from qcnn import paths
+from qcnn.errors import QcnnError
 
 if TYPE_CHECKING:  # pragma: no cover
     from qcnn.inference import Predictor
@@ -41,10 +44,10 @@ def _load_predictor(directory: str, stamps: tuple[int, ...]) -> Predictor:
     from qcnn.inference import Predictor
 
     try:
-        predictor = Predictor.from_checkpoints(Path(directory))
+        predictor = Predictor.from_checkpoints(Path(directory), os.environ.get("QCNN_DEVICE", "cpu"))
         predictor.warm_up()  # the first user should not pay for first-call allocations
         return predictor
-    except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:
+    except (QcnnError, FileNotFoundError, ValueError, RuntimeError, OSError) as err:
         raise ModelsUnavailable(
             f"The checkpoints in `{directory}` could not be loaded ({err}). Run `qcnn reproduce` to "
             "train and export both models again.") from err
