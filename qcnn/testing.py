@@ -142,3 +142,45 @@ if __name__ == "__main__":
     real_split = pd.read_csv(sys.argv[2], dtype=str).astype({"label": int}) if len(sys.argv) > 2 else None
     target = sys.argv[1] if len(sys.argv) > 1 else "/tmp/qcnn_synthetic_results"
     print(write_synthetic_results(target, split=real_split))
+
+
+def write_synthetic_experiment(directory: str | Path, experiment_file: str | Path, seeds: tuple[int, ...] = (0, 1, 2),
+                               n_test: int = 300, strength: dict[str, float] | None = None, seed: int = 0) -> Path:
+    """Runs of an experiment file from made-up probabilities, summarised by the real ``summarize_experiment``.
+
+    ``strength`` shifts a variant's separation of the classes (0 = as good as the others), so a test can
+    make a variant clearly worse or better and see the words follow.
+    """
+    from dataclasses import replace
+
+    from qcnn.runs import RECORD_FILE, Workspace, run_paths
+    from qcnn.summary import summarize_experiment
+    from qcnn.sweep import load_experiment
+
+    directory = Path(directory)
+    if directory.resolve() == (paths.REPO_ROOT / "results").resolve():
+        raise ValueError("Synthetic results must never be written into the project's results/ folder")
+    experiment = replace(load_experiment(experiment_file), seeds=tuple(seeds))
+    rng = np.random.default_rng(seed)
+    test = _synthetic_split(rng, n_test)
+    test = test[test.pool == "test"].reset_index(drop=True)
+    labels = test.label.to_numpy()
+    ws = Workspace(directory, directory / "checkpoints")
+    for spec in experiment.specs():
+        run, _ = run_paths(spec, ws, experiment.name)
+        run.mkdir(parents=True, exist_ok=True)
+        run_rng = np.random.default_rng([seed, spec.seed, sum(map(ord, spec.variant))])
+        separation = 1.6 + (strength or {}).get(spec.variant, 0.0)
+        logit = separation * labels + run_rng.normal(0, 1, len(labels)) - 1.0
+        test[["image_id", "lesion_id", "dx", "label"]].assign(probability=(1 / (1 + np.exp(-logit))).round(6)).to_csv(
+            run / "predictions.csv", index=False)
+        _history(run_rng, "qcnn", 4).to_csv(run / "history.csv", index=False)
+        config = {**spec.to_json(), "epochs_run": 4, "n_train": 1269, "n_val": 319, "device": "synthetic",
+                  "parameters": {"all": {"total": 2_785_193, "trainable": 2_102_121}}, "synthetic": True}
+        (run / "config.json").write_text(json.dumps(config))
+        (run / RECORD_FILE).write_text(json.dumps({"spec": spec.to_json(), "synthetic": True}))
+    summary = summarize_experiment(experiment, ws, n_bootstrap=50)
+    summary["synthetic"] = True
+    path = Path(summary["path"])
+    path.write_text(json.dumps(summary))
+    return directory

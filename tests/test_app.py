@@ -325,3 +325,41 @@ def test_reported_numbers_are_consistent():
 def test_synthetic_results_never_go_into_results():
     with pytest.raises(ValueError):
         write_synthetic_results(paths.REPO_ROOT / "results")
+
+
+# --- Controls (the controls matrix) ------------------------------------------------------------
+
+CONTROLS_FILE = paths.REPO_ROOT / "experiments" / "controls.toml"
+
+
+def _controls_page(monkeypatch, results_dir) -> AppTest:
+    monkeypatch.setenv("QCNN_RESULTS_DIR", str(results_dir))
+    app = AppTest.from_file(str(paths.REPO_ROOT / "pages" / "controls.py"), default_timeout=60)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_controls_page_renders_a_synthetic_experiment_and_its_words_follow_the_numbers(tmp_path, monkeypatch):
+    from qcnn.testing import write_synthetic_experiment
+
+    weak = write_synthetic_experiment(tmp_path / "weak", CONTROLS_FILE, strength={"grid-7": -1.2, "fourier": 0.0})
+    app = _controls_page(monkeypatch, weak)
+    text = " ".join(m.value for m in app.markdown)
+    assert "removing the 14 × 14 grid makes the QCNN worse" in text
+    strong = write_synthetic_experiment(tmp_path / "strong", CONTROLS_FILE, strength={"grid-7": 1.2})
+    text = " ".join(m.value for m in _controls_page(monkeypatch, strong).markdown)
+    assert "removing the 14 × 14 grid makes it better" in text
+    assert len(_controls_page(monkeypatch, strong).dataframe) == 1
+
+
+def test_controls_page_without_results_says_which_command_writes_them(tmp_path, monkeypatch):
+    app = _controls_page(monkeypatch, tmp_path)
+    assert any("qcnn sweep experiments/controls.toml" in i.value for i in app.info)
+
+
+def test_controls_page_renders_the_committed_matrix(monkeypatch):
+    summary = paths.REPO_ROOT / "results" / "experiments" / "controls" / "summary.json"
+    if not summary.is_file():
+        pytest.skip("no committed controls matrix yet")
+    _controls_page(monkeypatch, paths.REPO_ROOT / "results")

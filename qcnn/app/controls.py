@@ -1,0 +1,112 @@
+"""The controls matrix in words: what each variant's interval against the full QCNN says (torch-free).
+
+Every sentence is derived from ``results/experiments/controls/summary.json``: a variant is "worse" or
+"better" than the QCNN only when its interval (seeds and test lesions) excludes zero.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+EXPERIMENT = "controls"
+MOVES = {  # variant -> the move it removes (the study's "four moves")
+    "frozen-backbone": "the partially unfrozen ResNet18",
+    "grid-7": "the 14 × 14 grid",
+    "no-reupload": "data re-uploading",
+    "expval-8": "the 256-D projective measurement",
+}
+QUANTUM_INGREDIENTS = {"separable": "entanglement", "untrained-circuit": "training the circuit"}
+CLASSICAL_STAND_INS = {"classical": "the classical 8 → 256 map", "fourier": "the Fourier surrogate",
+                       "gap-linear": "the plain pooled linear head"}
+DEAD_ENDS = {"bottleneck": "the Experiment 1 bottleneck (one global patch, 8 ⟨Z⟩)"}
+EFFECTS = ("worse", "better", "no clear difference", "not yet measured")
+
+
+@dataclass(frozen=True)
+class Effect:
+    variant: str
+    mean: float | None
+    low: float | None
+    high: float | None
+
+    @property
+    def kind(self) -> str:
+        if self.mean is None or self.low is None or self.high is None or math.isnan(self.low):
+            return "not yet measured"
+        if self.high < 0:
+            return "worse"
+        if self.low > 0:
+            return "better"
+        return "no clear difference"
+
+    def text(self) -> str:
+        """The difference in percentage points (x 100, AUC included, as the study prints its deltas)."""
+        if self.kind == "not yet measured":
+            return "not yet measured (an interval needs at least two seeds)"
+        return f"{100 * self.mean:+.1f} points [{100 * self.low:+.1f}, {100 * self.high:+.1f}]"
+
+
+def effect(summary: dict, variant: str, metric: str, against: str = "vs_qcnn") -> Effect:
+    block = summary.get("variants", {}).get(variant, {}).get(against)
+    if not block:
+        return Effect(variant, None, None, None)
+    low, high = block["ci95"][metric]
+    return Effect(variant, block["mean"][metric], low, high)
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def moves_answer(summary: dict, metric: str) -> str:
+    """'Which of the four moves matter?', from the intervals of the move-removing variants."""
+    groups: dict[str, list[str]] = {k: [] for k in EFFECTS}
+    for variant, move in MOVES.items():
+        groups[effect(summary, variant, metric).kind].append(move)
+    parts = []
+    if groups["worse"]:
+        verb = "it matters" if len(groups["worse"]) == 1 else "they matter"
+        parts.append(f"removing {_join(groups['worse'])} makes the QCNN worse: {verb}")
+    if groups["no clear difference"]:
+        parts.append(f"removing {_join(groups['no clear difference'])} makes no clear difference")
+    if groups["better"]:
+        parts.append(f"removing {_join(groups['better'])} makes it better")
+    if groups["not yet measured"]:
+        parts.append(f"{_join(groups['not yet measured'])}: not yet measured with two or more seeds")
+    return "; ".join(parts) + "."
+
+
+def quantum_answer(summary: dict, metric: str) -> str:
+    """'Is it the quantum part?', from the quantum ingredients and the classical stand-ins."""
+    stand_ins = {v: effect(summary, v, metric) for v in CLASSICAL_STAND_INS}
+    ingredients = {v: effect(summary, v, metric) for v in QUANTUM_INGREDIENTS}
+    measured = {v: e for v, e in stand_ins.items() if e.kind != "not yet measured"}
+    sentences = []
+    better = [CLASSICAL_STAND_INS[v] for v, e in measured.items() if e.kind == "better"]
+    level = [CLASSICAL_STAND_INS[v] for v, e in measured.items() if e.kind == "no clear difference"]
+    worse = [CLASSICAL_STAND_INS[v] for v, e in measured.items() if e.kind == "worse"]
+    if better:
+        sentences.append(f"No: {_join(better)} {'does' if len(better) == 1 else 'do'} better than the circuit.")
+    elif level and not worse:
+        sentences.append(f"No evidence that it is: {_join(level)} {'does' if len(level) == 1 else 'do'} as well "
+                         "as the circuit (no clear difference).")
+    elif worse and not level:
+        sentences.append(f"The circuit beats every classical stand-in measured ({_join(worse)}).")
+    elif worse:
+        sentences.append(f"Mixed: the circuit beats {_join(worse)} but not {_join(level)}.")
+    else:
+        sentences.append("The classical stand-ins are not yet measured with two or more seeds.")
+    for variant, ingredient in QUANTUM_INGREDIENTS.items():
+        kind = ingredients[variant].kind
+        if kind == "worse":
+            sentences.append(f"Without {ingredient} the QCNN is worse: {ingredient} matters.")
+        elif kind == "no clear difference":
+            sentences.append(f"Without {ingredient} it does no clearly worse.")
+        elif kind == "better":
+            sentences.append(f"Without {ingredient} it does better.")
+    return " ".join(sentences)
+
+
+def progress(summary: dict) -> tuple[int, int]:
+    return int(summary.get("n_complete", 0)), int(summary.get("n_runs", 0))

@@ -1,0 +1,76 @@
+"""Controls: which of the study's four moves matter, and is it the quantum part? (the controls matrix)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from qcnn import paths
+from qcnn.app import controls, experiment_charts, results, ui
+from qcnn.app.style import METRIC_LABELS, fmt_value
+
+TITLE = "Controls: which of the four moves matter?"
+METRIC_CHOICES = ("auc", "f1", "balanced_accuracy")
+SUMMARY_FILE = f"{paths.EXPERIMENTS_DIR}/{controls.EXPERIMENT}/{paths.SUMMARY_FILE}"
+
+
+def load_controls_summary() -> dict | None:
+    summary = results.read_json(results.results_dir() / SUMMARY_FILE)
+    return summary if summary and "variants" in summary else None
+
+
+def _metric() -> str:
+    """The chosen metric, kept in the URL so a view can be shared."""
+    current = st.query_params.get("metric", "auc")
+    metric = st.segmented_control("Metric", METRIC_CHOICES, default=current if current in METRIC_CHOICES else "auc",
+                                  format_func=METRIC_LABELS.get, key="controls_metric") or "auc"
+    st.query_params["metric"] = metric
+    return metric
+
+
+def _table(summary: dict, order: list[str], metric: str) -> pd.DataFrame:
+    rows = []
+    for variant in order:
+        block = summary["variants"][variant]
+        vs_q = controls.effect(summary, variant, metric)
+        rows.append({
+            "variant": variant,
+            "what it changes": block.get("description", ""),
+            "seeds": len(block["seeds"]),
+            METRIC_LABELS[metric]: fmt_value(metric, block["mean"][metric]),
+            "vs QCNN": "—" if variant == "qcnn" else vs_q.text(),
+            "trainable parameters": f"{block['parameters']['all']['trainable']:,}",
+            "s / epoch": f"{block['seconds_per_epoch_median']:.1f}",
+        })
+    return pd.DataFrame(rows)
+
+
+def render() -> None:
+    ui.page_header(TITLE, "Each variant changes one thing of the reproduction's QCNN and is trained and "
+                          f"evaluated like it ({ui.REPRODUCED}). Differences count seeds and test lesions.")
+    summary = load_controls_summary()
+    if summary is None:
+        ui.missing("controls matrix", SUMMARY_FILE, f"qcnn sweep experiments/{controls.EXPERIMENT}.toml")
+        return
+    ui.synthetic_notice(summary)
+    done, total = controls.progress(summary)
+    if done < total:
+        st.warning(f"**{done} of {total} runs finished.** The sweep resumes where it stopped "
+                   f"(`qcnn sweep experiments/{controls.EXPERIMENT}.toml`); variants with one seed have no "
+                   "interval yet and are drawn hollow.", icon=":material/hourglass_top:")
+    metric = _metric()
+    order = [v for v in summary["variants"]]
+
+    st.subheader("The answers, from the numbers")
+    st.markdown(f"**Which of the four moves matter?** On {METRIC_LABELS[metric]}: "
+                f"{controls.moves_answer(summary, metric)}")
+    st.markdown(f"**Is it the quantum part?** {controls.quantum_answer(summary, metric)}")
+
+    st.subheader("Each variant against the full QCNN and against the classical control")
+    st.plotly_chart(experiment_charts.forest(summary, metric, order), key="controls_forest")
+    st.caption(summary.get("interval_method", ""))
+
+    st.subheader("Parameters, cost and the mean over seeds")
+    st.dataframe(_table(summary, order, metric), hide_index=True, width="stretch")
+    with st.expander("Every seed"):
+        st.plotly_chart(experiment_charts.seed_points(summary, metric, order), key="controls_seeds")
