@@ -3,8 +3,9 @@
 ``write_synthetic_results(tmp_dir)`` writes everything the pipeline writes into ``results/`` —
 split.csv, backbone_history.csv/json, runs/{kind}_seed{S}/{history.csv, config.json, metrics.json,
 predictions.csv} and summary.json (by the real ``qcnn.evaluate.summarize``) — from made-up
-probabilities, so the pages can be exercised before (or without) a real reproduction. Point the app at it with ``QCNN_RESULTS_DIR``. It refuses
-to write into the project's own results/ folder.
+probabilities, so the pages can be exercised before (or without) a real reproduction. Point the app
+at it with ``QCNN_RESULTS_DIR``. It refuses to write into the project's own results/ folder.
+``write_synthetic_experiment`` does the same for an experiment file's runs and summary.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ def write_synthetic_results(directory: str | Path, n_test: int = 800, seeds: tup
             p = _probabilities(seed_rng, labels, latent, kind)
             test[["image_id", "lesion_id", "dx", "label"]].assign(probability=p).to_csv(
                 run / "predictions.csv", index=False)
-            metrics = {"threshold": 0.5, "precision_policy": "fp32", "best_epoch": int(history.loc[history.val_auc.idxmax(), "epoch"]),
+            metrics = {"threshold": 0.5, "precision_policy": "fp32",
+                       "best_epoch": int(history.loc[history.val_auc.idxmax(), "epoch"]),
                        "n": len(test), "n_malignant": int(labels.sum()), **threshold_metrics(labels, p),
                        "confusion": confusion(labels, p), **curves(labels, p, max_points=120)}
             (run / "metrics.json").write_text(json.dumps(metrics))

@@ -52,7 +52,8 @@ def seed_points(summary: dict, metric: str, order: list[str]) -> go.Figure:
             continue
         values = list(block["per_seed"].items())
         fig.add_trace(go.Scatter(
-            x=[100 * v[metric] for _, v in values], y=[i + 0.12 * (j - (len(values) - 1) / 2) for j in range(len(values))],
+            x=[100 * v[metric] for _, v in values],
+            y=[i + 0.12 * (j - (len(values) - 1) / 2) for j in range(len(values))],  # jittered: no overlap
             mode="markers", marker=dict(color="#555", size=8, opacity=0.75), showlegend=False,
             text=[f"seed {s}" for s, _ in values], hovertemplate="%{text}: %{x:.2f}<extra>" + variant + "</extra>"))
     fig.update_yaxes(tickvals=list(range(len(order))), ticktext=order, autorange="reversed")

@@ -63,7 +63,8 @@ def _configs(seed: int) -> None:
                        "control.")
         with right:
             st.markdown("**Training settings**")
-            settings = pd.DataFrame({charts.MODEL_LABELS[k]: [str(results.training_settings(c).get(s, "–")) for s in SETTINGS]
+            settings = pd.DataFrame({charts.MODEL_LABELS[k]: [str(results.training_settings(c).get(s, "–"))
+                                                                 for s in SETTINGS]
                                      for k, c in configs.items()}, index=list(SETTINGS))
             st.dataframe(settings.rename_axis("setting"), width="stretch")
 
