@@ -123,6 +123,9 @@ def summarize(results_dir: str | Path, n_bootstrap: int = 2000, seed: int = 0) -
                            "qcnn_at_classical_recall": at_matched_recall(labels, p_q, float(recall_c)),
                            "classical_at_qcnn_recall": at_matched_recall(labels, p_c, float(recall_q))},
         "parameters": {k: configs[k]["parameters"] for k in MODEL_KINDS},
+        # runs evaluated before evaluation moved to float32 and whose weights are gone keep their bf16 scores
+        "evaluation_precision": {f"{k}_seed{s}": json.loads((run_dir(results_dir, k, s) / "metrics.json").read_text())
+                                 .get("precision_policy", "bf16") for k in MODEL_KINDS for s in seeds},
         "timing": timing,
     }
     write_json(results_dir / paths.SUMMARY_FILE, summary)
