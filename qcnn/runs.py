@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, replace
 from functools import cache
@@ -29,7 +30,7 @@ from qcnn.errors import MissingFileError, RunMismatchError
 from qcnn.features import images_digest
 from qcnn.io import write_json
 from qcnn.runtime import resolve_device
-from qcnn.split import read_split
+from qcnn.split import read_split, train_subset
 
 RECORD_FILE = "complete.json"
 MODEL_POOLS = ("train", "val", "test")
@@ -103,6 +104,19 @@ def expected_record(spec: RunSpec, ws: Workspace, split: pd.DataFrame) -> dict[s
     }
 
 
+def canonical(spec: RunSpec, split: pd.DataFrame) -> RunSpec:
+    """The spec with ``min_steps`` dropped where it does not bind (``epochs`` already give that many steps).
+
+    So a learning curve's full-data point is the reproduction's own run, and is reused as such.
+    """
+    if not spec.train.min_steps:
+        return spec
+    steps = math.ceil(int(train_subset(split, spec.fraction, spec.seed).sum()) / spec.train.batch_size)
+    if spec.train.epochs * steps >= spec.train.min_steps:
+        return replace(spec, train=replace(spec.train, min_steps=0))
+    return spec
+
+
 def read_record(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / RECORD_FILE
     return json.loads(path.read_text()) if path.is_file() else None
@@ -122,6 +136,7 @@ def execute_run(spec: RunSpec, ws: Workspace, experiment: str | None = None, for
 
     ws = ws.with_data()
     split = load_split(ws, spec.split)
+    spec = canonical(spec, split)
     run_dir, weights = run_paths(spec, ws, experiment)
     asked = expected_record(spec, ws, split)
     found = read_record(run_dir)

@@ -17,7 +17,7 @@ from qcnn.config import RunSpec
 from qcnn.errors import MissingFileError
 from qcnn.io import write_json
 from qcnn.metrics import METRICS, threshold_metrics
-from qcnn.runs import Workspace, read_record, run_paths
+from qcnn.runs import Workspace, canonical, load_split, read_record, run_paths
 from qcnn.stats import INTERVAL_METHOD, lesion_bootstrap, seed_lesion_interval
 from qcnn.sweep import BASELINE, CONTROL, Experiment
 
@@ -97,7 +97,8 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
 def summarize_experiment(
     experiment: Experiment, ws: Workspace, n_bootstrap: int = 2000, require_all: bool = True
 ) -> dict[str, Any]:
-    specs = experiment.specs()
+    splits = {unit: load_split(ws, unit) for unit in experiment.splits}
+    specs = [canonical(s, splits[s.split]) for s in experiment.specs()]
     complete = [s for s in specs if read_record(run_paths(s, ws, experiment.name)[0]) is not None]
     if require_all and len(complete) < len(specs):
         raise MissingFileError(

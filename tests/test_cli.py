@@ -97,3 +97,26 @@ def test_committed_experiment_files_parse_to_their_intended_configs():
                 "gap-linear": ModelConfig(outcome_map="gap")}
     for name, config in expected.items():
         assert model[name] == config, name
+
+
+def test_the_learning_curve_reuses_the_reproduction_at_full_data():
+    from qcnn.config import RunSpec
+    from qcnn.runs import Workspace, canonical, run_paths
+    from qcnn.split import read_split
+    from qcnn.sweep import load_experiment
+
+    lowdata = load_experiment(paths.REPO_ROOT / "experiments" / "lowdata.toml")
+    assert lowdata.fractions == (0.0625, 0.125, 0.25, 0.5, 1.0) and len(lowdata.specs()) == 30
+    split = read_split(paths.REPO_ROOT / "results" / paths.SPLIT_FILE)
+    ws = Workspace(paths.REPO_ROOT / "results", paths.REPO_ROOT / "checkpoints")
+    for spec in lowdata.specs():
+        folder = run_paths(canonical(spec, split), ws, "lowdata")[0]
+        if spec.fraction == 1:
+            assert folder == ws.results_dir / "runs" / f"{spec.variant}_seed{spec.seed}"
+            assert canonical(spec, split) == RunSpec(spec.variant, spec.seed, spec.model)
+        else:
+            binds = spec.fraction <= 1 / 8  # 30 epochs of 1/4 (20 steps each) already make 600 steps
+            assert canonical(spec, split).train.min_steps == (600 if binds else 0)
+            assert "experiments/lowdata" in str(folder)
+    image = load_experiment(paths.REPO_ROOT / "experiments" / "imagesplit.toml")
+    assert {s.split for s in image.specs()} == {"image"} and len(image.specs()) == 6
