@@ -108,16 +108,16 @@ def _interleaved_ring(n_qubits: int, layer: int, device: torch.device) -> tuple[
 
 
 class _Permute(torch.autograd.Function):
-    """x[:, index] whose backward gathers with the inverse permutation (autograd's default scatter-adds)."""
+    """x[:, index] for a permutation: its backward gathers with the inverse (autograd's would scatter-add)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, index: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
         ctx.inverse = inverse
-        return x[:, index]
+        return x.index_select(1, index)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        return grad[:, ctx.inverse], None, None
+        return grad.index_select(1, ctx.inverse), None, None
 
 
 def _realify(matrix: torch.Tensor, imaginary_axis: int) -> torch.Tensor:
@@ -132,39 +132,59 @@ def _realify(matrix: torch.Tensor, imaginary_axis: int) -> torch.Tensor:
     return blocks.reshape(matrix.shape[0], 2 * k, 2 * k)
 
 
-def _apply_rot_layers(states: torch.Tensor, weights: torch.Tensor, entangling: str) -> torch.Tensor:
-    """One trainable block, weights (n_layers, n, 3), on (B, 2^(n+1)) real interleaved row-vector states.
+def _layer_factors(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each layer's Rot gates U = A_high (x) A_low as real factors on interleaved states, weights (..., n, 3):
+    A_high acting on (high wires, re/im) (..., 2 rows, 2 rows), A_low^T on (re/im, low wires) (..., 2 cols, 2 cols)."""
+    n_qubits = weights.shape[-2]
+    rotations = _rot_matrices(weights.reshape(-1, n_qubits, 3))  # complex (layers, n, 2, 2)
+    high = _realify(_kron(rotations[:, : n_qubits // 2]), imaginary_axis=1)
+    low = _realify(_kron(rotations[:, n_qubits // 2 :]), imaginary_axis=0).transpose(1, 2)
+    return high.reshape(*weights.shape[:-2], *high.shape[1:]), low.reshape(*weights.shape[:-2], *low.shape[1:])
 
-    A layer's Rot gates U = A_high (x) A_low act on a state seen as a rows x cols complex matrix X as
-    A_high X A_low^T: two real GEMMs, the real/imaginary axis joining the low wires for the first
-    and the high wires for the second. The CNOT ring then permutes the basis.
+
+def _apply_layers(
+    states: torch.Tensor, high: torch.Tensor, low: torch.Tensor, entangling: str, first_layer: int = 0
+) -> torch.Tensor:
+    """Layers ``first_layer``, ... of a block (their ``_layer_factors``) on (B, 2^(n+1)) interleaved row states.
+
+    The Rot gates act on a state seen as a rows x cols complex matrix X as A_high X A_low^T: two real
+    GEMMs, the real/imaginary axis joining the low wires for the first and the high wires for the
+    second. The CNOT ring then permutes the basis.
     """
-    batch = states.shape[0]
-    n_qubits = weights.shape[1]
-    rows, cols = _halves(n_qubits)
-    rotations = _rot_matrices(weights)  # (n_layers, n, 2, 2) complex
-    high = _realify(_kron(rotations[:, : n_qubits // 2]), imaginary_axis=1)  # acts on (rows, re/im)
-    low = _realify(_kron(rotations[:, n_qubits // 2 :]), imaginary_axis=0).transpose(1, 2)  # on (re/im, cols)
-    for layer in range(weights.shape[0]):
+    batch, rows, cols = states.shape[0], high.shape[-1] // 2, low.shape[-1] // 2
+    n_qubits = (rows * cols).bit_length() - 1
+    for layer in range(high.shape[0]):
         x = states.reshape(batch * rows, 2 * cols) @ low[layer]
-        x = x.reshape(batch, 2 * rows, cols).transpose(0, 1).reshape(2 * rows, -1)
-        states = (high[layer] @ x).reshape(2 * rows, batch, cols).transpose(0, 1).reshape(batch, -1)
-        if entangling == "strong" and n_qubits > 1:
-            states = _Permute.apply(states, *_interleaved_ring(n_qubits, layer, states.device))
+        states = (high[layer] @ x.reshape(batch, 2 * rows, cols)).reshape(batch, -1)
+        states = _ring(states, n_qubits, first_layer + layer, entangling)
     return states
+
+
+def _ring(states: torch.Tensor, n_qubits: int, layer: int, entangling: str) -> torch.Tensor:
+    """Layer ``layer``'s CNOT ring on interleaved row states (columns), if the circuit has one."""
+    if entangling != "strong" or n_qubits < 2:
+        return states
+    return _Permute.apply(states, *_interleaved_ring(n_qubits, layer, states.device))
 
 
 def block_matrices(weights: torch.Tensor, entangling: str = "strong") -> list[torch.Tensor]:
     """Every block as a real matrix on interleaved row-vector states, weights (reuploads, n_layers, n, 3):
     the block applied to the basis states. Block 0 acts on the real product state: (2^n, 2^(n+1));
-    later blocks (2^(n+1), 2^(n+1))."""
-    n_qubits = weights.shape[2]
-    identity = torch.eye(2 ** (n_qubits + 1), dtype=weights.dtype, device=weights.device)
-    real_rows = identity[_interleaved_layout(n_qubits).argsort()[: 2**n_qubits].to(weights.device)]
-    return [
-        _apply_rot_layers(real_rows if block == 0 else identity, weights[block], entangling)
-        for block in range(weights.shape[0])
-    ]
+    later blocks (2^(n+1), 2^(n+1)).
+
+    On the basis states the first layer is the outer product of its two factors (no GEMM): entry
+    [(h, c, l), (h', c'', l')] = sum over c' of A_high[(h', c''), (h, c')] A_low^T[(c, l), (c', l')].
+    """
+    rows, cols = _halves(weights.shape[2])
+    high, low = _layer_factors(weights)
+    matrices = []
+    for block in range(weights.shape[0]):
+        first_high = high[block, 0].reshape(rows, 2, rows, 2)
+        first_low = low[block, 0].reshape(2, cols, 2, cols)[: 1 if block == 0 else 2]  # block 0: real inputs
+        first = torch.einsum("pqhd,cldr->hclpqr", first_high, first_low).reshape(-1, 2 * rows * cols)
+        first = _ring(first, weights.shape[2], 0, entangling)
+        matrices.append(_apply_layers(first, high[block, 1:], low[block, 1:], entangling, first_layer=1))
+    return matrices
 
 
 def _product_state(cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -319,10 +339,11 @@ def _simulate_layerwise(angles: torch.Tensor, weights: torch.Tensor, entangling:
     real = (high[:, :, None] * low[:, None, :]).reshape(batch, rows, 1, cols)
     state = torch.cat([real, torch.zeros_like(real)], 2).reshape(batch, -1)
     factors = _ry_kron(high), _ry_kron(low)
+    layer_high, layer_low = _layer_factors(weights)
     for block in range(weights.shape[0]):
         if block:
             state = _embed(state, *factors)
-        state = _apply_rot_layers(state, weights[block], entangling)
+        state = _apply_layers(state, layer_high[block], layer_low[block], entangling)
     return _probabilities(state, rows, cols)
 
 
@@ -431,7 +452,10 @@ class QuantumLayer(nn.Module):
         return fig
 
 
-def make_qnode(n_qubits: int, device: str = "default.qubit", entangling: str = "strong") -> Any:
+def make_qnode(
+    n_qubits: int, device: str = "default.qubit", entangling: str = "strong", interface: str = "torch"
+) -> Any:
+    """The circuit as a PennyLane QNode taking (B, n) angles and (reuploads, n_layers, n, 3) weights."""
     import pennylane as qml
 
     if entangling not in ENTANGLINGS:
@@ -440,8 +464,8 @@ def make_qnode(n_qubits: int, device: str = "default.qubit", entangling: str = "
     dev = qml.device(device, wires=n_qubits)
     diff_method = "backprop" if device == "default.qubit" else "best"
 
-    @qml.qnode(dev, interface="torch", diff_method=diff_method)
-    def circuit(angles: torch.Tensor, weights: torch.Tensor):
+    @qml.qnode(dev, interface=interface, diff_method=diff_method)
+    def circuit(angles: Any, weights: Any):
         for block in range(weights.shape[0]):
             qml.AngleEmbedding(angles, wires=wires, rotation="Y")
             if entangling == "strong":
