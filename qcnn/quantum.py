@@ -11,18 +11,20 @@ product circuit, the control for what the entanglement adds.
 
 ``backend="torch"`` simulates it in plain PyTorch. The tricks:
 
-- States are row vectors. A trainable block does not depend on the data, so it is one 2^n x 2^n
-  matrix M (psi' = psi @ M) and a batch of circuits is one GEMM. M is the block run on the 2^n basis
-  states: a layer's Rot gates are a Kronecker product, applied as two per-half factors; its CNOT
-  ring is a fixed permutation of the basis, i.e. an index.
+- States are row vectors. A trainable block does not depend on the data, so it is one matrix M
+  (psi' = psi @ M) and a batch of circuits is one GEMM. M is the block run on the basis states:
+  a layer's Rot gates are a Kronecker product, applied as two per-half factors (the first layer's
+  M is just their outer product); the CNOT ring is a fixed permutation of the basis, an index.
 - Real and imaginary parts are separate real numbers in an interleaved layout (high wires,
   real/imaginary, low wires): complex products become real GEMMs, and the per-sample RY embedding
-  (a Kronecker product of 2 x 2 rotations) is two small batched GEMMs on plain views of the state.
-  The first embedding acts on |0...0>, so it gives a real product state and block 0 needs half a GEMM.
+  (a Kronecker product of 2 x 2 rotations, gathered from the per-half product states) is two
+  small batched GEMMs on plain views of the state. The first embedding acts on |0...0>, so it
+  gives a real product state and block 0 needs half a GEMM.
 - The backward pass is analytic (adjoint method): dL/dpsi goes back through the transposed GEMMs;
   d RY(x)/dx = J RY(x) / 2 with J = [[0, -1], [1, 0]], so each angle's gradient is a sum of pair
-  products of backward and forward states, read off two per-sample Gram matrices; dL/dM =
-  psi_in^T @ dL/dpsi_out, and autograd takes it to the weights through the cheap construction of M.
+  products of backward and forward states, read off two per-sample Gram matrices (of rank one at
+  the product state); dL/dM = psi_in^T @ dL/dpsi_out, and autograd takes it to the weights through
+  the cheap construction of M.
 - Without a gradient to the weights (eval mode, no_grad) the matrices are cached until the weights
   change.
 
@@ -42,7 +44,9 @@ from torch import nn
 
 BACKENDS = ("torch", "pennylane")
 ENTANGLINGS = ("strong", "none")
-DENSE_MAX_QUBITS = 8  # dense block matrices up to here, layer by layer above (measured: benchmarks/quantum_layer.py)
+# Dense blocks up to here. Above, a block's GEMM (4^(n+1) multiply-adds per circuit: 16 M at 10 qubits)
+# outgrows applying its layers (about 2^(n+3) 2^(n/2) per layer: 1 M), and its matrix memory.
+DENSE_MAX_QUBITS = 8
 
 
 @cache
@@ -121,10 +125,8 @@ class _Permute(torch.autograd.Function):
 
 
 def _realify(matrix: torch.Tensor, imaginary_axis: int) -> torch.Tensor:
-    """(L, k, k) complex -> (L, 2k, 2k) real, the real/imaginary axis after (1) or before (0) the basis axis.
-
-    Right-multiplying row states by M^T then needs realify(M, 0)^T-like blocks: see ``_apply_rot_layers``.
-    """
+    """(L, k, k) complex -> (L, 2k, 2k) real acting alike on real column vectors indexed (k, re/im)
+    (imaginary_axis=1) or (re/im, k) (imaginary_axis=0)."""
     re, im = matrix.real, matrix.imag
     blocks = torch.stack([torch.stack([re, -im], -1), torch.stack([im, re], -1)], -2)  # (L, k, k, 2, 2)
     blocks = blocks.permute(0, 1, 3, 2, 4) if imaginary_axis == 1 else blocks.permute(0, 3, 1, 4, 2)
