@@ -369,7 +369,7 @@ def report(result: dict) -> str:
                 slower = median["times_slower_than_layer"].get(name, {}).get(kind)
                 cells.append(
                     f"{median['circuits_per_s'][name][kind]:>14,.0f}"
-                    f"{'' if percent is None else f'{percent:.0f}%':>8}"
+                    f"{'' if percent is None else f'{percent:.1f}%':>8}"
                     f"{'' if slower is None else f'{slower:.2f}':>9}"
                 )
             diff = result["max_abs_diff_probabilities_vs_layer"][circuits].get(name)
