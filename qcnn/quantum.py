@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 BACKENDS = ("torch", "pennylane")
-ENTANGLINGS = ("strong", "none")
+ENTANGLING = ("strong", "none")
 # Dense blocks up to here. Above, a block's GEMM (4^(n+1) multiply-adds per circuit: 16 M at 10 qubits)
 # outgrows applying its layers (about 2^(n+3) 2^(n/2) per layer: 1 M), and its matrix memory.
 DENSE_MAX_QUBITS = 8
@@ -379,8 +379,8 @@ class QuantumLayer(nn.Module):
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if entangling not in ENTANGLINGS:
-            raise ValueError(f"entangling must be one of {ENTANGLINGS}, got {entangling!r}")
+        if entangling not in ENTANGLING:
+            raise ValueError(f"entangling must be one of {ENTANGLING}, got {entangling!r}")
         if n_qubits < 1 or n_layers < 1 or reuploads < 1:
             raise ValueError("n_qubits, n_layers and reuploads must be positive")
         self.n_qubits, self.n_layers, self.reuploads = n_qubits, n_layers, reuploads
@@ -460,8 +460,8 @@ def make_qnode(
     """The circuit as a PennyLane QNode taking (B, n) angles and (reuploads, n_layers, n, 3) weights."""
     import pennylane as qml
 
-    if entangling not in ENTANGLINGS:
-        raise ValueError(f"entangling must be one of {ENTANGLINGS}, got {entangling!r}")
+    if entangling not in ENTANGLING:
+        raise ValueError(f"entangling must be one of {ENTANGLING}, got {entangling!r}")
     wires = range(n_qubits)
     dev = qml.device(device, wires=n_qubits)
     diff_method = "backprop" if device == "default.qubit" else "best"
