@@ -214,6 +214,7 @@ BENCHMARKS = {
     "quantum": "quantum_layer.py",
     "training": "training_step.py",
     "inference": "inference.py",
+    "agreement": "app_agreement.py",
     "app": "app_pages.py",
 }
 

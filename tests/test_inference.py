@@ -374,7 +374,7 @@ def test_predict_outputs(predictor: Predictor, test_images: list[Image.Image]) -
         assert out.patch_entropy_map().shape == (14, 14) and out.patch_argmax_map().shape == (14, 14)
         with torch.no_grad():  # the distributions are the head's own
             features = predictor.models[kind].layer3(predictor.models[kind].prefix(preprocess(image)))
-            head = predictor.models[kind].head.patch_outcomes(features)[0].double().numpy()
+            head = predictor.models[kind].head.outputs(features).patch_outcomes[0].double().numpy()
         assert np.allclose(out.patch_distributions, head, atol=1e-6)
     assert set(prediction.timings) >= {"preprocess", "qcnn_forward", "qcnn_cam", "classical_forward",
                                        "classical_cam", "total"}
