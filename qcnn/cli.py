@@ -166,6 +166,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     _print_summary(summarize(args.results_dir, args.n_bootstrap))
 
 
+def cmd_summarize(args: argparse.Namespace) -> None:
+    """summary.json again from the committed per-run files (predictions, histories, configs): no weights needed."""
+    from qcnn.evaluate import summarize
+
+    _print_summary(summarize(args.results_dir, args.n_bootstrap))
+
+
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from qcnn.config import PretrainConfig, TrainConfig
     from qcnn.reproduce import reproduce
@@ -204,9 +211,10 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def _print_summary(summary: dict) -> None:
-    print(f"seeds {summary['seeds']}; QCNN minus classical, seed {summary['app_seed']} [95% lesion bootstrap]:")
-    for metric, d in summary["difference"]["seed0"].items():
-        print(f"  {metric:18s} {d['value']:+.4f}  [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]")
+    diff = summary["difference"]
+    print(f"seeds {summary['seeds']}; QCNN minus classical, mean over seeds [95% interval, seeds and lesions]:")
+    for metric, (lo, hi) in diff["ci95"].items():
+        print(f"  {metric:18s} {diff['mean'][metric]:+.4f}  [{lo:+.4f}, {hi:+.4f}]")
     print(f"McNemar exact p = {summary['mcnemar']['p_value']:.4g}")
 
 
@@ -308,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_runtime(p)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default) matches the app exactly")
+    p.add_argument("--n-bootstrap", type=_positive_int, default=2000, help="lesion bootstrap resamples")
+
+    p = _command(sub, "summarize", "rewrite summary.json from the runs' predictions.csv (no weights)", cmd_summarize)
     p.add_argument("--n-bootstrap", type=_positive_int, default=2000, help="lesion bootstrap resamples")
 
     p = _command(sub, "reproduce", "the whole chain, resumable: split, backbone, seeds, evaluation", cmd_reproduce)

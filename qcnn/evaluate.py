@@ -18,7 +18,7 @@ from qcnn.features import cached_features
 from qcnn.metrics import METRICS, confusion, curves, threshold_metrics
 from qcnn.models import load_model, predict
 from qcnn.runtime import CPU
-from qcnn.stats import at_matched_recall, interval, lesion_bootstrap, mcnemar
+from qcnn.stats import at_matched_recall, interval, interval_method, lesion_bootstrap, mcnemar, seed_lesion_interval
 
 
 def run_dir(results_dir: str | Path, kind: str, seed: int) -> Path:
@@ -96,13 +96,18 @@ def summarize(results_dir: str | Path, n_bootstrap: int = 2000, seed: int = 0) -
     boot = boot.reshape(n_bootstrap, len(MODEL_KINDS), len(seeds), len(METRICS))
     s0 = seeds.index(APP_SEED)
 
-    def block(pt: np.ndarray, bs: np.ndarray) -> dict:
-        """pt: (seeds, metrics); bs: (bootstrap, seeds, metrics)."""
+    def block(pt: np.ndarray, bs: np.ndarray, bounds: tuple[float, float]) -> dict:
+        """pt: (seeds, metrics); bs: (bootstrap, seeds, metrics); bounds: the values' range (clips ``ci95``).
+
+        ``ci95`` (seeds and lesions, ``qcnn.stats.seed_lesion_interval``) is the interval the app and
+        README show; ``seed0`` keeps seed 0's lesion-only interval as a secondary view.
+        """
         return {"per_seed": {str(s): _as_dict(pt[i]) for i, s in enumerate(seeds)},
                 "mean": _as_dict(pt.mean(0)), "sd": _as_dict(pt.std(0, ddof=1) if len(seeds) > 1 else 0 * pt[0]),
                 "seed0": {m: {"value": round(float(pt[s0, j]), 6), "ci95": [round(float(x), 6) for x in ci]}
                           for j, (m, ci) in enumerate(zip(METRICS, interval(bs[:, s0]), strict=True))},
-                "seed_mean_ci95": _as_intervals(interval(bs.mean(1)))}
+                "ci95": _as_intervals(np.clip(seed_lesion_interval(pt, bs, lesions_if_one_seed=True), *bounds)),
+                "interval_method": interval_method(len(seeds))}
 
     q, c = MODEL_KINDS.index("qcnn"), MODEL_KINDS.index("classical")
     p_q, p_c = probs[q * len(seeds) + s0], probs[c * len(seeds) + s0]
@@ -116,8 +121,8 @@ def summarize(results_dir: str | Path, n_bootstrap: int = 2000, seed: int = 0) -
         "metrics": list(METRICS), "seeds": seeds, "app_seed": APP_SEED,
         "n_test": len(labels), "n_test_malignant": int(labels.sum()),
         "n_bootstrap": n_bootstrap, "bootstrap_unit": "lesion", "bootstrap_seed": seed,
-        "models": {k: block(point[i], boot[:, i]) for i, k in enumerate(MODEL_KINDS)},
-        "difference": block(point[q] - point[c], boot[:, q] - boot[:, c]),
+        "models": {k: block(point[i], boot[:, i], (0, 1)) for i, k in enumerate(MODEL_KINDS)},
+        "difference": block(point[q] - point[c], boot[:, q] - boot[:, c], (-1, 1)),
         "mcnemar": {"seed": APP_SEED, **mcnemar(labels, p_q, p_c)},
         "matched_recall": {"seed": APP_SEED,
                            "qcnn_at_classical_recall": at_matched_recall(labels, p_q, float(recall_c)),

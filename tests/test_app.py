@@ -251,14 +251,15 @@ def test_partial_results_without_summary(synthetic_dir, tmp_path, monkeypatch):
 
 
 def test_single_seed_summary(tmp_path, monkeypatch):
-    """After the first seed the summary has one seed: no SD, the verdict rests on that seed's intervals."""
+    """After the first seed the summary has one seed: no SD, the verdict rests on that seed's lesion interval."""
     monkeypatch.setenv("QCNN_RESULTS_DIR", str(write_synthetic_results(tmp_path, n_test=200, seeds=(0,),
                                                                        epochs=4, n_bootstrap=20)))
     for page in RESULT_PAGES:
         no_exception(open_page(page))
     at = open_page("results")
     assert not at.radio  # nothing to choose between
-    assert "seed 0" in verdict(json.loads((tmp_path / paths.SUMMARY_FILE).read_text())).basis
+    basis = verdict(json.loads((tmp_path / paths.SUMMARY_FILE).read_text())).basis
+    assert "one seed" in basis and "test lesions only" in basis  # says that seed variation is not counted
 
 
 # --- the real results, when present --------------------------------------------------------------
@@ -301,7 +302,7 @@ def test_verdict_rules():
     assert metric_verdict("recall", -0.07, -0.05, (-0.08, -0.02)).status == SUPPORTED  # same direction as the study
 
     def summary(intervals: dict) -> dict:
-        diff = {"mean": {m: sum(ci) / 2 for m, ci in intervals.items()}, "seed_mean_ci95": intervals,
+        diff = {"mean": {m: sum(ci) / 2 for m, ci in intervals.items()}, "ci95": intervals,
                 "seed0": {m: {"value": sum(ci) / 2, "ci95": ci} for m, ci in intervals.items()}}
         return {"seeds": [0, 1, 2], "app_seed": 0, "difference": diff}
 

@@ -7,7 +7,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from qcnn.metrics import METRICS, threshold_for_recall, threshold_metrics
-from qcnn.stats import at_matched_recall, interval, lesion_bootstrap, mcnemar, weighted_metrics
+from qcnn.stats import (at_matched_recall, interval, interval_method, lesion_bootstrap, lesion_weights, mcnemar,
+                         seed_lesion_interval, weighted_metrics)
 
 
 @pytest.fixture
@@ -64,3 +65,75 @@ def test_matched_recall_reaches_the_target(scores):
         assert threshold_metrics(labels, probs, threshold)["recall"] >= target
         matched = at_matched_recall(labels, probs, target)
         assert matched["recall"] >= target and matched["threshold"] == threshold
+
+
+def _simulated_study(rng: np.random.Generator, seed_sd: float, n_seeds: int = 5, n_images: int = 300,
+                     n_bootstrap: int = 200) -> tuple[float, np.ndarray, np.ndarray]:
+    """A paired per-image difference with a known mean: (truth, per-seed means (S, 1), bootstrap (B, S, 1)).
+
+    Per image i and seed s: d = truth + seed effect + image effect (shared by all seeds: the one test set)
+    + noise. The study's estimate is the mean over seeds of the test-set mean; its target is the truth
+    (expectation over training seeds and test images). The bootstrap resamples lesions of 3 images.
+    """
+    truth = 0.02
+    lesions = np.repeat(np.arange(n_images // 3), 3)
+    image = rng.normal(0, 0.3, n_images // 3)[lesions] + rng.normal(0, 0.2, n_images)
+    d = truth + rng.normal(0, seed_sd, (n_seeds, 1)) + image + rng.normal(0, 0.2, (n_seeds, n_images))
+    weights = lesion_weights(lesions, n_bootstrap, seed=int(rng.integers(1 << 31)))
+    per_seed = d.mean(1)[:, None]
+    boot = (weights @ d.T / weights.sum(1, keepdims=True))[:, :, None]
+    return truth, per_seed, boot
+
+
+@pytest.mark.parametrize("seed_sd", [0.0, 0.02, 0.05])
+def test_seed_lesion_interval_covers_the_truth_about_95_percent(seed_sd):
+    rng = np.random.default_rng(1)
+    hits = []
+    for _ in range(400):
+        truth, per_seed, boot = _simulated_study(rng, seed_sd)
+        lo, hi = seed_lesion_interval(per_seed, boot)[0]
+        hits.append(lo <= truth <= hi)
+    coverage = np.mean(hits)
+    assert 0.92 <= coverage <= 0.995, coverage  # at least nominal; a little wide by construction
+
+
+def test_lesion_only_interval_of_the_seed_mean_undercovers_when_seeds_vary():
+    """The interval this method replaces: with real seed spread it misses the truth far too often."""
+    rng = np.random.default_rng(2)
+    hits = []
+    for _ in range(300):
+        truth, per_seed, boot = _simulated_study(rng, seed_sd=0.1)
+        lo, hi = interval(boot.mean(1))[0]
+        hits.append(lo <= truth <= hi)
+    assert np.mean(hits) < 0.85
+
+
+def test_seed_lesion_interval_widens_with_seed_spread():
+    rng = np.random.default_rng(3)
+    base = rng.normal(0, 1, (5, 1))
+    boot = rng.normal(0, 0.01, (500, 5, 1))
+    widths = []
+    for spread in (0.0, 0.01, 0.02, 0.05):
+        per_seed = 0.03 + spread * base
+        lo, hi = seed_lesion_interval(per_seed, per_seed + boot)[0]
+        widths.append(hi - lo)
+    assert np.all(np.diff(widths) > 0), widths
+    # with no seed spread, only the bootstrap variance is left
+    assert widths[0] == pytest.approx(2 * 2.776 * np.std(boot.mean(1), ddof=1), rel=1e-3)
+
+
+def test_seed_lesion_interval_with_one_seed_is_the_bootstrap_normal_interval():
+    rng = np.random.default_rng(4)
+    boot = rng.normal(0.1, 0.02, (4000, 1, 2))
+    assert np.isnan(seed_lesion_interval(np.array([[0.1, 0.1]]), boot)).all()  # undefined unless asked for
+    lo, hi = seed_lesion_interval(np.array([[0.1, 0.1]]), boot, lesions_if_one_seed=True)[0]
+    assert (lo, hi) == pytest.approx((0.1 - 1.96 * 0.02, 0.1 + 1.96 * 0.02), abs=2e-3)
+    assert "one seed" in interval_method(1) and "Welch-Satterthwaite" in interval_method(5)
+
+
+def test_lesion_weights_count_whole_lesions():
+    lesions = np.array(["a", "a", "b", "c", "c", "c"])
+    w = lesion_weights(lesions, 50, seed=0)
+    assert w.shape == (50, 6)
+    assert np.all(w[:, 0] == w[:, 1]) and np.all(w[:, 3] == w[:, 5])  # one lesion, one count
+    assert np.all(w[:, [0, 2, 3]].sum(1) == 3)  # three lesions drawn per resample

@@ -13,6 +13,7 @@ import streamlit as st
 from qcnn import study
 from qcnn.app import results
 from qcnn.app.charts import METRIC_LABELS, fmt_value
+from qcnn.app.verdict import direction
 
 CELLS = ("both right", "only QCNN right", "only classical right", "both wrong")
 
@@ -66,8 +67,9 @@ def mcnemar_at(paired: pd.DataFrame, threshold: float) -> dict:
 def reproduced_table(summary: dict, mode: str, metrics: tuple[str, ...]) -> pd.DataFrame:
     """Reproduced QCNN, classical and difference per metric.
 
-    mode "mean": mean ± SD over seeds, difference with the seed-mean 95% interval;
-    mode "seed0": the app seed's values with their lesion-bootstrap 95% intervals.
+    mode "mean": mean ± SD over seeds, difference with its 95% interval over seeds and lesions (``ci95``)
+    and the verdict that interval gives; mode "seed0": the app seed's values with their lesion-only
+    bootstrap 95% intervals (a secondary view: one training run's test-set uncertainty).
     """
     models, diff = summary["models"], summary["difference"]
     rows = []
@@ -83,14 +85,15 @@ def reproduced_table(summary: dict, mode: str, metrics: tuple[str, ...]) -> pd.D
                 v, (lo, hi) = block["seed0"][m]["value"], block["seed0"][m]["ci95"]
                 row[name] = f"{fmt_value(m, v)}  [{fmt_value(m, lo)}, {fmt_value(m, hi)}]"
         if mode == "mean":
-            d, (lo, hi) = diff["mean"][m], diff["seed_mean_ci95"][m]
+            d, (lo, hi) = diff["mean"][m], diff["ci95"][m]
         else:
             d, (lo, hi) = diff["seed0"][m]["value"], diff["seed0"][m]["ci95"]
         if m == "auc":
             row["Δ"], row["Δ 95% interval"] = f"{d:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]"
         else:
             row["Δ"], row["Δ 95% interval"] = f"{100 * d:+.2f} pts", f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
-        row["excludes 0"] = "yes" if lo > 0 or hi < 0 else "no"
+        row["verdict" if mode == "mean" else "excludes 0"] = (direction((lo, hi)) if mode == "mean" else
+                                                              "yes" if lo > 0 or hi < 0 else "no")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -102,7 +105,7 @@ def delta_rows(summary: dict, metrics: tuple[str, ...] = study.REPORTED_METRICS)
         rows.append({"metric": m, "reported": study.EXPERIMENT_4_DELTA.get(m, np.nan),
                      "seed0": diff["seed0"][m]["value"], "seed0_lo": diff["seed0"][m]["ci95"][0],
                      "seed0_hi": diff["seed0"][m]["ci95"][1], "mean": diff["mean"][m],
-                     "mean_lo": diff["seed_mean_ci95"][m][0], "mean_hi": diff["seed_mean_ci95"][m][1]})
+                     "mean_lo": diff["ci95"][m][0], "mean_hi": diff["ci95"][m][1]})
     return pd.DataFrame(rows)
 
 

@@ -128,7 +128,7 @@ def delta_figure(rows: pd.DataFrame) -> go.Figure:
     if {"mean", "mean_lo", "mean_hi"} <= set(rows):
         v, lo, hi = points("mean"), points("mean_lo"), points("mean_hi")
         fig.add_trace(go.Scatter(
-            x=v, y=y + 0.18, mode="markers", name="reproduced · mean over seeds (95% CI)",
+            x=v, y=y + 0.18, mode="markers", name="reproduced · mean over seeds (95% CI: seeds and lesions)",
             marker=dict(symbol="square", size=11, color=REPRODUCED_COLOUR),
             error_x=dict(type="data", symmetric=False, array=hi - v, arrayminus=v - lo, color=REPRODUCED_COLOUR,
                          thickness=2, width=4),
@@ -137,7 +137,7 @@ def delta_figure(rows: pd.DataFrame) -> go.Figure:
                           "<extra>reproduced · seed mean</extra>"))
     v, lo, hi = points("seed0"), points("seed0_lo"), points("seed0_hi")
     fig.add_trace(go.Scatter(
-        x=v, y=y, mode="markers", name="reproduced · seed 0 (lesion bootstrap 95% CI)",
+        x=v, y=y, mode="markers", name="reproduced · seed 0 only (lesion-only 95% CI)",
         marker=dict(symbol="circle", size=10, color="#666666"),
         error_x=dict(type="data", symmetric=False, array=hi - v, arrayminus=v - lo, color="#666666", thickness=1.5,
                      width=4),

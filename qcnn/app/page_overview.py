@@ -6,7 +6,7 @@ import streamlit as st
 
 from qcnn import study
 from qcnn.app import results, ui
-from qcnn.app.verdict import verdict
+from qcnn.app.verdict import difference_interval, direction, verdict
 
 TITLE = "Overview: does the quantum layer really help?"
 
@@ -20,8 +20,8 @@ def _headline(summary: dict | None) -> None:
     if summary is not None:
         n_seeds = len(summary["seeds"])
         ours = (f"mean over {n_seeds} seed{'s' if n_seeds > 1 else ''} on {summary['n_test']:,} held-out test images "
-                f"({summary['n_test_malignant']:,} malignant); 95% intervals from a {summary['bootstrap_unit']}-level "
-                f"bootstrap ({summary['n_bootstrap']:,} resamples)")
+                f"({summary['n_test_malignant']:,} malignant); 95% intervals count training seeds and test lesions "
+                f"({summary['bootstrap_unit']}-level bootstrap, {summary['n_bootstrap']:,} resamples)")
     st.markdown(f"**QCNN − classical**, the study's headline metrics. Left in each card: {ui.REPORTED} — Experiment "
                 "4, one run, no intervals. Right: " + (f"{ui.REPRODUCED} — {ours}." if summary else
                                                        f"{ui.REPRODUCED} — not available yet."))
@@ -37,12 +37,11 @@ def _headline(summary: dict | None) -> None:
             if summary is None:
                 right.metric("reproduced", "–")
                 continue
-            diff = summary["difference"]
-            ci = diff["seed_mean_ci95"][m] if len(summary["seeds"]) > 1 else diff["seed0"][m]["ci95"]
+            _, ci = difference_interval(summary, m)
             q, c = summary["models"]["qcnn"]["mean"][m], summary["models"]["classical"]["mean"][m]
             right.metric("reproduced", f"{100 * summary['difference']['mean'][m]:+.2f}",
                          help=f"QCNN {ui.pct(q, 2)} vs classical {ui.pct(c, 2)}; 95% interval {ui.interval_pts(ci)}")
-            right.caption(f"95% CI {ui.interval_pts(ci, 1)}")
+            right.caption(f"95% CI {ui.interval_pts(ci, 1)} · **{direction(ci)}**")
     rep = f"recall {ui.pts(study.EXPERIMENT_4_DELTA['recall'])}, AUC {study.EXPERIMENT_4['qcnn']['auc']:.4f} vs " \
           f"{study.EXPERIMENT_4['classical']['auc']:.4f}"
     text = f"Also reported: {rep}."
@@ -58,9 +57,10 @@ def _verdict(summary: dict) -> None:
     box = {"success": st.success, "warning": st.warning, "error": st.error}[v.tone]
     box(f"**Verdict on the headline claim — {v.level}.** {v.headline}", icon=":material/balance:")
     with st.expander("How the verdict is derived"):
-        st.markdown(f"Basis: the {v.basis}. A difference is *supported* when its interval lies entirely on the "
-                    "study's side of 0, *contradicted* when it lies entirely on the other side, and *inconclusive* "
-                    "when it includes 0. The headline claim is accuracy, precision and F1.")
+        st.markdown(f"Basis: the {v.basis}. Each metric reads *QCNN better* when the interval of QCNN − classical "
+                    "lies above 0, *classical better* when it lies below, *inconclusive* when it includes 0. Against "
+                    "the study that *supports* its difference (same side), *contradicts* it (other side) or is "
+                    "*inconclusive*. The headline claim is accuracy, precision and F1.")
         for mv in v.metrics:
             st.markdown(f"- **{mv.status}** — {mv.sentence}")
         mc = summary.get("mcnemar")

@@ -12,7 +12,8 @@ from qcnn.app.page_timeline import reported_table
 TITLE = "Results: reported vs reproduced"
 BAR_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 TABLE_METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "balanced_accuracy", "auc")
-VIEW_OPTIONS = {"mean": "mean over seeds (± SD)", "seed0": "seed 0 with its 95% interval"}
+VIEW_OPTIONS = {"mean": "mean over seeds (± SD), Δ with 95% intervals over seeds and lesions",
+                "seed0": "seed 0 alone, with its lesion-only 95% interval"}
 
 
 def _tables(summary: dict, mode: str) -> None:
@@ -26,9 +27,12 @@ def _tables(summary: dict, mode: str) -> None:
         st.markdown(f"**{ui.REPRODUCED}** · {VIEW_OPTIONS[mode]}, {n} seed{'s' if n > 1 else ''}")
         st.dataframe(analysis.reproduced_table(summary, mode, TABLE_METRICS), hide_index=True, width="stretch")
         st.caption(f"Test pool: {summary['n_test']:,} images, {summary['n_test_malignant']:,} malignant "
-                   f"({100 * summary['n_test_malignant'] / summary['n_test']:.1f} %). Intervals: 95 %, "
-                   f"{summary['bootstrap_unit']}-level bootstrap, {summary['n_bootstrap']:,} resamples"
-                   + (" (the seed-mean interval resamples all seeds together)." if mode == "mean" else "."))
+                   f"({100 * summary['n_test_malignant'] / summary['n_test']:.1f} %). "
+                   + (f"Δ intervals: 95 %, {summary['difference'].get('interval_method', '')}; "
+                      f"{summary['bootstrap_unit']}-level bootstrap, {summary['n_bootstrap']:,} resamples."
+                      if mode == "mean" else
+                      f"Intervals: 95 %, seed 0 alone, {summary['bootstrap_unit']}-level bootstrap "
+                      f"({summary['n_bootstrap']:,} resamples): test-set sampling only, no training randomness."))
 
 
 def _charts(summary: dict, mode: str) -> None:

@@ -1,9 +1,10 @@
 """A plain-language verdict on the study's claim, derived only from the reproduced intervals.
 
-For each metric the study reports a difference (QCNN minus classical). The reproduction supports
-that difference when the 95 % interval of its own difference lies entirely on the same side of
-zero; contradicts it when the interval lies entirely on the other side; and is inconclusive when
-the interval includes 0. Nothing here is hard-coded about the outcome.
+Each metric's reproduced difference (QCNN minus classical) gets a direction from its 95 % interval
+(``ci95`` in summary.json: seeds and test lesions both counted, ``qcnn.stats.seed_lesion_interval``):
+"QCNN better" when the interval lies above 0, "classical better" when below, "inconclusive" when
+it includes 0. Against the study's reported difference that direction *supports* it (same side),
+*contradicts* it (other side) or is *inconclusive*. Nothing here is hard-coded about the outcome.
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ from dataclasses import dataclass, field
 from qcnn import study
 
 SUPPORTED, INCONCLUSIVE, CONTRADICTED = "supported", "inconclusive", "contradicted"
+QCNN_BETTER, CLASSICAL_BETTER = "QCNN better", "classical better"
+
+
+def direction(ci: tuple[float, float] | list[float]) -> str:
+    """Which model the interval of QCNN − classical favours: QCNN better, classical better or inconclusive."""
+    lo, hi = float(min(ci)), float(max(ci))
+    return QCNN_BETTER if lo > 0 else CLASSICAL_BETTER if hi < 0 else INCONCLUSIVE
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,10 @@ class MetricVerdict:
     ci: tuple[float, float]  # its 95 % interval
     status: str
     sentence: str
+
+    @property
+    def direction(self) -> str:
+        return direction(self.ci)
 
 
 @dataclass(frozen=True)
@@ -52,9 +64,9 @@ def _interval(ci: tuple[float, float]) -> str:
 
 def metric_verdict(metric: str, reported: float, value: float, ci: tuple[float, float]) -> MetricVerdict:
     lo, hi = float(min(ci)), float(max(ci))
-    direction = 1.0 if reported >= 0 else -1.0
-    name = _name(metric)
-    if direction * lo > 0 and direction * hi > 0:
+    sign = 1.0 if reported >= 0 else -1.0
+    name = f"{_name(metric)}: {direction((lo, hi))}"
+    if sign * lo > 0 and sign * hi > 0:
         status = SUPPORTED
         if lo <= reported <= hi:
             size = "the reported size lies inside the interval"
@@ -62,15 +74,15 @@ def metric_verdict(metric: str, reported: float, value: float, ci: tuple[float, 
             size = "but smaller than reported: the reported size lies outside the interval"
         else:
             size = "and larger than reported"
-        sentence = (f"{name}: reproduced {_pts(value)}, 95% interval {_interval((lo, hi))} excludes 0 in the "
+        sentence = (f"{name} — reproduced {_pts(value)}, 95% interval {_interval((lo, hi))} excludes 0 in the "
                     f"study's direction ({_pts(reported)} reported), {size}.")
-    elif direction * hi < 0:
+    elif sign * hi < 0:
         status = CONTRADICTED
-        sentence = (f"{name}: reproduced {_pts(value)}, 95% interval {_interval((lo, hi))} lies on the opposite "
+        sentence = (f"{name} — reproduced {_pts(value)}, 95% interval {_interval((lo, hi))} lies on the opposite "
                     f"side of 0 from the study's {_pts(reported)}.")
     else:
         status = INCONCLUSIVE
-        sentence = (f"{name}: reproduced {_pts(value)}, 95% interval {_interval((lo, hi))} includes 0: no "
+        sentence = (f"{name} — reproduced {_pts(value)}, 95% interval {_interval((lo, hi))} includes 0: no "
                     f"detectable difference (study: {_pts(reported)}).")
     return MetricVerdict(metric, reported, float(value), (lo, hi), status, sentence)
 
@@ -78,26 +90,30 @@ def metric_verdict(metric: str, reported: float, value: float, ci: tuple[float, 
 def interval_basis(summary: dict) -> tuple[str, str]:
     """The summary key of the interval the verdict uses, and how to say it.
 
-    With several seeds: the interval of the mean over seeds (lesion bootstrap, all seeds on the
-    same resamples); with one seed: that seed's lesion-bootstrap interval.
+    ``ci95`` (seeds and lesions) when the summary has it; an older summary's seed-0 lesion interval otherwise.
     """
     n = len(summary.get("seeds", []))
-    if n > 1 and "seed_mean_ci95" in summary["difference"]:
-        return "seed_mean_ci95", f"95% lesion-bootstrap interval of the mean over {n} seeds"
-    return "seed0", f"95% lesion-bootstrap interval of seed {summary.get('app_seed', 0)}"
+    if "ci95" in summary["difference"]:
+        counted = "training seeds and test lesions" if n > 1 else "test lesions only (one seed)"
+        return "ci95", f"95% interval of the mean over {n} seed{'s' if n != 1 else ''}, counting {counted}"
+    return "seed0", f"95% lesion-bootstrap interval of seed {summary.get('app_seed', 0)} (test lesions only)"
+
+
+def difference_interval(summary: dict, metric: str) -> tuple[float, tuple[float, float]]:
+    """(value, 95 % interval) of QCNN − classical on ``metric`` as the verdict uses them."""
+    key, _ = interval_basis(summary)
+    diff = summary["difference"]
+    if key == "ci95":
+        return diff["mean"][metric], tuple(diff["ci95"][metric])
+    return diff["seed0"][metric]["value"], tuple(diff["seed0"][metric]["ci95"])
 
 
 def metric_verdicts(summary: dict, metrics: tuple[str, ...] = study.REPORTED_METRICS) -> list[MetricVerdict]:
-    key, _ = interval_basis(summary)
-    diff = summary["difference"]
     out = []
     for m in metrics:
-        if m not in study.EXPERIMENT_4_DELTA or m not in diff.get("mean", {}):
+        if m not in study.EXPERIMENT_4_DELTA or m not in summary["difference"].get("mean", {}):
             continue
-        if key == "seed_mean_ci95":
-            value, ci = diff["mean"][m], tuple(diff["seed_mean_ci95"][m])
-        else:
-            value, ci = diff["seed0"][m]["value"], tuple(diff["seed0"][m]["ci95"])
+        value, ci = difference_interval(summary, m)
         out.append(metric_verdict(m, study.EXPERIMENT_4_DELTA[m], value, ci))
     return out
 
