@@ -173,6 +173,27 @@ def cmd_summarize(args: argparse.Namespace) -> None:
     _print_summary(summarize(args.results_dir, args.n_bootstrap))
 
 
+def cmd_referee(args: argparse.Namespace) -> None:
+    """results/referee.json: the threshold question, calibration and subgroups, from the committed runs."""
+    from qcnn.referee import REFEREE_FILE, referee
+
+    out = referee(args.results_dir, args.data_dir, args.n_bootstrap)
+    verdict = "is" if out["reported_threshold"]["explainable_by_threshold"] else "is not"
+    print(f"wrote {args.results_dir / REFEREE_FILE}: the reported headline {verdict} explainable by threshold alone; "
+          f"subgroups {out['subgroups'].get('status', 'measured')}; "
+          f"validation thresholds {out['validation_thresholds']['status']}")
+
+
+def cmd_ledger(args: argparse.Namespace) -> None:
+    """results/ledger.json and the README's generated tables (per-metric verdicts, claim ledger)."""
+    from qcnn.ledger import LEDGER_FILE, write_ledger
+
+    ledger = write_ledger(args.results_dir, None if args.no_readme else args.readme)
+    print(f"wrote {args.results_dir / LEDGER_FILE}" + ("" if args.no_readme else f" and {args.readme}"))
+    for claim in ledger["claims"]:
+        print(f"  {claim['status']:17s} {claim['claim']}")
+
+
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from qcnn.config import PretrainConfig, TrainConfig
     from qcnn.reproduce import reproduce
@@ -320,6 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "summarize", "rewrite summary.json from the runs' predictions.csv (no weights)", cmd_summarize)
     p.add_argument("--n-bootstrap", type=_positive_int, default=2000, help="lesion bootstrap resamples")
+
+    p = _command(sub, "referee", "threshold analysis, calibration, subgroups -> results/referee.json", cmd_referee)
+    p.add_argument("--n-bootstrap", type=_positive_int, default=1000, help="lesion bootstrap resamples")
+
+    p = _command(sub, "ledger", "the claim ledger -> results/ledger.json and the README's tables", cmd_ledger)
+    p.add_argument("--readme", type=Path, default=paths.REPO_ROOT / "README.md", help="the README to update")
+    p.add_argument("--no-readme", action="store_true", help="write ledger.json only")
 
     p = _command(sub, "reproduce", "the whole chain, resumable: split, backbone, seeds, evaluation", cmd_reproduce)
     _add_runtime(p)
