@@ -113,7 +113,15 @@ def reported_threshold_analysis(prevalence: float = REPORTED_PREVALENCE) -> dict
         "rule": f"explainable by threshold alone when, at the QCNN's FPR, the classical model's "
                 f"{', '.join(headline)} are each within {100 * EXPLAINED_WITHIN:.0f} point of the QCNN's or above",
         "explainable_by_threshold": explained,
+        "binormal_roc": {k: binormal_curve(reported[k]["auc"]) for k in MODEL_KINDS},
     }
+
+
+def binormal_curve(auc: float, n_points: int = 101) -> dict[str, list[float]]:
+    """Points of the equal-variance binormal ROC with area ``auc`` (for drawing it)."""
+    fpr = np.concatenate([[0.0], np.logspace(-4, 0, n_points - 1)])
+    tpr = norm.cdf(binormal_separation(auc) + norm.ppf(fpr))
+    return {"fpr": fpr.round(6).tolist(), "tpr": tpr.round(6).tolist()}
 
 
 # --- vectorised bootstrap of count-based metrics ----------------------------------------------------
@@ -383,8 +391,11 @@ def read_metadata(data_dir: str | Path | None) -> pd.DataFrame | None:
 
 
 def referee(results_dir: str | Path, data_dir: str | Path | None = None, n_bootstrap: int = 1000,
-            seed: int = 0) -> dict:
-    """Write results/referee.json: threshold analysis, calibration and subgroups, from the committed runs."""
+            seed: int = 0, metadata: pd.DataFrame | None = None) -> dict:
+    """Write results/referee.json: threshold analysis, calibration and subgroups, from the committed runs.
+
+    ``metadata`` (image_id, sex, age, localization) overrides the data folder's HAM10000_metadata.csv.
+    """
     results_dir = Path(results_dir)
     if not (results_dir / paths.SUMMARY_FILE).is_file():
         raise FileNotFoundError(f"{results_dir / paths.SUMMARY_FILE} not found: run `qcnn summarize` first.")
@@ -395,7 +406,7 @@ def referee(results_dir: str | Path, data_dir: str | Path | None = None, n_boots
     frame, p = test["frame"], test["p"]
     labels = frame.label.to_numpy()
     weights = lesion_weights(frame.lesion_id.to_numpy(), n_bootstrap, seed).astype(float)
-    metadata = read_metadata(data_dir)
+    metadata = metadata if metadata is not None else read_metadata(data_dir)
     out = {
         "seeds": seeds, "n_test": len(labels), "n_bootstrap": n_bootstrap, "bootstrap_unit": "lesion",
         "bootstrap_seed": seed, "interval_method": interval_method(len(seeds)),

@@ -135,7 +135,23 @@ def write_synthetic_results(directory: str | Path, n_test: int = 800, seeds: tup
             (run / "metrics.json").write_text(json.dumps(metrics))
     if with_summary:
         summarize(directory, n_bootstrap, seed)
+        _write_referee_and_ledger(directory, split, rng, n_bootstrap)
     return directory
+
+
+def _write_referee_and_ledger(directory: Path, split: pd.DataFrame, rng: np.random.Generator, n_bootstrap: int
+                              ) -> None:
+    """referee.json (with made-up sex, age and body site per image) and ledger.json, by the real commands' code."""
+    from qcnn.ledger import write_ledger
+    from qcnn.referee import referee
+
+    metadata = split[["image_id"]].assign(
+        sex=rng.choice(["male", "female", "unknown"], len(split), p=[0.5, 0.47, 0.03]),
+        age=rng.choice([np.nan, *range(5, 90, 5)], len(split)),
+        localization=rng.choice(["back", "trunk", "face", "lower extremity", "acral"], len(split),
+                                p=[0.3, 0.3, 0.2, 0.18, 0.02]))
+    referee(directory, n_bootstrap=n_bootstrap, metadata=metadata)
+    write_ledger(directory, readme=None)
 
 
 if __name__ == "__main__":

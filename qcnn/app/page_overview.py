@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from qcnn import study
-from qcnn.app import results, ui
+from qcnn.app import ledger_view, results, ui
 from qcnn.app.verdict import difference_interval, direction, verdict
 
 TITLE = "Overview: does the quantum layer really help?"
@@ -63,6 +63,7 @@ def _verdict(summary: dict) -> None:
                     "*inconclusive*. The headline claim is accuracy, precision and F1.")
         for mv in v.metrics:
             st.markdown(f"- **{mv.status}** — {mv.sentence}")
+        ledger_view.render_metric_verdicts(results.load_ledger())
         mc = summary.get("mcnemar")
         if mc:
             st.markdown(f"- McNemar's exact test (seed {mc['seed']}, threshold {mc['threshold']}): "
@@ -134,6 +135,7 @@ def render() -> None:
         ui.missing("reproduced results", "summary.json")
     if summary is not None:
         _verdict(summary)
+    ledger_view.render_ledger(results.load_ledger())
 
     st.subheader("What differs between the study's setting and ours")
     if split is None:

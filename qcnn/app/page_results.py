@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from qcnn import study
-from qcnn.app import analysis, charts, results, ui
+from qcnn.app import analysis, charts, referee_view, results, ui
 from qcnn.app.page_timeline import reported_table
 
 TITLE = "Results: reported vs reproduced"
@@ -148,3 +148,7 @@ def render() -> None:
     if summary is not None:
         _matched_recall(summary)
         _seeds(summary)
+    referee = results.load_referee()
+    referee_view.render_threshold(referee)
+    referee_view.render_calibration(referee)
+    referee_view.render_subgroups(referee)

@@ -113,6 +113,18 @@ def load_summary() -> dict | None:
     return summary
 
 
+def load_ledger() -> dict | None:
+    """results/ledger.json (``qcnn ledger``): the claim-by-claim ledger and the per-metric verdicts."""
+    ledger = read_json(results_dir() / "ledger.json")
+    return ledger if ledger and "claims" in ledger else None
+
+
+def load_referee() -> dict | None:
+    """results/referee.json (``qcnn referee``): threshold analysis, calibration, subgroups."""
+    referee = read_json(results_dir() / "referee.json")
+    return referee if referee and "reported_threshold" in referee else None
+
+
 def load_backbone_history() -> pd.DataFrame | None:
     return read_csv(results_dir() / paths.BACKBONE_HISTORY_FILE)
 

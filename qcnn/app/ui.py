@@ -18,6 +18,8 @@ COMMANDS = {
     "backbone_history.csv": "qcnn pretrain-backbone",
     "summary.json": "qcnn reproduce",
     "runs": "qcnn reproduce",
+    "ledger.json": "qcnn ledger",
+    "referee.json": "qcnn referee",
 }
 
 
