@@ -31,25 +31,42 @@ EXPRESSIVITY_VARIANT = "expval-8"
 README = paths.REPO_ROOT / "README.md"
 
 REPRODUCED, PARTLY, NOT_REPRODUCED, CONTRADICTED, NOT_MEASURED = (
-    "reproduced", "partly", "not reproduced", "contradicted", "not yet measured")
+    "reproduced",
+    "partly",
+    "not reproduced",
+    "contradicted",
+    "not yet measured",
+)
 STATUSES = (REPRODUCED, PARTLY, NOT_REPRODUCED, CONTRADICTED, NOT_MEASURED)
 SUPPORTS, OPPOSES, INCONCLUSIVE = "supports", "opposes", "inconclusive"
 
-PART_RULE = ("a part supports the claim when its 95 % interval lies entirely on the claimed side of its reference "
-             "value, opposes it when it lies entirely on the other side, and is inconclusive otherwise")
-STATUS_RULE = ("reproduced: every part supports the claim; partly: some but not all do; contradicted: none does and "
-               "at least one opposes; not reproduced: every part is inconclusive; not yet measured: the result files "
-               "it needs do not exist")
+PART_RULE = (
+    "a part supports the claim when its 95 % interval lies entirely on the claimed side of its reference "
+    "value, opposes it when it lies entirely on the other side, and is inconclusive otherwise"
+)
+STATUS_RULE = (
+    "reproduced: every part supports the claim; partly: some but not all do; contradicted: none does and "
+    "at least one opposes; not reproduced: every part is inconclusive; not yet measured: the result files "
+    "it needs do not exist"
+)
 # Finding 1's size: the classical model's end-of-training gap counts as the study's "overfitting" when it
 # is at least half the reported one (0.79 − 0.06 = 0.73).
 REPORTED_CLASSICAL_GAP = study.CLASSICAL_END_VAL_LOSS - study.CLASSICAL_END_TRAIN_LOSS
 OVERFIT_GAP = REPORTED_CLASSICAL_GAP / 2
-NAMES = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "F1", "auc": "AUC",
-         "specificity": "specificity", "positive_rate": "positive-prediction rate", "balanced_accuracy":
-         "balanced accuracy"}
+NAMES = {
+    "accuracy": "accuracy",
+    "precision": "precision",
+    "recall": "recall",
+    "f1": "F1",
+    "auc": "AUC",
+    "specificity": "specificity",
+    "positive_rate": "positive-prediction rate",
+    "balanced_accuracy": "balanced accuracy",
+}
 
 
 # --- the rules -----------------------------------------------------------------------------------------
+
 
 def part_outcome(sign: int, ci: list[float] | tuple[float, float] | None, reference: float = 0.0) -> str:
     """supports / opposes / inconclusive for a claim that the value lies on the ``sign`` side of ``reference``."""
@@ -73,10 +90,17 @@ def claim_status(outcomes: list[str] | None) -> str:
     return NOT_REPRODUCED
 
 
-def part(name: str, sign: int, value: float | None, ci: list[float] | None, reference: float = 0.0,
-         unit: str = "pts") -> dict:
-    return {"name": name, "claimed": ("> " if sign > 0 else "< ") + _fmt(reference, unit), "value": value,
-            "ci95": ci, "unit": unit, "outcome": part_outcome(sign, ci, reference)}
+def part(
+    name: str, sign: int, value: float | None, ci: list[float] | None, reference: float = 0.0, unit: str = "pts"
+) -> dict:
+    return {
+        "name": name,
+        "claimed": ("> " if sign > 0 else "< ") + _fmt(reference, unit),
+        "value": value,
+        "ci95": ci,
+        "unit": unit,
+        "outcome": part_outcome(sign, ci, reference),
+    }
 
 
 def _fmt(x: float | None, unit: str, signed: bool = False) -> str:
@@ -88,20 +112,30 @@ def _fmt(x: float | None, unit: str, signed: bool = False) -> str:
 
 
 def _measured_text(parts: list[dict]) -> str:
-    return "; ".join(f"{p['name']} {_fmt(p['value'], p['unit'], True)} [{_fmt(p['ci95'][0], p['unit'], True)}, "
-                     f"{_fmt(p['ci95'][1], p['unit'], True)}]" + (" pts" if p["unit"] == "pts" else "")
-                     for p in parts)
+    return "; ".join(
+        f"{p['name']} {_fmt(p['value'], p['unit'], True)} [{_fmt(p['ci95'][0], p['unit'], True)}, "
+        f"{_fmt(p['ci95'][1], p['unit'], True)}]" + (" pts" if p["unit"] == "pts" else "")
+        for p in parts
+    )
 
 
-def _row(claim_id: str, claim: str, reported: str, parts: list[dict] | None, note: str = "",
-         measured: str | None = None) -> dict:
+def _row(
+    claim_id: str, claim: str, reported: str, parts: list[dict] | None, note: str = "", measured: str | None = None
+) -> dict:
     status = claim_status([p["outcome"] for p in parts] if parts else None)
-    return {"id": claim_id, "claim": claim, "reported": reported,
-            "measured": measured if measured is not None else (_measured_text(parts) if parts else NOT_MEASURED),
-            "note": note, "status": status, "parts": parts or []}
+    return {
+        "id": claim_id,
+        "claim": claim,
+        "reported": reported,
+        "measured": measured if measured is not None else (_measured_text(parts) if parts else NOT_MEASURED),
+        "note": note,
+        "status": status,
+        "parts": parts or [],
+    }
 
 
 # --- the claims ----------------------------------------------------------------------------------------
+
 
 def _diff_part(summary: dict, metric: str, sign: int) -> dict:
     d = summary["difference"]
@@ -111,9 +145,13 @@ def _diff_part(summary: dict, metric: str, sign: int) -> dict:
 def headline_claim(summary: dict | None) -> dict:
     reported = ", ".join(f"{NAMES[m]} {100 * study.EXPERIMENT_4_DELTA[m]:+.2f}" for m in study.HEADLINE_METRICS)
     parts = [_diff_part(summary, m, +1) for m in study.HEADLINE_METRICS] if summary else None
-    return _row("headline", "The QCNN beats the classical control on accuracy, precision and F1 (Experiment 4)",
-                f"{reported} pts, one run", parts,
-                "QCNN − classical, mean over seeds; interval counts seeds and test lesions")
+    return _row(
+        "headline",
+        "The QCNN beats the classical control on accuracy, precision and F1 (Experiment 4)",
+        f"{reported} pts, one run",
+        parts,
+        "QCNN − classical, mean over seeds; interval counts seeds and test lesions",
+    )
 
 
 def four_of_five_claim(summary: dict | None) -> dict:
@@ -126,8 +164,9 @@ def four_of_five_claim(summary: dict | None) -> dict:
         q = sum(p["ci95"][0] > 0 for p in parts)
         c = sum(p["ci95"][1] < 0 for p in parts)
         note = f"measured: QCNN better on {q}, classical better on {c}, inconclusive on {len(parts) - q - c} of 5"
-    return _row("four_of_five", "QCNN wins four of five metrics", f"QCNN ahead on {wins} of 5 (all but recall)", parts,
-                note)
+    return _row(
+        "four_of_five", "QCNN wins four of five metrics", f"QCNN ahead on {wins} of 5 (all but recall)", parts, note
+    )
 
 
 def _end_gaps(results_dir: Path, seeds: list[int]) -> dict[str, np.ndarray] | None:
@@ -147,39 +186,55 @@ def _end_gaps(results_dir: Path, seeds: list[int]) -> dict[str, np.ndarray] | No
 
 def _t_part(name: str, sign: int, values: np.ndarray, reference: float = 0.0) -> dict:
     lo, hi = seed_lesion_interval(values[:, None], None)[0]
-    return part(name, sign, round(float(values.mean()), 6), [round(float(lo), 6), round(float(hi), 6)], reference,
-                unit="loss")
+    return part(
+        name, sign, round(float(values.mean()), 6), [round(float(lo), 6), round(float(hi), 6)], reference, unit="loss"
+    )
 
 
 def generalisation_claim(results_dir: Path, seeds: list[int] | None) -> dict:
     gaps = _end_gaps(results_dir, seeds) if seeds else None
     parts = None
     if gaps:
-        parts = [_t_part("QCNN gap − classical gap", -1, gaps["qcnn"] - gaps["classical"]),
-                 _t_part("classical gap", +1, gaps["classical"], OVERFIT_GAP)]
-    return _row("finding_1", "Finding 1, anti-overfitting: the classical model overfits (train loss 0.06, validation "
-                "0.79) while the QCNN stays balanced",
-                f"classical gap {REPORTED_CLASSICAL_GAP:.2f} (val − train loss at the end); QCNN balanced", parts,
-                f"validation − training loss at the last epoch, mean over seeds, t-interval over seeds (the "
-                f"validation pool is fixed, so only training randomness counts); the classical part asks for at "
-                f"least half the reported gap ({OVERFIT_GAP:.3f})")
+        parts = [
+            _t_part("QCNN gap − classical gap", -1, gaps["qcnn"] - gaps["classical"]),
+            _t_part("classical gap", +1, gaps["classical"], OVERFIT_GAP),
+        ]
+    return _row(
+        "finding_1",
+        "Finding 1, anti-overfitting: the classical model overfits (train loss 0.06, validation "
+        "0.79) while the QCNN stays balanced",
+        f"classical gap {REPORTED_CLASSICAL_GAP:.2f} (val − train loss at the end); QCNN balanced",
+        parts,
+        f"validation − training loss at the last epoch, mean over seeds, t-interval over seeds (the "
+        f"validation pool is fixed, so only training randomness counts); the classical part asks for at "
+        f"least half the reported gap ({OVERFIT_GAP:.3f})",
+    )
 
 
 def recall_trap_claim(summary: dict | None, referee: dict | None) -> dict:
     parts = None
     if summary and referee and "matched" in referee:
         d = referee["matched"]["at_0.5"]["difference"]
-        parts = [part(f"Δ {NAMES[m]}", sign, d["mean"][m], d["ci95"][m])
-                 for m, sign in (("positive_rate", -1), ("specificity", +1), ("precision", +1))]
+        parts = [
+            part(f"Δ {NAMES[m]}", sign, d["mean"][m], d["ci95"][m])
+            for m, sign in (("positive_rate", -1), ("specificity", +1), ("precision", +1))
+        ]
     from qcnn.referee import reported_operating_point
 
     q, c = (reported_operating_point(study.EXPERIMENT_4[k]) for k in ("qcnn", "classical"))
-    reported = (f"positive-prediction rate {100 * q['positive_rate']:.1f} vs {100 * c['positive_rate']:.1f} %, "
-                f"specificity {100 * q['specificity']:.1f} vs {100 * c['specificity']:.1f} % (QCNN vs classical, "
-                "derived at 22.25 % prevalence)")
-    return _row("finding_2", "Finding 2, the recall trap: the classical model calls almost everything positive; the "
-                "QCNN keeps recall while raising precision", reported, parts,
-                "QCNN − classical at threshold 0.5, mean over seeds; interval counts seeds and test lesions")
+    reported = (
+        f"positive-prediction rate {100 * q['positive_rate']:.1f} vs {100 * c['positive_rate']:.1f} %, "
+        f"specificity {100 * q['specificity']:.1f} vs {100 * c['specificity']:.1f} % (QCNN vs classical, "
+        "derived at 22.25 % prevalence)"
+    )
+    return _row(
+        "finding_2",
+        "Finding 2, the recall trap: the classical model calls almost everything positive; the "
+        "QCNN keeps recall while raising precision",
+        reported,
+        parts,
+        "QCNN − classical at threshold 0.5, mean over seeds; interval counts seeds and test lesions",
+    )
 
 
 def expressivity_claim(results_dir: Path) -> dict:
@@ -191,11 +246,17 @@ def expressivity_claim(results_dir: Path) -> dict:
         if variant and "auc" in variant.get("vs_qcnn", {}).get("mean", {}):
             vs = variant["vs_qcnn"]
             parts = [part("Δ AUC (8-D − 256-D)", -1, vs["mean"]["auc"], vs["ci95"]["auc"])]
-            note = (f"{EXPRESSIVITY_VARIANT} (8 ⟨Z⟩ outputs) minus the QCNN (256 probabilities), from "
-                    f"{CONTROLS_SUMMARY}; the claim is finer discrimination, so AUC")
-    return _row("finding_3", "Finding 3, expressivity: 256 basis-state probabilities discriminate better than 8 "
-                "⟨Z⟩ values", "no direct comparison reported (Experiment 3's 8-D model scored lower, with other "
-                "changes)", parts, note)
+            note = (
+                f"{EXPRESSIVITY_VARIANT} (8 ⟨Z⟩ outputs) minus the QCNN (256 probabilities), from "
+                f"{CONTROLS_SUMMARY}; the claim is finer discrimination, so AUC"
+            )
+    return _row(
+        "finding_3",
+        "Finding 3, expressivity: 256 basis-state probabilities discriminate better than 8 ⟨Z⟩ values",
+        "no direct comparison reported (Experiment 3's 8-D model scored lower, with other changes)",
+        parts,
+        note,
+    )
 
 
 def reproducible_claim(summary: dict | None) -> dict:
@@ -206,19 +267,34 @@ def reproducible_claim(summary: dict | None) -> dict:
         ahead = [all(v[m] > 0 for m in study.HEADLINE_METRICS) for v in per_seed.values()]
         share = sum(ahead) / len(ahead)
         outcome = SUPPORTS if share == 1 else OPPOSES if share <= 0.5 else INCONCLUSIVE
-        seeds_part = {"name": "seeds with the QCNN ahead on all three", "claimed": "every seed", "value": share,
-                      "ci95": None, "unit": "share", "outcome": outcome}
+        seeds_part = {
+            "name": "seeds with the QCNN ahead on all three",
+            "claimed": "every seed",
+            "value": share,
+            "ci95": None,
+            "unit": "share",
+            "outcome": outcome,
+        }
         parts = [_diff_part(summary, m, +1) for m in study.HEADLINE_METRICS] + [seeds_part]
-        note = (f"the headline's intervals, and a seed part: supports when every seed has the QCNN ahead on "
-                f"accuracy, precision and F1, opposes when at most half do (here {sum(ahead)} of {len(ahead)})")
+        note = (
+            f"the headline's intervals, and a seed part: supports when every seed has the QCNN ahead on "
+            f"accuracy, precision and F1, opposes when at most half do (here {sum(ahead)} of {len(ahead)})"
+        )
     measured = None
     if parts:
         measured = _measured_text(parts[:-1]) + f"; QCNN ahead on all three in {sum(ahead)} of {len(ahead)} seeds"
-    return _row("reproducible", "\"A narrow, reproducible advantage on one real problem\"",
-                "one run, one split, no intervals", parts, note, measured)
+    return _row(
+        "reproducible",
+        '"A narrow, reproducible advantage on one real problem"',
+        "one run, one split, no intervals",
+        parts,
+        note,
+        measured,
+    )
 
 
 # --- the per-metric verdicts -----------------------------------------------------------------------------
+
 
 def metric_verdicts(summary: dict | None) -> list[dict]:
     """QCNN better / classical better / inconclusive per reported metric, from summary.json's ``ci95``."""
@@ -229,14 +305,22 @@ def metric_verdicts(summary: dict | None) -> list[dict]:
     out = []
     for m in study.REPORTED_METRICS:
         ci = summary["difference"]["ci95"][m]
-        out.append({"metric": m, "qcnn": summary["models"]["qcnn"]["mean"][m],
-                    "classical": summary["models"]["classical"]["mean"][m],
-                    "difference": summary["difference"]["mean"][m], "ci95": ci, "verdict": direction(ci),
-                    "reported": study.EXPERIMENT_4_DELTA[m]})
+        out.append(
+            {
+                "metric": m,
+                "qcnn": summary["models"]["qcnn"]["mean"][m],
+                "classical": summary["models"]["classical"]["mean"][m],
+                "difference": summary["difference"]["mean"][m],
+                "ci95": ci,
+                "verdict": direction(ci),
+                "reported": study.EXPERIMENT_4_DELTA[m],
+            }
+        )
     return out
 
 
 # --- building and writing --------------------------------------------------------------------------------
+
 
 def _read(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
@@ -248,17 +332,25 @@ def build_ledger(results_dir: str | Path) -> dict:
     results_dir = Path(results_dir)
     summary = _read(results_dir / paths.SUMMARY_FILE)
     if summary is not None and "ci95" not in summary["difference"]:
-        raise ValueError(f"{results_dir / paths.SUMMARY_FILE} predates the seed-and-lesion intervals: "
-                         "run `qcnn summarize`.")
+        raise ValueError(
+            f"{results_dir / paths.SUMMARY_FILE} predates the seed-and-lesion intervals: run `qcnn summarize`."
+        )
     referee = _read(results_dir / REFEREE_FILE)
     seeds = summary["seeds"] if summary else None
     return {
-        "part_rule": PART_RULE, "status_rule": STATUS_RULE,
+        "part_rule": PART_RULE,
+        "status_rule": STATUS_RULE,
         "interval_method": summary["difference"]["interval_method"] if summary else None,
         "seeds": seeds,
         "metrics": metric_verdicts(summary),
-        "claims": [headline_claim(summary), four_of_five_claim(summary), generalisation_claim(results_dir, seeds),
-                   recall_trap_claim(summary, referee), expressivity_claim(results_dir), reproducible_claim(summary)],
+        "claims": [
+            headline_claim(summary),
+            four_of_five_claim(summary),
+            generalisation_claim(results_dir, seeds),
+            recall_trap_claim(summary, referee),
+            expressivity_claim(results_dir),
+            reproducible_claim(summary),
+        ],
     }
 
 
@@ -267,12 +359,17 @@ def _cell(text: str) -> str:
 
 
 def metrics_markdown(ledger: dict) -> str:
-    rows = ["| metric | QCNN | classical | QCNN − classical [95 % CI] | verdict | reported Δ |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| metric | QCNN | classical | QCNN − classical [95 % CI] | verdict | reported Δ |",
+        "|---|---|---|---|---|---|",
+    ]
     for v in ledger["metrics"]:
         lo, hi = v["ci95"]
-        rows.append(f"| {NAMES[v['metric']]} | {100 * v['qcnn']:.2f} | {100 * v['classical']:.2f} | "
-                    f"{100 * v['difference']:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}] | {v['verdict']} | "
-                    f"{100 * v['reported']:+.2f} |")
+        rows.append(
+            f"| {NAMES[v['metric']]} | {100 * v['qcnn']:.2f} | {100 * v['classical']:.2f} | "
+            f"{100 * v['difference']:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}] | {v['verdict']} | "
+            f"{100 * v['reported']:+.2f} |"
+        )
     n = len(ledger["seeds"] or [])
     rows.append("")
     rows.append(f"Percent, mean over {n} seeds. Interval: {ledger['interval_method']}.")
@@ -303,7 +400,8 @@ def embed(readme: str, ledger: dict) -> str:
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
         if not pattern.search(readme):
             raise ValueError(f"README has no {begin} … {end} block")
-        readme = pattern.sub(lambda _: f"{begin}\n{render(ledger)}\n{end}", readme)
+        block = f"{begin}\n{render(ledger)}\n{end}"
+        readme = pattern.sub(lambda _, block=block: block, readme)
     return readme
 
 

@@ -39,6 +39,7 @@ EXPLAINED_WITHIN = 0.01  # "explainable by threshold alone": each headline gap w
 
 # --- the study's reported numbers under a binormal ROC ---------------------------------------------
 
+
 def reported_operating_point(metrics: dict, prevalence: float = REPORTED_PREVALENCE) -> dict:
     """FPR, positive rate and accuracy implied by a reported recall and precision at ``prevalence``.
 
@@ -47,9 +48,13 @@ def reported_operating_point(metrics: dict, prevalence: float = REPORTED_PREVALE
     """
     recall, precision = metrics["recall"], metrics["precision"]
     fpr = prevalence * recall * (1 - precision) / (precision * (1 - prevalence))
-    return {"recall": recall, "fpr": fpr, "specificity": 1 - fpr,
-            "positive_rate": prevalence * recall + (1 - prevalence) * fpr,
-            "implied_accuracy": prevalence * recall + (1 - prevalence) * (1 - fpr)}
+    return {
+        "recall": recall,
+        "fpr": fpr,
+        "specificity": 1 - fpr,
+        "positive_rate": prevalence * recall + (1 - prevalence) * fpr,
+        "implied_accuracy": prevalence * recall + (1 - prevalence) * (1 - fpr),
+    }
 
 
 def binormal_separation(auc: float) -> float:
@@ -71,9 +76,14 @@ def rates_to_metrics(tpr: float, fpr: float, prevalence: float) -> dict:
     """Threshold metrics of an operating point (TPR, FPR) on a population with ``prevalence``."""
     tp, fp = prevalence * tpr, (1 - prevalence) * fpr
     precision = tp / (tp + fp) if tp + fp else 0.0
-    return {"accuracy": tp + (1 - prevalence) * (1 - fpr), "precision": precision, "recall": tpr,
-            "specificity": 1 - fpr, "f1": 2 * precision * tpr / (precision + tpr) if precision + tpr else 0.0,
-            "positive_rate": tp + fp}
+    return {
+        "accuracy": tp + (1 - prevalence) * (1 - fpr),
+        "precision": precision,
+        "recall": tpr,
+        "specificity": 1 - fpr,
+        "f1": 2 * precision * tpr / (precision + tpr) if precision + tpr else 0.0,
+        "positive_rate": tp + fp,
+    }
 
 
 def reported_threshold_analysis(prevalence: float = REPORTED_PREVALENCE) -> dict:
@@ -111,7 +121,7 @@ def reported_threshold_analysis(prevalence: float = REPORTED_PREVALENCE) -> dict
         "classical_at_qcnn_recall": at_recall,
         "qcnn_minus_classical_at_qcnn_fpr": gap,
         "rule": f"explainable by threshold alone when, at the QCNN's FPR, the classical model's "
-                f"{', '.join(headline)} are each within {100 * EXPLAINED_WITHIN:.0f} point of the QCNN's or above",
+        f"{', '.join(headline)} are each within {100 * EXPLAINED_WITHIN:.0f} point of the QCNN's or above",
         "explainable_by_threshold": explained,
         "binormal_roc": {k: binormal_curve(reported[k]["auc"]) for k in MODEL_KINDS},
     }
@@ -126,6 +136,7 @@ def binormal_curve(auc: float, n_points: int = 101) -> dict[str, list[float]]:
 
 # --- vectorised bootstrap of count-based metrics ----------------------------------------------------
 
+
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
@@ -138,9 +149,14 @@ def count_metrics(weights: np.ndarray, labels: np.ndarray, predicted: np.ndarray
     fn, tn = weights @ (~pred & pos), weights @ (~pred & ~pos)
     total = tp + fp + fn + tn
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    values = {"accuracy": _ratio(tp + tn, total), "precision": precision, "recall": recall,
-              "specificity": _ratio(tn, tn + fp), "f1": _ratio(2 * precision * recall, precision + recall),
-              "positive_rate": _ratio(tp + fp, total)}
+    values = {
+        "accuracy": _ratio(tp + tn, total),
+        "precision": precision,
+        "recall": recall,
+        "specificity": _ratio(tn, tn + fp),
+        "f1": _ratio(2 * precision * recall, precision + recall),
+        "positive_rate": _ratio(tp + fp, total),
+    }
     return np.stack([np.asarray(values[m], dtype=float) for m in COUNT_METRICS], axis=-1)
 
 
@@ -155,9 +171,11 @@ def _over_seeds(per_seed: np.ndarray, boot: np.ndarray, names: tuple[str, ...], 
     Intervals are clipped to the values' range: [0, 1] for a model's rates, [``lower`` = −1, 1] for differences.
     """
     ci = np.clip(seed_lesion_interval(per_seed, boot), lower, 1.0)
-    return {"mean": {m: _rounded(v) for m, v in zip(names, per_seed.mean(0), strict=True)},
-            "ci95": {m: [_rounded(lo), _rounded(hi)] for m, (lo, hi) in zip(names, ci, strict=True)},
-            "per_seed": [{m: _rounded(v) for m, v in zip(names, row, strict=True)} for row in per_seed]}
+    return {
+        "mean": {m: _rounded(v) for m, v in zip(names, per_seed.mean(0), strict=True)},
+        "ci95": {m: [_rounded(lo), _rounded(hi)] for m, (lo, hi) in zip(names, ci, strict=True)},
+        "per_seed": [{m: _rounded(v) for m, v in zip(names, row, strict=True)} for row in per_seed],
+    }
 
 
 def threshold_for_fpr(labels: np.ndarray, probabilities: np.ndarray, target_fpr: float) -> float:
@@ -180,6 +198,7 @@ def youden_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
 
 # --- reading the runs --------------------------------------------------------------------------------
 
+
 def _run_file(results_dir: Path, kind: str, seed: int, file: str) -> Path:
     return results_dir / paths.RUNS_DIR / paths.run_name(kind, seed) / file
 
@@ -197,28 +216,44 @@ def load_predictions(results_dir: Path, seeds: list[int], file: str = "predictio
     for frame in frames.values():
         if not frame.image_id.equals(base.image_id):
             raise ValueError(f"Runs were scored on different images in {file}; re-run `qcnn evaluate`.")
-    return {"frame": base[["image_id", "lesion_id", "dx", "label"]],
-            "p": {key: f.probability.to_numpy() for key, f in frames.items()}}
+    return {
+        "frame": base[["image_id", "lesion_id", "dx", "label"]],
+        "p": {key: f.probability.to_numpy() for key, f in frames.items()},
+    }
 
 
 # --- matched operating points and validation-chosen thresholds ---------------------------------------
 
-def _paired_block(labels: np.ndarray, weights: np.ndarray, seeds: list[int],
-                  predicted: dict[tuple[str, int], np.ndarray], thresholds: dict[tuple[str, int], float]) -> dict:
+
+def _paired_block(
+    labels: np.ndarray,
+    weights: np.ndarray,
+    seeds: list[int],
+    predicted: dict[tuple[str, int], np.ndarray],
+    thresholds: dict[tuple[str, int], float],
+) -> dict:
     """Both models and their difference over seeds, for per-run binary predictions."""
     ones = np.ones(len(labels))
     point = {k: np.stack([count_metrics(ones, labels, predicted[(k, s)]) for s in seeds]) for k in MODEL_KINDS}
-    boot = {k: np.stack([count_metrics(weights, labels, predicted[(k, s)]) for s in seeds], axis=1)
-            for k in MODEL_KINDS}
-    out = {k: {**_over_seeds(point[k], boot[k], COUNT_METRICS),
-               "thresholds": [round(thresholds[(k, s)], 6) for s in seeds]} for k in MODEL_KINDS}
-    out["difference"] = _over_seeds(point["qcnn"] - point["classical"], boot["qcnn"] - boot["classical"],
-                                    COUNT_METRICS, lower=-1.0)
+    boot = {
+        k: np.stack([count_metrics(weights, labels, predicted[(k, s)]) for s in seeds], axis=1) for k in MODEL_KINDS
+    }
+    out = {
+        k: {
+            **_over_seeds(point[k], boot[k], COUNT_METRICS),
+            "thresholds": [round(thresholds[(k, s)], 6) for s in seeds],
+        }
+        for k in MODEL_KINDS
+    }
+    out["difference"] = _over_seeds(
+        point["qcnn"] - point["classical"], boot["qcnn"] - boot["classical"], COUNT_METRICS, lower=-1.0
+    )
     return out
 
 
 def matched_operating_points(labels: np.ndarray, weights: np.ndarray, seeds: list[int], p: dict) -> dict:
     """At 0.5; and each model moved to the other's FPR / recall at 0.5, per seed."""
+
     def at(thresholds: dict) -> dict:
         predicted = {key: p[key] >= t for key, t in thresholds.items()}
         return _paired_block(labels, weights, seeds, predicted, thresholds)
@@ -238,33 +273,41 @@ def matched_operating_points(labels: np.ndarray, weights: np.ndarray, seeds: lis
     return out
 
 
-def validation_thresholds(results_dir: Path, labels: np.ndarray, weights: np.ndarray, seeds: list[int],
-                          p: dict) -> dict:
+def validation_thresholds(
+    results_dir: Path, labels: np.ndarray, weights: np.ndarray, seeds: list[int], p: dict
+) -> dict:
     """Thresholds chosen on each run's validation predictions (Youden's J; recall 85 %), applied to test."""
     val = load_predictions(results_dir, seeds, VAL_PREDICTIONS_FILE)
     if val is None:
-        return {"status": "not yet measured",
-                "reason": f"the runs' {VAL_PREDICTIONS_FILE} (validation-pool predictions) are not in the results; "
-                          "`qcnn evaluate` has to write them"}
+        return {
+            "status": "not yet measured",
+            "reason": f"the runs' {VAL_PREDICTIONS_FILE} (validation-pool predictions) are not in the results; "
+            "`qcnn evaluate` has to write them",
+        }
     val_labels = val["frame"].label.to_numpy()
     out = {"status": "measured"}
-    for rule, choose in (("youden", lambda y, q: youden_threshold(y, q)),
-                         ("recall_85", lambda y, q: threshold_for_recall(y, q, FIXED_RECALL))):
+    for rule, choose in (
+        ("youden", lambda y, q: youden_threshold(y, q)),
+        ("recall_85", lambda y, q: threshold_for_recall(y, q, FIXED_RECALL)),
+    ):
         thresholds = {key: choose(val_labels, val["p"][key]) for key in p}
-        out[rule] = _paired_block(labels, weights, seeds, {key: p[key] >= t for key, t in thresholds.items()},
-                                  thresholds)
+        out[rule] = _paired_block(
+            labels, weights, seeds, {key: p[key] >= t for key, t in thresholds.items()}, thresholds
+        )
     return out
 
 
 # --- calibration -------------------------------------------------------------------------------------
+
 
 def calibration_bins(probabilities: np.ndarray, n_bins: int = N_CALIBRATION_BINS) -> np.ndarray:
     """Equal-width bin index of each probability (the binning of sklearn's ``calibration_curve``)."""
     return np.searchsorted(np.linspace(0, 1, n_bins + 1)[1:-1], probabilities)
 
 
-def brier_and_ece(weights: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
-                  n_bins: int = N_CALIBRATION_BINS) -> tuple[np.ndarray, np.ndarray]:
+def brier_and_ece(
+    weights: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, n_bins: int = N_CALIBRATION_BINS
+) -> tuple[np.ndarray, np.ndarray]:
     """Brier score and expected calibration error under per-image ``weights`` (..., n).
 
     ECE = Σ_bins (n_bin / n) · |mean predicted − observed fraction| over equal-width bins.
@@ -283,8 +326,11 @@ def reliability(labels: np.ndarray, probabilities: np.ndarray, n_bins: int = N_C
     keep = count > 0
     predicted = np.bincount(bins, probabilities, n_bins)[keep] / count[keep]
     observed = np.bincount(bins, labels, n_bins)[keep] / count[keep]
-    return {"predicted": predicted.round(6).tolist(), "observed": observed.round(6).tolist(),
-            "count": count[keep].tolist()}
+    return {
+        "predicted": predicted.round(6).tolist(),
+        "observed": observed.round(6).tolist(),
+        "count": count[keep].tolist(),
+    }
 
 
 def calibration(labels: np.ndarray, weights: np.ndarray, seeds: list[int], p: dict) -> dict:
@@ -297,18 +343,22 @@ def calibration(labels: np.ndarray, weights: np.ndarray, seeds: list[int], p: di
     out = {"n_bins": N_CALIBRATION_BINS, "binning": "equal width on [0, 1]", "seeds": seeds}
     for k in MODEL_KINDS:
         per_seed_ci = [interval(boot[k][:, i]) for i in range(len(seeds))]
-        out[k] = {**_over_seeds(point[k], boot[k], names),
-                  "per_seed_ci95": [{m: [_rounded(lo), _rounded(hi)] for m, (lo, hi) in zip(names, ci, strict=True)}
-                                    for ci in per_seed_ci],
-                  "reliability_pooled": reliability(np.tile(labels, len(seeds)),
-                                                    np.concatenate([p[(k, s)] for s in seeds])),
-                  "reliability_per_seed": [reliability(labels, p[(k, s)]) for s in seeds]}
-    out["difference"] = _over_seeds(point["qcnn"] - point["classical"], boot["qcnn"] - boot["classical"], names,
-                                    lower=-1.0)
+        out[k] = {
+            **_over_seeds(point[k], boot[k], names),
+            "per_seed_ci95": [
+                {m: [_rounded(lo), _rounded(hi)] for m, (lo, hi) in zip(names, ci, strict=True)} for ci in per_seed_ci
+            ],
+            "reliability_pooled": reliability(np.tile(labels, len(seeds)), np.concatenate([p[(k, s)] for s in seeds])),
+            "reliability_per_seed": [reliability(labels, p[(k, s)]) for s in seeds],
+        }
+    out["difference"] = _over_seeds(
+        point["qcnn"] - point["classical"], boot["qcnn"] - boot["classical"], names, lower=-1.0
+    )
     return out
 
 
 # --- subgroups ---------------------------------------------------------------------------------------
+
 
 def age_band(age: float) -> str:
     if pd.isna(age):
@@ -320,8 +370,12 @@ def subgroup_table(frame: pd.DataFrame, metadata: pd.DataFrame) -> pd.DataFrame:
     """The test images with their diagnosis, sex, age band and body site from HAM10000's metadata."""
     meta = metadata.set_index("image_id")
     joined = frame.join(meta[["sex", "age", "localization"]], on="image_id")
-    return joined.assign(diagnosis=joined.dx, sex=joined.sex.fillna("unknown"),
-                         age_band=joined.age.map(age_band), body_site=joined.localization.fillna("unknown"))
+    return joined.assign(
+        diagnosis=joined.dx,
+        sex=joined.sex.fillna("unknown"),
+        age_band=joined.age.map(age_band),
+        body_site=joined.localization.fillna("unknown"),
+    )
 
 
 SUBGROUP_METRICS = ("accuracy", "recall", "specificity")
@@ -332,9 +386,12 @@ def subgroups(frame: pd.DataFrame, metadata: pd.DataFrame, weights: np.ndarray, 
     table = subgroup_table(frame, metadata)
     labels = table.label.to_numpy()
     idx = {name: METRIC_INDEX[name] for name in SUBGROUP_METRICS}
-    out = {"small_sample_rule": f"fewer than {SMALL_GROUP_LESIONS} lesions, or fewer than {SMALL_GROUP_CLASS} "
-                                "images of the class a metric is computed on",
-           "metrics": list(SUBGROUP_METRICS), "by": {}}
+    out = {
+        "small_sample_rule": f"fewer than {SMALL_GROUP_LESIONS} lesions, or fewer than {SMALL_GROUP_CLASS} "
+        "images of the class a metric is computed on",
+        "metrics": list(SUBGROUP_METRICS),
+        "by": {},
+    }
     predicted = {key: v >= THRESHOLD for key, v in p.items()}
     for column in ("diagnosis", "sex", "age_band", "body_site"):
         groups = []
@@ -345,27 +402,39 @@ def subgroups(frame: pd.DataFrame, metadata: pd.DataFrame, weights: np.ndarray, 
             point = {k: np.stack([count_metrics(ones, labels, predicted[(k, s)]) for s in seeds]) for k in MODEL_KINDS}
             boot = {k: np.stack([count_metrics(w, labels, predicted[(k, s)]) for s in seeds], 1) for k in MODEL_KINDS}
             cols = list(idx.values())
-            entry = {"group": str(value), "images": int(mask.sum()), "lesions": int(rows.lesion_id.nunique()),
-                     "malignant": n_pos, "benign": n_neg}
+            entry = {
+                "group": str(value),
+                "images": int(mask.sum()),
+                "lesions": int(rows.lesion_id.nunique()),
+                "malignant": n_pos,
+                "benign": n_neg,
+            }
             for k in MODEL_KINDS:
                 entry[k] = _over_seeds(point[k][:, cols], boot[k][:, :, cols], SUBGROUP_METRICS)
-            entry["difference"] = _over_seeds(point["qcnn"][:, cols] - point["classical"][:, cols],
-                                              boot["qcnn"][:, :, cols] - boot["classical"][:, :, cols],
-                                              SUBGROUP_METRICS, lower=-1.0)
+            entry["difference"] = _over_seeds(
+                point["qcnn"][:, cols] - point["classical"][:, cols],
+                boot["qcnn"][:, :, cols] - boot["classical"][:, :, cols],
+                SUBGROUP_METRICS,
+                lower=-1.0,
+            )
             for part in ("mean", "ci95"):  # a metric of a class the group lacks is undefined, not 0
                 for block in (entry["qcnn"], entry["classical"], entry["difference"]):
                     if n_pos == 0:
                         block[part]["recall"] = None
                     if n_neg == 0:
                         block[part]["specificity"] = None
-            entry["small_sample"] = bool(entry["lesions"] < SMALL_GROUP_LESIONS
-                                         or (0 < n_pos < SMALL_GROUP_CLASS) or (0 < n_neg < SMALL_GROUP_CLASS))
+            entry["small_sample"] = bool(
+                entry["lesions"] < SMALL_GROUP_LESIONS
+                or (0 < n_pos < SMALL_GROUP_CLASS)
+                or (0 < n_neg < SMALL_GROUP_CLASS)
+            )
             groups.append(entry)
         out["by"][column] = groups
     return out
 
 
 # --- the command -------------------------------------------------------------------------------------
+
 
 def _seeds(results_dir: Path) -> list[int]:
     summary = json.loads((results_dir / paths.SUMMARY_FILE).read_text())
@@ -390,8 +459,13 @@ def read_metadata(data_dir: str | Path | None) -> pd.DataFrame | None:
     return pd.read_csv(path, dtype={"image_id": str, "lesion_id": str})
 
 
-def referee(results_dir: str | Path, data_dir: str | Path | None = None, n_bootstrap: int = 1000,
-            seed: int = 0, metadata: pd.DataFrame | None = None) -> dict:
+def referee(
+    results_dir: str | Path,
+    data_dir: str | Path | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    metadata: pd.DataFrame | None = None,
+) -> dict:
     """Write results/referee.json: threshold analysis, calibration and subgroups, from the committed runs.
 
     ``metadata`` (image_id, sex, age, localization) overrides the data folder's HAM10000_metadata.csv.
@@ -408,14 +482,21 @@ def referee(results_dir: str | Path, data_dir: str | Path | None = None, n_boots
     weights = lesion_weights(frame.lesion_id.to_numpy(), n_bootstrap, seed).astype(float)
     metadata = metadata if metadata is not None else read_metadata(data_dir)
     out = {
-        "seeds": seeds, "n_test": len(labels), "n_bootstrap": n_bootstrap, "bootstrap_unit": "lesion",
-        "bootstrap_seed": seed, "interval_method": interval_method(len(seeds)),
+        "seeds": seeds,
+        "n_test": len(labels),
+        "n_bootstrap": n_bootstrap,
+        "bootstrap_unit": "lesion",
+        "bootstrap_seed": seed,
+        "interval_method": interval_method(len(seeds)),
         "reported_threshold": reported_threshold_analysis(),
         "matched": matched_operating_points(labels, weights, seeds, p),
         "validation_thresholds": validation_thresholds(results_dir, labels, weights, seeds, p),
         "calibration": calibration(labels, weights, seeds, p),
-        "subgroups": (subgroups(frame, metadata, weights, seeds, p) if metadata is not None else
-                      {"status": "not yet measured", "reason": "HAM10000_metadata.csv not found: set QCNN_DATA_DIR"}),
+        "subgroups": (
+            subgroups(frame, metadata, weights, seeds, p)
+            if metadata is not None
+            else {"status": "not yet measured", "reason": "HAM10000_metadata.csv not found: set QCNN_DATA_DIR"}
+        ),
     }
     write_json(results_dir / REFEREE_FILE, out)
     return out

@@ -6,8 +6,13 @@ import streamlit as st
 
 from qcnn.app import ui
 
-STATUS_COLOURS = {"reproduced": "green", "partly": "orange", "not reproduced": "gray", "contradicted": "red",
-                  "not yet measured": "blue"}
+STATUS_COLOURS = {
+    "reproduced": "green",
+    "partly": "orange",
+    "not reproduced": "gray",
+    "contradicted": "red",
+    "not yet measured": "blue",
+}
 VERDICT_COLOURS = {"QCNN better": "violet", "classical better": "blue", "inconclusive": "gray"}
 
 
@@ -29,29 +34,38 @@ def render_ledger(ledger: dict | None) -> None:
     st.markdown(" ".join(f"{badge(s, STATUS_COLOURS)} {n}" for s, n in counts.items() if n))
     rows = ["| claim (study) | reported | measured (mean [95% CI]) | status |", "|---|---|---|---|"]
     for c in ledger["claims"]:
-        rows.append(f"| {_cell(c['claim'])} | {_cell(c['reported'])} | {_cell(c['measured'])} | "
-                    f"{badge(c['status'], STATUS_COLOURS)} |")
+        rows.append(
+            f"| {_cell(c['claim'])} | {_cell(c['reported'])} | {_cell(c['measured'])} | "
+            f"{badge(c['status'], STATUS_COLOURS)} |"
+        )
     st.markdown("\n".join(rows))
     with st.expander("How each status is decided"):
-        st.markdown(f"Every claim is split into parts, each a difference with a 95% interval. {ledger['part_rule']}. "
-                    f"Then: {ledger['status_rule']}.")
+        st.markdown(
+            f"Every claim is split into parts, each a difference with a 95% interval. {ledger['part_rule']}. "
+            f"Then: {ledger['status_rule']}."
+        )
         if ledger.get("interval_method"):
             st.markdown(f"Intervals of differences between the models: {ledger['interval_method']}.")
         for c in ledger["claims"]:
             parts = "; ".join(f"{p['name']}: {p['outcome']}" for p in c["parts"])
-            st.markdown(f"- **{_cell(c['claim'])}** — {c['note'] or 'no parts yet'}."
-                        + (f" Parts: {parts}." if parts else ""))
+            st.markdown(
+                f"- **{_cell(c['claim'])}** — {c['note'] or 'no parts yet'}." + (f" Parts: {parts}." if parts else "")
+            )
 
 
 def render_metric_verdicts(ledger: dict | None) -> None:
     """The reproduced difference per reported metric with its interval and verdict."""
     if ledger is None or not ledger.get("metrics"):
         return
-    rows = ["| metric | QCNN − classical (mean over seeds) | 95% interval (seeds and lesions) | verdict | reported Δ |",
-            "|---|---|---|---|---|"]
+    rows = [
+        "| metric | QCNN − classical (mean over seeds) | 95% interval (seeds and lesions) | verdict | reported Δ |",
+        "|---|---|---|---|---|",
+    ]
     for v in ledger["metrics"]:
         lo, hi = v["ci95"]
-        rows.append(f"| {v['metric'] if v['metric'] not in ('f1', 'auc') else v['metric'].upper()} | "
-                    f"{ui.pts(v['difference'])} | [{100 * lo:+.2f}, {100 * hi:+.2f}] | "
-                    f"{badge(v['verdict'], VERDICT_COLOURS)} | {ui.pts(v['reported'])} |")
+        rows.append(
+            f"| {v['metric'] if v['metric'] not in ('f1', 'auc') else v['metric'].upper()} | "
+            f"{ui.pts(v['difference'])} | [{100 * lo:+.2f}, {100 * hi:+.2f}] | "
+            f"{badge(v['verdict'], VERDICT_COLOURS)} | {ui.pts(v['reported'])} |"
+        )
     st.markdown("\n".join(rows))

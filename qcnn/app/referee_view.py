@@ -14,8 +14,16 @@ from qcnn.app import ui
 from qcnn.app.style import MODEL_COLOURS, MODEL_LABELS
 
 KINDS = ("qcnn", "classical")
-LABELS = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "specificity": "specificity",
-          "f1": "F1", "positive_rate": "positive rate", "brier": "Brier score", "ece": "ECE"}
+LABELS = {
+    "accuracy": "accuracy",
+    "precision": "precision",
+    "recall": "recall",
+    "specificity": "specificity",
+    "f1": "F1",
+    "positive_rate": "positive rate",
+    "brier": "Brier score",
+    "ece": "ECE",
+}
 COMPARISONS = {
     "at_0.5": "both at threshold 0.5 (the study's setting)",
     "classical_at_qcnn_fpr": "classical moved to the QCNN's false-positive rate",
@@ -45,35 +53,60 @@ def _verdict(ci: list | None) -> str:
 
 # --- the threshold question -------------------------------------------------------------------------
 
+
 def _reported(analysis: dict) -> None:
     st.markdown(f"**{ui.REPORTED}: could the headline come from the threshold alone?**")
     points, at_fpr = analysis["operating_points"], analysis["classical_at_qcnn_fpr"]
     rows = []
     for k in KINDS:
         p, r = points[k], study.EXPERIMENT_4[k]
-        rows.append({"model": MODEL_LABELS[k], "recall (reported)": _pct(p["recall"], 2),
-                     "precision (reported)": _pct(r["precision"], 2), "→ false-positive rate": _pct(p["fpr"], 2),
-                     "→ positive-prediction rate": _pct(p["positive_rate"], 2),
-                     "→ accuracy (check; reported)": f"{_pct(p['implied_accuracy'], 2)} ({_pct(r['accuracy'], 2)})",
-                     "AUC (reported)": f"{p['auc']:.4f}",
-                     "AUC of a binormal ROC through this point": f"{p['auc_implied_by_point']:.4f}"})
+        rows.append(
+            {
+                "model": MODEL_LABELS[k],
+                "recall (reported)": _pct(p["recall"], 2),
+                "precision (reported)": _pct(r["precision"], 2),
+                "→ false-positive rate": _pct(p["fpr"], 2),
+                "→ positive-prediction rate": _pct(p["positive_rate"], 2),
+                "→ accuracy (check; reported)": f"{_pct(p['implied_accuracy'], 2)} ({_pct(r['accuracy'], 2)})",
+                "AUC (reported)": f"{p['auc']:.4f}",
+                "AUC of a binormal ROC through this point": f"{p['auc_implied_by_point']:.4f}",
+            }
+        )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="referee_reported_points")
     left, right = st.columns([3, 2], gap="large")
     with left:
         q = study.EXPERIMENT_4["qcnn"]
-        table = pd.DataFrame([
-            {"": "QCNN as reported", **{LABELS[m]: _pct(q[m], 2) for m in ("accuracy", "precision", "recall", "f1")}},
-            {"": "classical on its binormal ROC at the QCNN's FPR",
-             **{LABELS[m]: _pct(at_fpr[m], 2) for m in ("accuracy", "precision", "recall", "f1")}},
-            {"": "QCNN − that", **{LABELS[m]: f"{100 * (q[m] - at_fpr[m]):+.2f} pts"
-                                   for m in ("accuracy", "precision", "recall", "f1")}},
-        ])
+        table = pd.DataFrame(
+            [
+                {
+                    "": "QCNN as reported",
+                    **{LABELS[m]: _pct(q[m], 2) for m in ("accuracy", "precision", "recall", "f1")},
+                },
+                {
+                    "": "classical on its binormal ROC at the QCNN's FPR",
+                    **{LABELS[m]: _pct(at_fpr[m], 2) for m in ("accuracy", "precision", "recall", "f1")},
+                },
+                {
+                    "": "QCNN − that",
+                    **{
+                        LABELS[m]: f"{100 * (q[m] - at_fpr[m]):+.2f} pts"
+                        for m in ("accuracy", "precision", "recall", "f1")
+                    },
+                },
+            ]
+        )
         st.dataframe(table, hide_index=True, width="stretch", key="referee_at_fpr")
         explained = analysis["explainable_by_threshold"]
         box = st.success if explained else st.info
-        box(("**Explainable by threshold choice alone.** " if explained else
-             "**Not explainable by threshold choice alone.** ") + f"Rule: {analysis['rule']}.",
-            icon=":material/tune:")
+        box(
+            (
+                "**Explainable by threshold choice alone.** "
+                if explained
+                else "**Not explainable by threshold choice alone.** "
+            )
+            + f"Rule: {analysis['rule']}.",
+            icon=":material/tune:",
+        )
         st.markdown("Assumptions: " + "; ".join(analysis["assumptions"]) + ".")
     with right:
         st.plotly_chart(_binormal_figure(analysis), key="referee_binormal")
@@ -83,12 +116,27 @@ def _binormal_figure(analysis: dict) -> go.Figure:
     fig = go.Figure()
     for k in KINDS:
         curve, point = analysis["binormal_roc"][k], analysis["operating_points"][k]
-        fig.add_scatter(x=curve["fpr"], y=curve["tpr"], mode="lines", line={"color": MODEL_COLOURS[k]},
-                        name=f"{MODEL_LABELS[k]} binormal ROC (AUC {point['auc']:.4f})")
-        fig.add_scatter(x=[point["fpr"]], y=[point["recall"]], mode="markers", marker={"color": MODEL_COLOURS[k],
-                        "size": 11, "symbol": "diamond"}, name=f"{MODEL_LABELS[k]} reported point")
-    fig.update_layout(height=330, margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend={"font": {"size": 10}},
-                      xaxis_title="false-positive rate", yaxis_title="recall (TPR)")
+        fig.add_scatter(
+            x=curve["fpr"],
+            y=curve["tpr"],
+            mode="lines",
+            line={"color": MODEL_COLOURS[k]},
+            name=f"{MODEL_LABELS[k]} binormal ROC (AUC {point['auc']:.4f})",
+        )
+        fig.add_scatter(
+            x=[point["fpr"]],
+            y=[point["recall"]],
+            mode="markers",
+            marker={"color": MODEL_COLOURS[k], "size": 11, "symbol": "diamond"},
+            name=f"{MODEL_LABELS[k]} reported point",
+        )
+    fig.update_layout(
+        height=330,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"font": {"size": 10}},
+        xaxis_title="false-positive rate",
+        yaxis_title="recall (TPR)",
+    )
     return fig
 
 
@@ -106,9 +154,11 @@ def _matched(matched: dict) -> None:
         row["accuracy verdict"] = _verdict(d["ci95"]["accuracy"])
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="referee_matched")
-    st.caption("QCNN − classical in points, mean over seeds [95% interval over seeds and test lesions]. The moved "
-               "model's threshold is set per seed on the test set itself, to the other model's rate at 0.5; the "
-               "bootstrap holds that threshold fixed.")
+    st.caption(
+        "QCNN − classical in points, mean over seeds [95% interval over seeds and test lesions]. The moved "
+        "model's threshold is set per seed on the test set itself, to the other model's rate at 0.5; the "
+        "bootstrap holds that threshold fixed."
+    )
 
 
 def _validation(validation: dict) -> None:
@@ -121,13 +171,24 @@ def _validation(validation: dict) -> None:
         block = validation[rule]
         for k in KINDS:
             row = {"rule": label, "model": MODEL_LABELS[k]}
-            row.update({LABELS[m]: f"{_pct(block[k]['mean'][m])} {_ci(block[k]['ci95'][m], signed=False)}"
-                        for m in ("accuracy", "precision", "recall", "specificity", "f1")})
+            row.update(
+                {
+                    LABELS[m]: f"{_pct(block[k]['mean'][m])} {_ci(block[k]['ci95'][m], signed=False)}"
+                    for m in ("accuracy", "precision", "recall", "specificity", "f1")
+                }
+            )
             rows.append(row)
         d = block["difference"]
-        rows.append({"rule": label, "model": "Δ QCNN − classical",
-                     **{LABELS[m]: f"{100 * d['mean'][m]:+.1f} {_ci(d['ci95'][m])}"
-                        for m in ("accuracy", "precision", "recall", "specificity", "f1")}})
+        rows.append(
+            {
+                "rule": label,
+                "model": "Δ QCNN − classical",
+                **{
+                    LABELS[m]: f"{100 * d['mean'][m]:+.1f} {_ci(d['ci95'][m])}"
+                    for m in ("accuracy", "precision", "recall", "specificity", "f1")
+                },
+            }
+        )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="referee_validation")
 
 
@@ -143,21 +204,37 @@ def render_threshold(referee: dict | None) -> None:
 
 # --- calibration --------------------------------------------------------------------------------------
 
+
 def _reliability_figure(calibration: dict) -> go.Figure:
     fig = go.Figure()
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"color": "#999999", "dash": "dot"}, name="perfect")
     for k in KINDS:
         for i, r in enumerate(calibration[k]["reliability_per_seed"]):
-            fig.add_scatter(x=r["predicted"], y=r["observed"], mode="lines", line={"color": MODEL_COLOURS[k],
-                            "width": 1}, opacity=0.3, showlegend=False,
-                            name=f"{MODEL_LABELS[k]} seed {calibration['seeds'][i]}")
+            fig.add_scatter(
+                x=r["predicted"],
+                y=r["observed"],
+                mode="lines",
+                line={"color": MODEL_COLOURS[k], "width": 1},
+                opacity=0.3,
+                showlegend=False,
+                name=f"{MODEL_LABELS[k]} seed {calibration['seeds'][i]}",
+            )
         pooled = calibration[k]["reliability_pooled"]
-        fig.add_scatter(x=pooled["predicted"], y=pooled["observed"], mode="lines+markers",
-                        line={"color": MODEL_COLOURS[k], "width": 3}, name=f"{MODEL_LABELS[k]} (all seeds)",
-                        customdata=pooled["count"],
-                        hovertemplate="predicted %{x:.2f} · observed %{y:.2f} · %{customdata} images")
-    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                      xaxis_title="mean predicted probability (bin)", yaxis_title="observed malignant fraction")
+        fig.add_scatter(
+            x=pooled["predicted"],
+            y=pooled["observed"],
+            mode="lines+markers",
+            line={"color": MODEL_COLOURS[k], "width": 3},
+            name=f"{MODEL_LABELS[k]} (all seeds)",
+            customdata=pooled["count"],
+            hovertemplate="predicted %{x:.2f} · observed %{y:.2f} · %{customdata} images",
+        )
+    fig.update_layout(
+        height=360,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis_title="mean predicted probability (bin)",
+        yaxis_title="observed malignant fraction",
+    )
     return fig
 
 
@@ -175,27 +252,47 @@ def render_calibration(referee: dict | None) -> None:
         rows = []
         for k in KINDS:
             block = cal[k]
-            rows.append({"": f"{MODEL_LABELS[k]}, mean over seeds",
-                         **{LABELS[m]: f"{block['mean'][m]:.4f} [{block['ci95'][m][0]:.4f}, {block['ci95'][m][1]:.4f}]"
-                            for m in ("brier", "ece")}})
+            rows.append(
+                {
+                    "": f"{MODEL_LABELS[k]}, mean over seeds",
+                    **{
+                        LABELS[m]: f"{block['mean'][m]:.4f} [{block['ci95'][m][0]:.4f}, {block['ci95'][m][1]:.4f}]"
+                        for m in ("brier", "ece")
+                    },
+                }
+            )
         d = cal["difference"]
-        rows.append({"": "Δ QCNN − classical", **{LABELS[m]: f"{d['mean'][m]:+.4f} [{d['ci95'][m][0]:+.4f}, "
-                                                             f"{d['ci95'][m][1]:+.4f}]" for m in ("brier", "ece")}})
+        rows.append(
+            {
+                "": "Δ QCNN − classical",
+                **{
+                    LABELS[m]: f"{d['mean'][m]:+.4f} [{d['ci95'][m][0]:+.4f}, {d['ci95'][m][1]:+.4f}]"
+                    for m in ("brier", "ece")
+                },
+            }
+        )
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="referee_calibration")
         per_seed = []
         for k in KINDS:
             for s, values, ci in zip(cal["seeds"], cal[k]["per_seed"], cal[k]["per_seed_ci95"], strict=True):
-                per_seed.append({"model": MODEL_LABELS[k], "seed": s,
-                                 **{LABELS[m]: f"{values[m]:.4f} [{ci[m][0]:.4f}, {ci[m][1]:.4f}]"
-                                    for m in ("brier", "ece")}})
+                per_seed.append(
+                    {
+                        "model": MODEL_LABELS[k],
+                        "seed": s,
+                        **{LABELS[m]: f"{values[m]:.4f} [{ci[m][0]:.4f}, {ci[m][1]:.4f}]" for m in ("brier", "ece")},
+                    }
+                )
         with st.expander("Per seed (95% lesion-bootstrap intervals, one training run each)"):
             st.dataframe(pd.DataFrame(per_seed), hide_index=True, width="stretch", key="referee_calibration_seeds")
-        st.caption("Lower is better for both. Brier: mean squared error of the probability. ECE: the image-weighted "
-                   "mean gap between predicted probability and observed malignant fraction over the bins. Mean-over-"
-                   "seed intervals count seeds and test lesions.")
+        st.caption(
+            "Lower is better for both. Brier: mean squared error of the probability. ECE: the image-weighted "
+            "mean gap between predicted probability and observed malignant fraction over the bins. Mean-over-"
+            "seed intervals count seeds and test lesions."
+        )
 
 
 # --- subgroups ----------------------------------------------------------------------------------------
+
 
 def render_subgroups(referee: dict | None) -> None:
     st.header("Subgroups")
@@ -206,25 +303,38 @@ def render_subgroups(referee: dict | None) -> None:
     if sub.get("status") == "not yet measured":
         st.info(f"**Not yet measured.** {sub.get('reason', '')} and run `qcnn referee`.", icon=":material/info:")
         return
-    grouping = st.segmented_control("Group by", list(GROUPINGS), format_func=GROUPINGS.get, default="diagnosis",
-                                    key="referee_grouping") or "diagnosis"
+    grouping = (
+        st.segmented_control(
+            "Group by", list(GROUPINGS), format_func=GROUPINGS.get, default="diagnosis", key="referee_grouping"
+        )
+        or "diagnosis"
+    )
     rows = []
     for g in sub["by"][grouping]:
         row = {"group": g["group"], "images": g["images"], "lesions": g["lesions"], "malignant": g["malignant"]}
         for m in sub["metrics"]:
             for k in KINDS:
-                row[f"{MODEL_LABELS[k]} {LABELS[m]}"] = (f"{_pct(g[k]['mean'][m])} {_ci(g[k]['ci95'][m], signed=False)}"
-                                                         if g[k]["mean"][m] is not None else "–")
+                row[f"{MODEL_LABELS[k]} {LABELS[m]}"] = (
+                    f"{_pct(g[k]['mean'][m])} {_ci(g[k]['ci95'][m], signed=False)}"
+                    if g[k]["mean"][m] is not None
+                    else "–"
+                )
             d = g["difference"]
-            row[f"Δ {LABELS[m]}"] = (f"{100 * d['mean'][m]:+.1f} {_ci(d['ci95'][m])}"
-                                     if d["mean"][m] is not None else "–")
+            row[f"Δ {LABELS[m]}"] = (
+                f"{100 * d['mean'][m]:+.1f} {_ci(d['ci95'][m])}" if d["mean"][m] is not None else "–"
+            )
         row["Δ accuracy verdict"] = _verdict(g["difference"]["ci95"]["accuracy"])
         row["sample"] = "⚠ small" if g["small_sample"] else ""
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="referee_subgroups")
     small = [g["group"] for g in sub["by"][grouping] if g["small_sample"]]
     if small:
-        st.warning(f"Small samples ({sub['small_sample_rule']}): {', '.join(small)}. Their intervals rest on few "
-                   "lesions; read them as rough.", icon=":material/warning:")
-    st.caption("Threshold 0.5, percent, mean over seeds [95% interval over seeds and test lesions]. Recall is "
-               "undefined for a group without malignant images, specificity for one without benign images.")
+        st.warning(
+            f"Small samples ({sub['small_sample_rule']}): {', '.join(small)}. Their intervals rest on few "
+            "lesions; read them as rough.",
+            icon=":material/warning:",
+        )
+    st.caption(
+        "Threshold 0.5, percent, mean over seeds [95% interval over seeds and test lesions]. Recall is "
+        "undefined for a group without malignant images, specificity for one without benign images."
+    )
