@@ -87,7 +87,7 @@ def test_subgroups_switch_grouping_and_flag_small_groups(synthetic):
     referee = json.loads((synthetic / REFEREE_FILE).read_text())
     table = frame_with(at, "lesions")
     assert list(table.group) == [g["group"] for g in referee["subgroups"]["by"]["diagnosis"]]
-    at.segmented_control(key="referee_grouping").set_value("body_site").run()
+    at.radio(key="referee_grouping").set_value("body_site").run()
     assert not at.exception
     table = frame_with(at, "lesions")
     groups = referee["subgroups"]["by"]["body_site"]
@@ -96,6 +96,11 @@ def test_subgroups_switch_grouping_and_flag_small_groups(synthetic):
     assert small, "the synthetic acral group is small"
     assert list(table.group[table["sample"] != ""]) == small
     assert any("Small samples" in w.value for w in at.warning)
+    at.radio(key="referee_subgroup_metric").set_value("recall").run()
+    table = frame_with(at, "lesions")
+    for value, g in zip(table["Δ QCNN − classical"], groups, strict=True):
+        d = g["difference"]["mean"]["recall"]
+        assert (value == "–") if d is None else value.startswith(f"{100 * d:+.1f} ")
 
 
 def test_pages_say_which_command_writes_the_missing_files(synthetic_dir, tmp_path, monkeypatch):

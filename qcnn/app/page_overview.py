@@ -108,7 +108,8 @@ def _setting_table(split: dict | None, summary: dict | None) -> None:
         ("Classical control", "same data, same backbone — only the quantum layer differs",
          "same network with softmax(Linear(8 → 256)) in place of the circuit"),
         ("Repetitions", "one run", seeds),
-        ("Uncertainty", "none reported", "lesion-level bootstrap 95% intervals; McNemar's exact test"),
+        ("Uncertainty", "none reported", "95% intervals over training seeds and test lesions (t over seeds plus "
+         "lesion-bootstrap variance); McNemar's exact test on seed 0"),
     ]
     st.markdown(_markdown_table(["", ui.REPORTED, ui.REPRODUCED], [(f"**{a}**", b, c) for a, b, c in rows]))
     if split is not None:

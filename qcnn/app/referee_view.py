@@ -69,7 +69,7 @@ def _reported(analysis: dict) -> None:
                 "→ positive-prediction rate": _pct(p["positive_rate"], 2),
                 "→ accuracy (check; reported)": f"{_pct(p['implied_accuracy'], 2)} ({_pct(r['accuracy'], 2)})",
                 "AUC (reported)": f"{p['auc']:.4f}",
-                "AUC of a binormal ROC through this point": f"{p['auc_implied_by_point']:.4f}",
+                "binormal AUC through the point": f"{p['auc_implied_by_point']:.4f}",
             }
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="referee_reported_points")
@@ -131,9 +131,9 @@ def _binormal_figure(analysis: dict) -> go.Figure:
             name=f"{MODEL_LABELS[k]} reported point",
         )
     fig.update_layout(
-        height=330,
+        height=440,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        legend={"font": {"size": 10}},
+        legend={"font": {"size": 10}, "orientation": "h", "y": -0.2},
         xaxis_title="false-positive rate",
         yaxis_title="recall (TPR)",
     )
@@ -230,8 +230,9 @@ def _reliability_figure(calibration: dict) -> go.Figure:
             hovertemplate="predicted %{x:.2f} · observed %{y:.2f} · %{customdata} images",
         )
     fig.update_layout(
-        height=360,
+        height=440,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        legend={"orientation": "h", "y": -0.2},
         xaxis_title="mean predicted probability (bin)",
         yaxis_title="observed malignant fraction",
     )
@@ -244,7 +245,7 @@ def render_calibration(referee: dict | None) -> None:
         ui.missing("calibration", "referee.json")
         return
     cal = referee["calibration"]
-    left, right = st.columns([1, 1], gap="large")
+    left, right = st.columns([2, 3], gap="large")
     with left:
         st.markdown(f"**Reliability diagram** · {cal['n_bins']} bins, {cal['binning']}; thin lines: one per seed")
         st.plotly_chart(_reliability_figure(cal), key="referee_reliability")
@@ -303,27 +304,24 @@ def render_subgroups(referee: dict | None) -> None:
     if sub.get("status") == "not yet measured":
         st.info(f"**Not yet measured.** {sub.get('reason', '')} and run `qcnn referee`.", icon=":material/info:")
         return
-    grouping = (
-        st.segmented_control(
-            "Group by", list(GROUPINGS), format_func=GROUPINGS.get, default="diagnosis", key="referee_grouping"
-        )
-        or "diagnosis"
+    left, right = st.columns(2)
+    grouping = left.radio(
+        "Group by", list(GROUPINGS), format_func=GROUPINGS.get, horizontal=True, key="referee_grouping"
+    )
+    metric = right.radio(
+        "Metric", list(sub["metrics"]), format_func=LABELS.get, horizontal=True, key="referee_subgroup_metric"
     )
     rows = []
     for g in sub["by"][grouping]:
         row = {"group": g["group"], "images": g["images"], "lesions": g["lesions"], "malignant": g["malignant"]}
-        for m in sub["metrics"]:
-            for k in KINDS:
-                row[f"{MODEL_LABELS[k]} {LABELS[m]}"] = (
-                    f"{_pct(g[k]['mean'][m])} {_ci(g[k]['ci95'][m], signed=False)}"
-                    if g[k]["mean"][m] is not None
-                    else "–"
-                )
-            d = g["difference"]
-            row[f"Δ {LABELS[m]}"] = (
-                f"{100 * d['mean'][m]:+.1f} {_ci(d['ci95'][m])}" if d["mean"][m] is not None else "–"
-            )
-        row["Δ accuracy verdict"] = _verdict(g["difference"]["ci95"]["accuracy"])
+        for k in KINDS:
+            value = g[k]["mean"][metric]
+            row[MODEL_LABELS[k]] = "–" if value is None else f"{_pct(value)} {_ci(g[k]['ci95'][metric], signed=False)}"
+        d = g["difference"]
+        row["Δ QCNN − classical"] = (
+            "–" if d["mean"][metric] is None else f"{100 * d['mean'][metric]:+.1f} {_ci(d['ci95'][metric])}"
+        )
+        row["verdict"] = _verdict(d["ci95"][metric])
         row["sample"] = "⚠ small" if g["small_sample"] else ""
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="referee_subgroups")
