@@ -208,3 +208,31 @@ def build_ledger_like() -> dict:
         "metrics": metric_verdicts(s),
         "claims": [headline_claim(s), expressivity_claim(paths.REPO_ROOT / "x")],
     }
+
+
+def test_the_commands_rewrite_summary_referee_and_ledger(tmp_path, monkeypatch, capsys):
+    """qcnn summarize → referee → ledger on a results folder, from its per-run files alone."""
+    from qcnn.cli import main
+    from qcnn.testing import write_synthetic_results
+
+    monkeypatch.delenv("QCNN_DATA_DIR", raising=False)
+    results = write_synthetic_results(tmp_path / "r", n_test=200, seeds=(0, 1), epochs=3, n_bootstrap=20)
+    (results / LEDGER_FILE).unlink()
+    assert main(["summarize", "--results-dir", str(results), "--n-bootstrap", "30"]) == 0
+    summary = json.loads((results / paths.SUMMARY_FILE).read_text())
+    assert summary["n_bootstrap"] == 30 and "seeds − 1" in summary["difference"]["interval_method"]
+    assert main(["referee", "--results-dir", str(results), "--n-bootstrap", "30"]) == 0
+    referee = json.loads((results / "referee.json").read_text())
+    assert referee["subgroups"]["status"] == "not yet measured"  # no metadata without a data folder
+    assert main(["ledger", "--results-dir", str(results), "--no-readme"]) == 0
+    ledger = json.loads((results / LEDGER_FILE).read_text())
+    assert [c["id"] for c in ledger["claims"]] == [
+        "headline",
+        "four_of_five",
+        "finding_1",
+        "finding_2",
+        "finding_3",
+        "reproducible",
+    ]
+    assert main(["referee", "--results-dir", str(tmp_path / "empty")]) == 2
+    assert "qcnn summarize" in capsys.readouterr().err

@@ -120,6 +120,10 @@ def test_the_reproductions_pair_trains_evaluates_and_summarises(workspace):
         assert config["parameters"]["all"]["trainable"] < config["parameters"]["all"]["total"]
     summary = summarize(workspace.results_dir, n_bootstrap=50)
     assert summary["seeds"] == [0]
+    for m in METRICS:
+        lo, hi = summary["difference"]["ci95"][m]  # the interval the app shows; one seed: lesions only
+        assert -1 <= lo <= hi <= 1
+    assert "one seed" in summary["difference"]["interval_method"]
     mc = summary["mcnemar"]
     assert mc["both_correct"] + mc["only_qcnn_correct"] + mc["only_classical_correct"] + mc["both_wrong"] == 16
 
