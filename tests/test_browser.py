@@ -152,6 +152,23 @@ def test_every_page_renders(browser_page, app_url):
             expect(browser_page.locator(".js-plotly-plot").first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
 
 
+def test_results_shows_the_referee_sections_and_overview_the_ledger(browser_page, app_url):
+    """The threshold question, calibration and subgroups on Results; the claim ledger on the Overview."""
+    browser_page.goto(f"{app_url}/results")
+    wait_rendered(browser_page, page_results.TITLE)
+    for heading in ("The threshold question", "Calibration", "Subgroups"):
+        section = browser_page.get_by_role("heading", name=heading)
+        section.scroll_into_view_if_needed()
+        expect(section).to_be_visible()
+    expect(browser_page.get_by_text("Explainable by threshold choice alone").or_(
+        browser_page.get_by_text("Not explainable by threshold choice alone"))).to_be_visible()
+    no_exception_box(browser_page)
+    browser_page.goto(app_url)
+    wait_rendered(browser_page, page_overview.TITLE)
+    expect(browser_page.get_by_role("heading", name="Claim by claim")).to_be_visible()
+    expect(browser_page.get_by_text("QCNN wins four of five metrics").first).to_be_visible()
+
+
 def test_try_it_predicts_an_uploaded_image(browser_page, app_url):
     browser_page.goto(f"{app_url}/try_it")
     wait_rendered(browser_page, "Try it")
