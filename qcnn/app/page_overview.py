@@ -20,8 +20,9 @@ def _headline(summary: dict | None) -> None:
     if summary is not None:
         n_seeds = len(summary["seeds"])
         ours = (f"mean over {n_seeds} seed{'s' if n_seeds > 1 else ''} on {summary['n_test']:,} held-out test images "
-                f"({summary['n_test_malignant']:,} malignant); 95% intervals count training seeds and test lesions "
-                f"({summary['bootstrap_unit']}-level bootstrap, {summary['n_bootstrap']:,} resamples)")
+                f"({summary['n_test_malignant']:,} malignant); 95% intervals count "
+                + ("training seeds and test lesions " if n_seeds > 1 else "test lesions only (one seed) ")
+                + f"({summary['bootstrap_unit']}-level bootstrap, {summary['n_bootstrap']:,} resamples)")
     st.markdown(f"**QCNN − classical**, the study's headline metrics. Left in each card: {ui.REPORTED} — Experiment "
                 "4, one run, no intervals. Right: " + (f"{ui.REPRODUCED} — {ours}." if summary else
                                                        f"{ui.REPRODUCED} — not available yet."))
