@@ -220,7 +220,7 @@ def test_the_commands_rewrite_summary_referee_and_ledger(tmp_path, monkeypatch, 
     (results / LEDGER_FILE).unlink()
     assert main(["summarize", "--results-dir", str(results), "--n-bootstrap", "30"]) == 0
     summary = json.loads((results / paths.SUMMARY_FILE).read_text())
-    assert summary["n_bootstrap"] == 30 and "seeds − 1" in summary["difference"]["interval_method"]
+    assert summary["n_bootstrap"] == 30 and "Welch-Satterthwaite" in summary["difference"]["interval_method"]
     assert main(["referee", "--results-dir", str(results), "--n-bootstrap", "30"]) == 0
     referee = json.loads((results / "referee.json").read_text())
     assert referee["subgroups"]["status"] == "not yet measured"  # no metadata without a data folder
