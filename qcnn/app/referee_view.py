@@ -334,5 +334,6 @@ def render_subgroups(referee: dict | None) -> None:
         )
     st.caption(
         "Threshold 0.5, percent, mean over seeds [95% interval over seeds and test lesions]. Recall is "
-        "undefined for a group without malignant images, specificity for one without benign images."
+        "undefined for a group without malignant images, specificity for one without benign images. With many "
+        "groups, a few intervals exclude 0 by chance alone (about 1 in 20)."
     )
