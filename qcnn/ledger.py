@@ -23,6 +23,7 @@ import pandas as pd
 
 from qcnn import paths, study
 from qcnn.constants import MODEL_KINDS
+from qcnn.errors import ConfigError, MissingFileError, QcnnError
 from qcnn.stats import seed_lesion_interval
 
 LEDGER_FILE = "ledger.json"
@@ -332,7 +333,7 @@ def build_ledger(results_dir: str | Path) -> dict:
     results_dir = Path(results_dir)
     summary = _read(results_dir / paths.SUMMARY_FILE)
     if summary is not None and "ci95" not in summary["difference"]:
-        raise ValueError(
+        raise QcnnError(
             f"{results_dir / paths.SUMMARY_FILE} predates the seed-and-lesion intervals: run `qcnn summarize`."
         )
     referee = _read(results_dir / REFEREE_FILE)
@@ -372,7 +373,7 @@ def metrics_markdown(ledger: dict) -> str:
         )
     n = len(ledger["seeds"] or [])
     rows.append("")
-    rows.append(f"Percent, mean over {n} seeds. Interval: {ledger['interval_method']}.")
+    rows.append(f"Percent, mean over {n} seeds. Interval: {ledger['interval_method'].rstrip('.')}.")
     return "\n".join(rows)
 
 
@@ -399,7 +400,7 @@ def embed(readme: str, ledger: dict) -> str:
         begin, end = _markers(name)
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
         if not pattern.search(readme):
-            raise ValueError(f"README has no {begin} … {end} block")
+            raise ConfigError(f"README has no {begin} … {end} block")
         block = f"{begin}\n{render(ledger)}\n{end}"
         readme = pattern.sub(lambda _, block=block: block, readme)
     return readme
@@ -407,14 +408,16 @@ def embed(readme: str, ledger: dict) -> str:
 
 def write_ledger(results_dir: str | Path, readme: Path | None = README) -> dict:
     """results/ledger.json, and the README's generated blocks (when ``readme`` is given)."""
-    from qcnn.referee import write_json
+    from qcnn.io import write_json, write_text
 
     results_dir = Path(results_dir)
     ledger = build_ledger(results_dir)
-    write_json(results_dir / LEDGER_FILE, ledger)
+    text = None
     if readme is not None:
-        text = embed(readme.read_text(), ledger)
-        tmp = readme.with_name(f".{readme.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(readme)
+        if not readme.is_file():
+            raise MissingFileError(f"{readme} not found: pass --readme, or --no-readme to write ledger.json only.")
+        text = embed(readme.read_text(), ledger)  # before writing anything: a README without markers changes nothing
+    write_json(results_dir / LEDGER_FILE, ledger)
+    if text is not None:
+        write_text(readme, text)
     return ledger

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,8 @@ from scipy.stats import norm
 
 from qcnn import paths, study
 from qcnn.constants import MODEL_KINDS, THRESHOLD
+from qcnn.errors import MissingFileError, QcnnError
+from qcnn.io import write_json
 from qcnn.metrics import threshold_for_recall
 from qcnn.stats import interval, interval_method, lesion_weights, seed_lesion_interval
 
@@ -215,7 +216,7 @@ def load_predictions(results_dir: Path, seeds: list[int], file: str = "predictio
     base = next(iter(frames.values()))
     for frame in frames.values():
         if not frame.image_id.equals(base.image_id):
-            raise ValueError(f"Runs were scored on different images in {file}; re-run `qcnn evaluate`.")
+            raise QcnnError(f"Runs were scored on different images in {file}; re-run `qcnn evaluate`.")
     return {
         "frame": base[["image_id", "lesion_id", "dx", "label"]],
         "p": {key: f.probability.to_numpy() for key, f in frames.items()},
@@ -441,15 +442,6 @@ def _seeds(results_dir: Path) -> list[int]:
     return list(summary["seeds"])
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Atomically: a temp file in the same folder, then a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def read_metadata(data_dir: str | Path | None) -> pd.DataFrame | None:
     """HAM10000_metadata.csv from ``data_dir`` (or $QCNN_DATA_DIR); None when there is none."""
     data_dir = data_dir or os.environ.get("QCNN_DATA_DIR")
@@ -472,11 +464,11 @@ def referee(
     """
     results_dir = Path(results_dir)
     if not (results_dir / paths.SUMMARY_FILE).is_file():
-        raise FileNotFoundError(f"{results_dir / paths.SUMMARY_FILE} not found: run `qcnn summarize` first.")
+        raise MissingFileError(f"{results_dir / paths.SUMMARY_FILE} not found: run `qcnn summarize` first.")
     seeds = _seeds(results_dir)
     test = load_predictions(results_dir, seeds)
     if test is None:
-        raise FileNotFoundError(f"predictions.csv missing for some of seeds {seeds}: run `qcnn evaluate` first.")
+        raise MissingFileError(f"predictions.csv missing for some of seeds {seeds}: run `qcnn evaluate` first.")
     frame, p = test["frame"], test["p"]
     labels = frame.label.to_numpy()
     weights = lesion_weights(frame.lesion_id.to_numpy(), n_bootstrap, seed).astype(float)

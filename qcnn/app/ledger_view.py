@@ -45,7 +45,7 @@ def render_ledger(ledger: dict | None) -> None:
             f"Then: {ledger['status_rule']}."
         )
         if ledger.get("interval_method"):
-            st.markdown(f"Intervals of differences between the models: {ledger['interval_method']}.")
+            st.markdown(f"Intervals of differences between the models: {ledger['interval_method'].rstrip('.')}.")
         for c in ledger["claims"]:
             parts = "; ".join(f"{p['name']}: {p['outcome']}" for p in c["parts"])
             st.markdown(
