@@ -169,9 +169,10 @@ def _rounded(x) -> float | None:
 def _over_seeds(per_seed: np.ndarray, boot: np.ndarray, names: tuple[str, ...], lower: float = 0.0) -> dict:
     """Mean over seeds with the seeds-and-lesions interval; per_seed (S, M), boot (B, S, M).
 
+    With one seed the interval is the lesion-only one (``interval_method`` in referee.json says so).
     Intervals are clipped to the values' range: [0, 1] for a model's rates, [``lower`` = −1, 1] for differences.
     """
-    ci = np.clip(seed_lesion_interval(per_seed, boot), lower, 1.0)
+    ci = np.clip(seed_lesion_interval(per_seed, boot, lesions_if_one_seed=True), lower, 1.0)
     return {
         "mean": {m: _rounded(v) for m, v in zip(names, per_seed.mean(0), strict=True)},
         "ci95": {m: [_rounded(lo), _rounded(hi)] for m, (lo, hi) in zip(names, ci, strict=True)},
