@@ -180,8 +180,10 @@ def write_synthetic_experiment(directory: str | Path, experiment_file: str | Pat
         raise ValueError("Synthetic results must never be written into the project's results/ folder")
     experiment = replace(load_experiment(experiment_file), seeds=tuple(seeds))
     rng = np.random.default_rng(seed)
-    test = _synthetic_split(rng, n_test)
-    test = test[test.pool == "test"].reset_index(drop=True)
+    split = _synthetic_split(rng, n_test)
+    directory.mkdir(parents=True, exist_ok=True)
+    split.to_csv(directory / paths.SPLIT_FILE, index=False)
+    test = split[split.pool == "test"].reset_index(drop=True)
     labels = test.label.to_numpy()
     ws = Workspace(directory, directory / "checkpoints")
     for spec in experiment.specs():
