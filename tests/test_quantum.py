@@ -123,29 +123,15 @@ def test_torch_matches_pennylane_float32(n_layers: int, reuploads: int, entangli
 
 
 @pytest.mark.parametrize("entangling", ["strong", "none"])
-@pytest.mark.parametrize("n_qubits", range(1, N_QUBITS + 1))
-def test_dense_path_matches_gate_by_gate(n_qubits: int, entangling: str) -> None:
-    """The dense blocks and the analytic backward, at every width they serve (3 layers: three CNOT rings)."""
+@pytest.mark.parametrize(("n_qubits", "path"), [*((n, "dense") for n in range(1, N_QUBITS + 1)),
+                                                *((n, "layerwise") for n in (1, 3, 6))])
+def test_fast_paths_match_gate_by_gate(n_qubits: int, path: str, entangling: str, monkeypatch) -> None:
+    """The dense blocks with the analytic backward at every width they serve, and the formulation used
+    above DENSE_MAX_QUBITS forced at small widths (3 layers: three CNOT rings)."""
+    if path == "layerwise":
+        monkeypatch.setattr(quantum, "DENSE_MAX_QUBITS", 0)
     torch.manual_seed(n_qubits)
     weights = torch.rand(2, 3, n_qubits, 3, dtype=torch.float64) * 2 * math.pi
-    angles = _random_angles(3, n_qubits, dtype=torch.float64, seed=n_qubits)
-    simulate = lambda a, w: quantum.simulate(a, w, entangling)  # noqa: E731
-    reference = lambda a, w: _gate_by_gate(a, w, entangling)  # noqa: E731
-    _assert_close(
-        _probs_and_grads(simulate, angles, weights),
-        _probs_and_grads(reference, angles, weights),
-        probs_atol=1e-12,
-        grad_rtol=1e-9,
-    )
-
-
-@pytest.mark.parametrize("entangling", ["strong", "none"])
-@pytest.mark.parametrize("n_qubits", [1, 3, 6])
-def test_layerwise_path_matches_gate_by_gate(n_qubits: int, entangling: str, monkeypatch) -> None:
-    """The formulation used above DENSE_MAX_QUBITS, forced at small widths."""
-    monkeypatch.setattr(quantum, "DENSE_MAX_QUBITS", 0)
-    torch.manual_seed(n_qubits)
-    weights = torch.rand(2, 2, n_qubits, 3, dtype=torch.float64) * 2 * math.pi
     angles = _random_angles(3, n_qubits, dtype=torch.float64, seed=n_qubits)
     simulate = lambda a, w: quantum.simulate(a, w, entangling)  # noqa: E731
     reference = lambda a, w: _gate_by_gate(a, w, entangling)  # noqa: E731
