@@ -6,9 +6,10 @@ Run with ``streamlit run streamlit_app.py``. Each page is a short script in page
 
 import streamlit as st
 
-from qcnn.app.ui import sidebar_info
+from qcnn.app.ui import FAVICON, sidebar_info
 
-st.set_page_config(page_title="QCNN vs CNN · melanoma", page_icon=":material/biotech:", layout="wide")
+# A local file: an emoji or material icon would be fetched from a font CDN, and demos run offline.
+st.set_page_config(page_title="QCNN vs CNN · melanoma", page_icon=str(FAVICON), layout="wide")
 
 PAGES = [
     st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),

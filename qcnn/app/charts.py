@@ -88,8 +88,9 @@ def metric_bars(values: Mapping[str, Mapping[str, float]], errors: Mapping[str, 
     fig = go.Figure()
     for kind in KINDS:
         y = np.array([values[kind][m] for m in metrics], dtype=float)
-        lo = np.array([errors[kind][m][0] for m in metrics], dtype=float)
-        hi = np.array([errors[kind][m][1] for m in metrics], dtype=float)
+        # A score lives in [0, 1]: mean ± SD can run past 1 (or below 0), the data cannot.
+        lo = np.clip(np.array([errors[kind][m][0] for m in metrics], dtype=float), 0.0, 1.0)
+        hi = np.clip(np.array([errors[kind][m][1] for m in metrics], dtype=float), 0.0, 1.0)
         fig.add_trace(go.Bar(
             x=labels, y=y, name=f"{MODEL_LABELS[kind]} · reproduced", marker_color=MODEL_COLOURS[kind],
             offsetgroup=kind, legendgroup=kind,
@@ -206,35 +207,50 @@ def confusion_figure(conf: Mapping[str, int], kind: str, threshold: float) -> go
     return _finish(fig, height=270, title=f"{MODEL_LABELS[kind]} · threshold {threshold:.2f}")
 
 
+SEED_STRIP_OFFSET = 0.2  # each model's column sits this far left/right of its metric
+SEED_STRIP_SPREAD = 0.14  # the seeds of one column spread over this width, so no two points overlap
+
+
+def seed_jitter(n: int) -> np.ndarray:
+    """Evenly spaced horizontal offsets for ``n`` seeds, centred on 0 (deterministic: no random jitter)."""
+    return np.linspace(-SEED_STRIP_SPREAD / 2, SEED_STRIP_SPREAD / 2, n) if n > 1 else np.zeros(n)
+
+
 def seed_strip(per_seed: Mapping[str, Mapping[str, Mapping[str, float]]], metrics: Iterable[str],
                app_seed: int | None = None) -> go.Figure:
-    """Per-seed values as points, one column per metric and model; ``per_seed[kind][seed][metric]``."""
+    """Per-seed values as points, one column per metric and model; ``per_seed[kind][seed][metric]``.
+
+    Seeds are spread sideways within their column (same order in every column), the mean is a bar.
+    """
     metrics = list(metrics)
     labels = [METRIC_LABELS.get(m, m) for m in metrics]
+    centres = np.arange(len(metrics), dtype=float)
     fig = go.Figure()
     everything = [v[m] for kind in KINDS for v in per_seed[kind].values() for m in metrics]
-    for kind in KINDS:
+    for side, kind in zip((-1, 1), KINDS, strict=True):
         seeds = sorted(per_seed[kind], key=int)
+        column = centres + side * SEED_STRIP_OFFSET
         xs, ys, texts, sizes = [], [], [], []
-        for s in seeds:
-            for m, label in zip(metrics, labels, strict=True):
-                xs.append(label)
+        for s, dx in zip(seeds, seed_jitter(len(seeds)), strict=True):
+            for x, m, label in zip(column, metrics, labels, strict=True):
+                xs.append(x + dx)
                 ys.append(per_seed[kind][s][m])
-                texts.append(f"seed {s}")
+                texts.append(f"{label} · seed {s}")
                 sizes.append(13 if app_seed is not None and int(s) == app_seed else 9)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=MODEL_LABELS[kind], offsetgroup=kind,
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name=MODEL_LABELS[kind],
                                  marker=dict(color=MODEL_COLOURS[kind], size=sizes, opacity=0.85,
                                              line=dict(color="white", width=1)),
-                                 text=texts, hovertemplate="%{x} · %{text}: %{y:.4f}<extra>"
-                                 + MODEL_LABELS[kind] + "</extra>"))
+                                 text=texts, hovertemplate="%{text}: %{y:.4f}<extra>" + MODEL_LABELS[kind]
+                                 + "</extra>"))
         means = [float(np.mean([per_seed[kind][s][m] for s in seeds])) for m in metrics]
-        fig.add_trace(go.Scatter(x=labels, y=means, mode="markers", name=f"{MODEL_LABELS[kind]} · mean",
-                                 offsetgroup=kind, showlegend=False,
-                                 marker=dict(symbol="line-ew", size=26, line=dict(color=MODEL_COLOURS[kind], width=3)),
-                                 hovertemplate="%{x} · mean: %{y:.4f}<extra>" + MODEL_LABELS[kind] + "</extra>"))
+        fig.add_trace(go.Scatter(x=column, y=means, mode="markers", name=f"{MODEL_LABELS[kind]} · mean",
+                                 showlegend=False, text=labels,
+                                 marker=dict(symbol="line-ew", size=30, line=dict(color=MODEL_COLOURS[kind], width=3)),
+                                 hovertemplate="%{text} · mean: %{y:.4f}<extra>" + MODEL_LABELS[kind] + "</extra>"))
     pad = 0.05 * (max(everything) - min(everything)) + 0.01
+    fig.update_xaxes(tickvals=centres, ticktext=labels, range=[-0.6, len(metrics) - 0.4], showgrid=False)
     fig.update_yaxes(title="score (0–1)", range=[min(everything) - pad, max(everything) + pad])
-    return _finish(fig, height=360, scattermode="group")
+    return _finish(fig, height=360)
 
 
 # --- training -----------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def _headline(summary: dict | None) -> None:
 def _verdict(summary: dict) -> None:
     v = verdict(summary)
     box = {"success": st.success, "warning": st.warning, "error": st.error}[v.tone]
-    box(f"**Verdict on the headline claim — {v.level}.** {v.headline}", icon=":material/balance:")
+    box(f"**Verdict on the headline claim.** {v.headline}", icon=":material/balance:")  # the headline names the level
     with st.expander("How the verdict is derived"):
         st.markdown(f"Basis: the {v.basis}. Each metric reads *QCNN better* when the interval of QCNN − classical "
                     "lies above 0, *classical better* when it lies below, *inconclusive* when it includes 0. Against "

@@ -47,6 +47,35 @@ def _charts(summary: dict, mode: str) -> None:
         st.caption("A difference is distinguishable from noise only if its interval stays clear of the 0 line.")
 
 
+UNDEFINED = "—"
+UNDEFINED_PRECISION = ("Precision = true positives / images called malignant. \"—\": no image is called malignant at "
+                       "this threshold, so precision is undefined (not 0).")
+
+
+def positives(conf: dict) -> int:
+    """How many images a model calls malignant: precision is undefined when there are none."""
+    return conf["tp"] + conf["fp"]
+
+
+def live_table(thresholds: dict, confs: dict, metrics: dict) -> pd.DataFrame:
+    """Both models' metrics at their thresholds and the difference; undefined precision shown as "—"."""
+    def shown(kind: str, m: str) -> str:
+        if m == "precision" and not positives(confs[kind]):
+            return UNDEFINED
+        return charts.fmt_value(m, metrics[kind][m])
+
+    def delta(m: str) -> str:
+        if m == "precision" and not all(positives(confs[k]) for k in charts.KINDS):
+            return UNDEFINED
+        d = metrics["qcnn"][m] - metrics["classical"][m]
+        return f"{d:+.4f}" if m == "auc" else f"{100 * d:+.2f} pts"
+
+    rows = [[charts.MODEL_LABELS[k], f"{thresholds[k]:.2f}"] + [shown(k, m) for m in TABLE_METRICS]
+            for k in charts.KINDS]
+    rows.append(["Δ QCNN − classical", ""] + [delta(m) for m in TABLE_METRICS])
+    return pd.DataFrame(rows, columns=["model", "threshold"] + [charts.METRIC_LABELS[m] for m in TABLE_METRICS])
+
+
 def _threshold_explorer(summary: dict | None) -> None:
     st.header("Curves and a live threshold")
     seeds = results.available_seeds("predictions.csv")
@@ -76,15 +105,10 @@ def _threshold_explorer(summary: dict | None) -> None:
             confs[kind], metrics[kind] = analysis.at_threshold(labels, probs, thresholds[kind])
             st.plotly_chart(charts.confusion_figure(confs[kind], kind, thresholds[kind]), key=f"confusion_{kind}",
                             config={"displayModeBar": False})
-    live = pd.DataFrame(
-        [[charts.MODEL_LABELS[k], f"{thresholds[k]:.2f}"] + [charts.fmt_value(m, metrics[k][m]) for m in TABLE_METRICS]
-         for k in charts.KINDS]
-        + [["Δ QCNN − classical", ""] + [f"{metrics['qcnn'][m] - metrics['classical'][m]:+.4f}" if m == "auc" else
-                                         f"{100 * (metrics['qcnn'][m] - metrics['classical'][m]):+.2f} pts"
-                                         for m in TABLE_METRICS]],
-        columns=["model", "threshold"] + [charts.METRIC_LABELS[m] for m in TABLE_METRICS])
+    live = live_table(thresholds, confs, metrics)
     st.markdown(f"**At these thresholds** · seed {seed}, {len(paired):,} test images")
-    st.dataframe(live, hide_index=True, width="stretch", key="live_metrics")
+    st.dataframe(live, hide_index=True, width="stretch", key="live_metrics", column_config={
+        charts.METRIC_LABELS["precision"]: st.column_config.TextColumn(help=UNDEFINED_PRECISION)})
     curves = {k: analysis.model_curves(k, seed) for k in charts.KINDS}
     curves = {k: v for k, v in curves.items() if v}
     areas = {k: v["auc"] if v.get("auc") is not None else metrics[k]["auc"] for k, v in curves.items()}
@@ -97,7 +121,7 @@ def _threshold_explorer(summary: dict | None) -> None:
     with right:
         st.markdown("**Precision–recall curve**")
         pr = {k: (v["pr"]["recall"], v["pr"]["precision"]) for k, v in curves.items()}
-        points = {k: (metrics[k]["recall"], metrics[k]["precision"]) for k in charts.KINDS}
+        points = {k: (metrics[k]["recall"], metrics[k]["precision"]) for k in charts.KINDS if positives(confs[k])}
         st.plotly_chart(charts.curve_figure(pr, "pr", points, prevalence=float(labels.mean())), key="pr")
     st.caption("The dots mark each model at its slider's threshold. The curves cover every threshold at once: "
                "where they cross or overlap, neither model dominates.")

@@ -8,16 +8,29 @@ import streamlit as st
 from qcnn import study
 from qcnn.app import charts, ui
 
-TITLE = "Timeline: four experiments, three dead ends"
+
+
+def _title(experiments: tuple[dict, ...]) -> str:
+    """The page title, counted from the study's experiments (a partial result is not a dead end)."""
+    count = {status: sum(e["status"] == status for e in experiments) for status in ("failed", "partial", "success")}
+    words = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+    parts = [f"{words.get(count['failed'], count['failed'])} dead end{'s' if count['failed'] != 1 else ''}"]
+    if count["partial"]:
+        parts.append(f"{words.get(count['partial'], count['partial'])} partial success"
+                     + ("es" if count["partial"] != 1 else ""))
+    return f"Timeline: {words.get(len(experiments), len(experiments))} experiments, " + ", ".join(parts)
+
+
+TITLE = _title(study.EXPERIMENTS)
 STATUS_ICONS = {"failed": "✖", "partial": "◐", "success": "✔"}
 
 
-def reported_table(results: dict, with_delta: dict | None = None, percent: bool = True) -> pd.DataFrame:
+def reported_table(results: dict, with_delta: dict | None = None) -> pd.DataFrame:
     """A reported results table (metric rows; QCNN, classical, and Δ or winner columns), for display."""
     rows = []
     for m in study.REPORTED_METRICS:
         q, c = results["qcnn"][m], results["classical"][m]
-        fmt = (lambda v: f"{v:.4f}") if (m == "auc" or not percent) else (lambda v: f"{100 * v:.2f} %")
+        fmt = (lambda v: f"{v:.4f}") if m == "auc" else (lambda v: f"{100 * v:.2f} %")
         row = {"metric": charts.METRIC_LABELS[m], "QCNN": fmt(q), "classical": fmt(c)}
         if with_delta is not None:
             d = with_delta[m]
@@ -39,9 +52,9 @@ def _experiment(e: dict) -> None:
         st.markdown(f"**What happened.** {e['outcome']}")
         if e["results"] == "EXPERIMENT_3":
             t = study.EXPERIMENT_3_TEST
-            st.markdown(f"**Reported results** (test set of {t['n']:,} unseen images, {t['n_malignant']:,} malignant; "
-                        f"{ui.REPORTED}):")
-            st.dataframe(reported_table(study.EXPERIMENT_3, percent=False), hide_index=True, width="content")
+            st.markdown(f"**As the study reports it** (test set of {t['n']:,} unseen images, {t['n_malignant']:,} "
+                        "malignant):")
+            st.dataframe(reported_table(study.EXPERIMENT_3), hide_index=True, width="content")
             st.caption(f"Training cost: about {study.SECONDS_PER_EPOCH['qcnn']:.0f} s per epoch for the QCNN "
                        f"(PennyLane default.qubit on a GPU) against about {study.SECONDS_PER_EPOCH['classical']:.0f} s "
                        f"for the classical control — {study.SLOWDOWN} slower.")
@@ -49,7 +62,7 @@ def _experiment(e: dict) -> None:
             st.markdown("**The four moves.**")
             for i, (move, detail) in enumerate(study.FOUR_MOVES, 1):
                 st.markdown(f"{i}. **{move}** — {detail}")
-            st.markdown(f"**Reported results** (held-out test set; {ui.REPORTED}):")
+            st.markdown("**As the study reports it** (held-out test set):")
             st.dataframe(reported_table(study.EXPERIMENT_4, study.EXPERIMENT_4_DELTA), hide_index=True,
                          width="content")
             st.caption("The Results page sets these numbers beside the reproduction, with confidence intervals.")

@@ -38,6 +38,46 @@ def _end_points(histories: pd.DataFrame, highlight: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def generalisation_answer(histories: pd.DataFrame) -> tuple[str, str] | None:
+    """The page's question answered from the complete runs: (tone, sentence), or None without both models.
+
+    Measures, paired by seed: the final generalisation gap (validation minus training loss at the
+    last epoch) and the validation AUC at the kept epoch. "Yes" needs a smaller gap in every seed
+    and a mean validation AUC at least as high (a smaller gap with a worse score is underfitting,
+    not better generalisation); "no" a gap larger in every seed; anything else is qualified.
+    """
+    done = histories[histories.complete]
+    if not {"qcnn", "classical"} <= set(done.kind):
+        return None
+    last = done.sort_values("epoch").groupby(["kind", "seed"]).tail(1).set_index(["kind", "seed"])
+    best = done[done.best].groupby(["kind", "seed"]).head(1).set_index(["kind", "seed"])
+    seeds = sorted(set(last.loc["qcnn"].index) & set(last.loc["classical"].index))
+    if not seeds:
+        return None
+    gap = {k: last.loc[k].loc[seeds].gap for k in charts.KINDS}
+    smaller, n = int((gap["qcnn"].to_numpy() < gap["classical"].to_numpy()).sum()), len(seeds)
+    auc = ({k: float(best.loc[k].val_auc.mean()) for k in charts.KINDS}
+           if set(charts.KINDS) <= set(best.index.get_level_values(0)) else None)
+    auc_holds = auc is None or auc["qcnn"] >= auc["classical"]
+    if smaller == n and auc_holds:
+        tone, answer = "success", "Yes"
+    elif smaller == n:
+        tone, answer = "warning", "Only by the loss gap"
+    elif smaller == 0:
+        tone, answer = "error", "No"
+    else:
+        tone, answer = "warning", "Not consistently"
+    text = (f"**{answer}.** At the last epoch the QCNN's validation − training loss gap is smaller than the classical "
+            f"control's in {smaller} of {n} seed{'s' if n > 1 else ''} (mean {gap['qcnn'].mean():+.3f} vs "
+            f"{gap['classical'].mean():+.3f}; the study's classical model ended at "
+            f"{study.CLASSICAL_END_VAL_LOSS - study.CLASSICAL_END_TRAIN_LOSS:+.2f}).")
+    if auc is not None:
+        text += (f" Validation AUC at the kept epoch: QCNN {auc['qcnn']:.3f} vs classical {auc['classical']:.3f} "
+                 "(mean over seeds)" + ("." if auc_holds else ": the smaller gap comes with a lower validation "
+                                         "score, so the QCNN fits less rather than generalises better."))
+    return tone, text
+
+
 SETTINGS = ("epochs_run", "batch_size", "lr_layer3", "lr_head", "weight_decay", "augment", "precision", "n_train",
             "n_val")
 
@@ -104,6 +144,10 @@ def render() -> None:
         ui.synthetic_notice(summary)
         seeds = sorted(histories.seed.unique().tolist())
         highlight = results.default_seed(seeds, summary)
+        answer = generalisation_answer(histories)
+        if answer is not None:
+            tone, text = answer
+            {"success": st.success, "warning": st.warning, "error": st.error}[tone](text, icon=":material/balance:")
         st.caption(f"Seed {highlight} bold, the other seeds faint; ★ marks the kept epoch (best validation AUC). "
                    "Losses are the binary cross-entropy of each epoch.")
         st.plotly_chart(charts.loss_figure(histories, highlight, study.CLASSICAL_END_TRAIN_LOSS,

@@ -9,6 +9,7 @@ import streamlit as st
 from qcnn.app.style import MODEL_COLOURS, MODEL_LABELS, fmt_value
 from qcnn.app.results import results_dir
 
+FAVICON = Path(__file__).with_name("favicon.png")  # the two model colours, drawn by hand: no CDN, no data
 REPORTED = "reported (study)"
 REPRODUCED = "reproduced (this project)"
 
@@ -79,8 +80,11 @@ def not_clinical_notice() -> None:
 
 
 def sidebar_info() -> None:
-    with st.sidebar:
-        st.caption(f"Results read from `{_short(results_dir())}` (set `QCNN_RESULTS_DIR` to change).")
+    """Where the numbers come from, folded away: a presenter's sidebar shows only the navigation."""
+    with st.sidebar, st.expander("About the data"):
+        st.caption("Images: HAM10000 (10,015 dermoscopy images of pigmented skin lesions, public). Every "
+                   "reproduced number is read from the project's result files, written by its `qcnn` commands.")
+        st.caption(f"Result files: `{_short(results_dir())}` (set `QCNN_RESULTS_DIR` to use another folder).")
 
 
 def _short(path: Path) -> str:
