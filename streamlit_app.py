@@ -6,7 +6,7 @@ Run with ``streamlit run streamlit_app.py``. Each page is a short script in page
 
 import streamlit as st
 
-from qcnn.app.ui import FAVICON, sidebar_info
+from qcnn.app.ui import FAVICON, apply_layout, sidebar_info
 
 # A local file: an emoji or material icon would be fetched from a font CDN, and demos run offline.
 st.set_page_config(page_title="QCNN vs CNN · melanoma", page_icon=str(FAVICON), layout="wide")
@@ -22,6 +22,7 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+apply_layout()
 with st.sidebar:
     st.caption("**Reported** = the study's numbers. **Reproduced** = this project's runs. Not a clinical tool.")
 sidebar_info()

@@ -135,7 +135,7 @@ def test_timeline_has_the_four_experiments(synthetic):
     assert statuses == ["failed", "partial", "success"]
     labels = [e.label for e in at.expander]
     assert len(labels) == 4 and all(f"Experiment {i}" in label for i, label in zip(range(1, 5), labels, strict=True))
-    assert len(at.dataframe) == 2  # Experiment 3's and Experiment 4's reported tables
+    assert len(at.table) == 2  # Experiment 3's and Experiment 4's reported tables
 
 
 def test_results_page_has_tables_and_charts(synthetic):
@@ -143,8 +143,8 @@ def test_results_page_has_tables_and_charts(synthetic):
     no_exception(at)
     keys = {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
     assert {"bars", "deltas", "confusion_qcnn", "confusion_classical", "roc", "pr", "strip"} <= keys
-    assert len(at.dataframe) >= 4  # reported, reproduced, live metrics, matched recall
-    reported = at.dataframe[0].value
+    assert len(at.table) >= 4  # reported, reproduced, live metrics, matched recall
+    reported = at.table[0].value
     assert list(reported.columns) == ["metric", "QCNN", "classical", "Δ"]
     at.radio(key="results_view").set_value("seed0").run()
     no_exception(at)
@@ -167,8 +167,8 @@ def test_threshold_slider_recomputes_the_confusion_matrix(synthetic):
     assert shown() == expected(0.2)
     assert shown() != expected(0.5)
     assert chart(at, "confusion_classical")["data"][0]["z"] != shown()  # the other model keeps its own
-    live = frame_with(at, "threshold")
-    assert live.loc[0, "threshold"] == "0.20" and live.loc[1, "threshold"] == "0.50"
+    live = next(t.value for t in at.table if "Δ QCNN − classical" in t.value.columns).set_index("metric")
+    assert live.loc["threshold", "QCNN"] == "0.20" and live.loc["threshold", "Classical CNN"] == "0.50"
 
 
 def test_training_page_has_curves_and_reported_end_points(synthetic):

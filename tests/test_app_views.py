@@ -50,12 +50,13 @@ def test_undefined_precision_is_a_dash_not_zero() -> None:
     confs, metrics = {}, {}
     for kind in charts.KINDS:
         confs[kind], metrics[kind] = analysis.at_threshold(labels, probs[kind], thresholds[kind])
-    table = page_results.live_table(thresholds, confs, metrics).set_index("model")
-    precision = table["Precision"]
+    table = page_results.live_table(thresholds, confs, metrics).set_index("metric")
+    precision = table.loc["Precision"]
     assert precision["QCNN"] == page_results.UNDEFINED  # no image called malignant
     assert precision["Classical CNN"] == "66.7 %"
-    assert precision["Δ QCNN − classical"] == page_results.UNDEFINED
-    assert table.loc["QCNN", "Recall"] == "0.0 %"  # recall is defined (and 0)
+    assert precision[page_results.DELTA_COLUMN] == page_results.UNDEFINED
+    assert table.loc["Recall", "QCNN"] == "0.0 %"  # recall is defined (and 0)
+    assert table.loc["threshold", "QCNN"] == "0.50"
 
 
 def test_error_bars_stay_inside_zero_one() -> None:

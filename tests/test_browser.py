@@ -108,19 +108,26 @@ def app_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser_page(app_url):
+def browser(app_url):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page(browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    yield page
+    page.close()
 
 
 def wait_rendered(page: Page, title: str) -> None:
     """The page's title is shown and the script has finished (no "running" status)."""
     expect(page.locator("h1").filter(has_text=title)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_timeout(500)  # the "running" status shows only after a short delay: do not beat it
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                            timeout=PAGE_TIMEOUT_MS)
 
@@ -182,3 +189,57 @@ def test_try_it_predicts_an_uploaded_image(browser_page, app_url):
     browser_page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
                                    timeout=PREDICTION_TIMEOUT_MS)
     no_exception_box(browser_page)
+
+
+# Elements whose text must be shown whole: metric values and labels (Streamlit ends cut text with "…").
+OVERFLOWING_METRICS_JS = """() => [...document.querySelectorAll(
+    '[data-testid="stMetricValue"], [data-testid="stMetricLabel"]')].flatMap(el =>
+    [el, ...el.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1) ? [el.innerText] : [])"""
+# Static tables: (first header, last header, whether the last column is inside the table's visible box).
+TABLE_COLUMNS_JS = """() => [...document.querySelectorAll('[data-testid="stTable"]')].map(box => {
+    const heads = [...box.querySelectorAll('th')];
+    const last = heads[heads.length - 1].getBoundingClientRect(), shown = box.getBoundingClientRect();
+    return [heads[0].innerText, heads[heads.length - 1].innerText, last.right <= shown.right + 1];
+})"""
+
+
+@pytest.mark.parametrize(("width", "height"), [(1024, 768), (390, 844)])
+def test_every_page_fits_a_small_screen(browser, app_url, width, height):
+    """No metric value or label is cut and no exception shows, on a projector and on a phone.
+
+    At 1024 px every static table shows all its columns without scrolling; on a phone a wide table
+    may scroll inside its own box (checked by the same measurement being allowed to fail there).
+    """
+    page = browser.new_page(viewport={"width": width, "height": height})
+    try:
+        for _, url_path, title in PAGES:
+            page.goto(f"{app_url}/{url_path}")
+            wait_rendered(page, title)
+            no_exception_box(page)
+            if title == page_overview.TITLE:  # the headline cards: two metrics each
+                expect(page.locator('[data-testid="stMetricValue"]').nth(5)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+            if title == page_results.TITLE:
+                expect(page.locator('[data-testid="stTable"]')).to_have_count(4, timeout=PAGE_TIMEOUT_MS)
+            assert page.evaluate(OVERFLOWING_METRICS_JS) == [], f"{title}: cut metric text at {width} px"
+            tables = page.evaluate(TABLE_COLUMNS_JS)
+            if width >= 1024:
+                cut = [t[:2] for t in tables if not t[2]]
+                assert not cut, f"{title}: tables cut at {width} px: {cut}"
+        assert page.evaluate("() => window.innerWidth") == width
+    finally:
+        page.close()
+
+
+def test_key_tables_show_all_their_columns_at_1024(browser, app_url):
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    try:
+        page.goto(f"{app_url}/results")
+        wait_rendered(page, page_results.TITLE)
+        expect(page.locator('[data-testid="stTable"]')).to_have_count(4, timeout=PAGE_TIMEOUT_MS)
+        tables = {(first, last): shown for first, last, shown in page.evaluate(TABLE_COLUMNS_JS)}
+        expected = [("metric", "Δ"), ("metric", "excludes 0"), ("metric", "Δ QCNN − classical"),
+                    ("matched at", "classical specificity")]
+        for key in expected:
+            assert tables.get(key) is True, f"table {key} missing or cut: {tables}"
+    finally:
+        page.close()

@@ -150,7 +150,7 @@ def delta_figure(rows: pd.DataFrame) -> go.Figure:
         marker=dict(symbol="diamond", size=13, color=REPORTED_COLOUR, line=dict(color="#555555", width=1)),
         hovertemplate="%{text}: %{x:+.2f} pts<extra>reported (study)</extra>"))
     fig.update_yaxes(tickvals=y, ticktext=labels, autorange="reversed")
-    fig.update_xaxes(title="QCNN − classical (percentage points; AUC × 100)", zeroline=False)
+    fig.update_xaxes(title="QCNN − classical (points; AUC × 100)", zeroline=False)
     return _finish(fig, height=80 + 62 * len(rows))
 
 
@@ -207,8 +207,8 @@ def confusion_figure(conf: Mapping[str, int], kind: str, threshold: float) -> go
     return _finish(fig, height=270, title=f"{MODEL_LABELS[kind]} · threshold {threshold:.2f}")
 
 
-SEED_STRIP_OFFSET = 0.2  # each model's column sits this far left/right of its metric
-SEED_STRIP_SPREAD = 0.14  # the seeds of one column spread over this width, so no two points overlap
+SEED_STRIP_OFFSET = 0.22  # each model's column sits this far left/right of its metric
+SEED_STRIP_SPREAD = 0.3  # the seeds of one column spread over this width, so no two points overlap
 
 
 def seed_jitter(n: int) -> np.ndarray:

@@ -26,13 +26,13 @@ def _headline(summary: dict | None) -> None:
     st.markdown(f"**QCNN − classical**, the study's headline metrics. Left in each card: {ui.REPORTED} — Experiment "
                 "4, one run, no intervals. Right: " + (f"{ui.REPRODUCED} — {ours}." if summary else
                                                        f"{ui.REPRODUCED} — not available yet."))
-    cols = st.columns(len(study.HEADLINE_METRICS), gap="medium")
+    cols = st.container(key="cards_headline").columns(len(study.HEADLINE_METRICS), gap="medium")
     for col, m in zip(cols, study.HEADLINE_METRICS, strict=True):
         with col.container(border=True):
             st.markdown(f"**{_name(m)}** · QCNN − classical, in points")
             left, right = st.columns(2)
             rq, rc = study.EXPERIMENT_4["qcnn"][m], study.EXPERIMENT_4["classical"][m]
-            left.metric("reported (study)", f"{100 * study.EXPERIMENT_4_DELTA[m]:+.2f}",
+            left.metric("reported", f"{100 * study.EXPERIMENT_4_DELTA[m]:+.2f}",
                         help=f"QCNN {ui.pct(rq, 2)} vs classical {ui.pct(rc, 2)}")
             left.caption(f"{ui.pct(rq)} vs {ui.pct(rc)}")
             if summary is None:

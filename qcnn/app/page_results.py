@@ -17,15 +17,15 @@ VIEW_OPTIONS = {"mean": "mean over seeds (± SD), Δ with 95% intervals over see
 
 
 def _tables(summary: dict, mode: str) -> None:
-    left, right = st.columns([4, 7], gap="large")
+    left, right = st.container(key="wide_tables").columns([4, 7], gap="large")
     with left:
         st.markdown(f"**{ui.REPORTED}** · Experiment 4, one run")
-        st.dataframe(reported_table(study.EXPERIMENT_4, study.EXPERIMENT_4_DELTA), hide_index=True, width="stretch")
+        st.table(reported_table(study.EXPERIMENT_4, study.EXPERIMENT_4_DELTA), hide_index=True)
         st.caption("No intervals reported. Δ = QCNN − classical, as printed by the study.")
     with right:
         n = len(summary["seeds"])
         st.markdown(f"**{ui.REPRODUCED}** · {VIEW_OPTIONS[mode]}, {n} seed{'s' if n > 1 else ''}")
-        st.dataframe(analysis.reproduced_table(summary, mode, TABLE_METRICS), hide_index=True, width="stretch")
+        st.table(analysis.reproduced_table(summary, mode, TABLE_METRICS), hide_index=True)
         st.caption(f"Test pool: {summary['n_test']:,} images, {summary['n_test_malignant']:,} malignant "
                    f"({100 * summary['n_test_malignant'] / summary['n_test']:.1f} %). "
                    + (f"Δ intervals: 95 %, {summary['difference'].get('interval_method', '')}; "
@@ -37,7 +37,7 @@ def _tables(summary: dict, mode: str) -> None:
 
 def _charts(summary: dict, mode: str) -> None:
     values, errors, label = analysis.bar_inputs(summary, mode, BAR_METRICS)
-    left, right = st.columns(2, gap="large")
+    left, right = st.container(key="wide_charts").columns(2, gap="large")
     with left:
         st.markdown(f"**Both models, per metric** · bars: {ui.REPRODUCED} ({label}); ◇ {ui.REPORTED}")
         st.plotly_chart(charts.metric_bars(values, errors, BAR_METRICS, study.EXPERIMENT_4, label), key="bars")
@@ -57,8 +57,14 @@ def positives(conf: dict) -> int:
     return conf["tp"] + conf["fp"]
 
 
+DELTA_COLUMN = "Δ QCNN − classical"
+
+
 def live_table(thresholds: dict, confs: dict, metrics: dict) -> pd.DataFrame:
-    """Both models' metrics at their thresholds and the difference; undefined precision shown as "—"."""
+    """One row per metric (the thresholds first), one column per model and the difference.
+
+    Metrics as rows keep the table four columns wide, so it fits a phone. Undefined precision is "—".
+    """
     def shown(kind: str, m: str) -> str:
         if m == "precision" and not positives(confs[kind]):
             return UNDEFINED
@@ -70,10 +76,9 @@ def live_table(thresholds: dict, confs: dict, metrics: dict) -> pd.DataFrame:
         d = metrics["qcnn"][m] - metrics["classical"][m]
         return f"{d:+.4f}" if m == "auc" else f"{100 * d:+.2f} pts"
 
-    rows = [[charts.MODEL_LABELS[k], f"{thresholds[k]:.2f}"] + [shown(k, m) for m in TABLE_METRICS]
-            for k in charts.KINDS]
-    rows.append(["Δ QCNN − classical", ""] + [delta(m) for m in TABLE_METRICS])
-    return pd.DataFrame(rows, columns=["model", "threshold"] + [charts.METRIC_LABELS[m] for m in TABLE_METRICS])
+    rows = [["threshold"] + [f"{thresholds[k]:.2f}" for k in charts.KINDS] + [""]]
+    rows += [[charts.METRIC_LABELS[m]] + [shown(k, m) for k in charts.KINDS] + [delta(m)] for m in TABLE_METRICS]
+    return pd.DataFrame(rows, columns=["metric"] + [charts.MODEL_LABELS[k] for k in charts.KINDS] + [DELTA_COLUMN])
 
 
 def _threshold_explorer(summary: dict | None) -> None:
@@ -96,7 +101,7 @@ def _threshold_explorer(summary: dict | None) -> None:
                   "the matched-recall table below compares them at equal recall instead. Everything in this "
                   "section is recomputed live from predictions.csv.")
     thresholds, confs, metrics = {}, {}, {}
-    cols = st.columns(2, gap="large")
+    cols = st.container(key="wide_thresholds").columns(2, gap="large")
     for col, kind in zip(cols, charts.KINDS, strict=True):
         with col:
             thresholds[kind] = st.slider(f"{charts.MODEL_LABELS[kind]} threshold", 0.01, 0.99, 0.5, 0.01,
@@ -107,12 +112,13 @@ def _threshold_explorer(summary: dict | None) -> None:
                             config={"displayModeBar": False})
     live = live_table(thresholds, confs, metrics)
     st.markdown(f"**At these thresholds** · seed {seed}, {len(paired):,} test images")
-    st.dataframe(live, hide_index=True, width="stretch", key="live_metrics", column_config={
-        charts.METRIC_LABELS["precision"]: st.column_config.TextColumn(help=UNDEFINED_PRECISION)})
+    st.table(live, hide_index=True)
+    if (live == UNDEFINED).any(axis=None):
+        st.caption("— : precision undefined at this threshold.", help=UNDEFINED_PRECISION)
     curves = {k: analysis.model_curves(k, seed) for k in charts.KINDS}
     curves = {k: v for k, v in curves.items() if v}
     areas = {k: v["auc"] if v.get("auc") is not None else metrics[k]["auc"] for k, v in curves.items()}
-    mid, right = st.columns(2, gap="large")
+    mid, right = st.container(key="wide_curves").columns(2, gap="large")
     with mid:
         st.markdown("**ROC curve**")
         roc = {k: (v["roc"]["fpr"], v["roc"]["tpr"]) for k, v in curves.items()}
@@ -139,7 +145,7 @@ def _matched_recall(summary: dict) -> None:
     shown = table.copy()
     for col in shown.columns[1:]:
         shown[col] = [f"{v:.3f}" if "threshold" in col else f"{100 * v:.1f} %" for v in table[col]]
-    st.dataframe(shown, hide_index=True, width="stretch")
+    st.table(shown, hide_index=True)
 
 
 def _seeds(summary: dict) -> None:

@@ -54,7 +54,7 @@ def _experiment(e: dict) -> None:
             t = study.EXPERIMENT_3_TEST
             st.markdown(f"**As the study reports it** (test set of {t['n']:,} unseen images, {t['n_malignant']:,} "
                         "malignant):")
-            st.dataframe(reported_table(study.EXPERIMENT_3), hide_index=True, width="content")
+            st.table(reported_table(study.EXPERIMENT_3), hide_index=True, width="content")
             st.caption(f"Training cost: about {study.SECONDS_PER_EPOCH['qcnn']:.0f} s per epoch for the QCNN "
                        f"(PennyLane default.qubit on a GPU) against about {study.SECONDS_PER_EPOCH['classical']:.0f} s "
                        f"for the classical control — {study.SLOWDOWN} slower.")
@@ -63,8 +63,8 @@ def _experiment(e: dict) -> None:
             for i, (move, detail) in enumerate(study.FOUR_MOVES, 1):
                 st.markdown(f"{i}. **{move}** — {detail}")
             st.markdown("**As the study reports it** (held-out test set):")
-            st.dataframe(reported_table(study.EXPERIMENT_4, study.EXPERIMENT_4_DELTA), hide_index=True,
-                         width="content")
+            st.table(reported_table(study.EXPERIMENT_4, study.EXPERIMENT_4_DELTA), hide_index=True,
+                     width="content")
             st.caption("The Results page sets these numbers beside the reproduction, with confidence intervals.")
 
 

@@ -94,11 +94,11 @@ def _configs(seed: int) -> None:
             for part, counts in config.get("parameters", {}).items():
                 parts.setdefault(part, {})[charts.MODEL_LABELS[kind]] = (
                     f"{counts['trainable']:,} trainable / {counts['total']:,}")
-        left, right = st.columns([3, 2], gap="large")
+        left, right = st.container(key="wide_configs").columns([3, 2], gap="large")
         with left:
             st.markdown("**Parameters per part**")
             order = [p for p in parts if p != "all"] + (["all"] if "all" in parts else [])
-            st.dataframe(pd.DataFrame(parts).T.loc[order].fillna("–").rename_axis("part"), width="stretch")
+            st.table(pd.DataFrame(parts).T.loc[order].fillna("–").rename_axis("part"))
             st.caption("The models share everything except the 8 → 256 map: the quantum circuit or its classical "
                        "control.")
         with right:
@@ -106,7 +106,7 @@ def _configs(seed: int) -> None:
             settings = pd.DataFrame({charts.MODEL_LABELS[k]: [str(results.training_settings(c).get(s, "–"))
                                                                  for s in SETTINGS]
                                      for k, c in configs.items()}, index=list(SETTINGS))
-            st.dataframe(settings.rename_axis("setting"), width="stretch")
+            st.table(settings.rename_axis("setting"))
 
 
 def _timing(histories: pd.DataFrame) -> None:
@@ -117,7 +117,7 @@ def _timing(histories: pd.DataFrame) -> None:
         if len(runs) and "seconds" in runs:
             rows.append({"kind": kind, "source": ui.REPRODUCED, "seconds": float(runs.seconds.median())})
     table = pd.DataFrame(rows)
-    left, right = st.columns([3, 2], gap="large")
+    left, right = st.container(key="wide_timing").columns([3, 2], gap="large")
     with left:
         st.plotly_chart(charts.timing_figure(table), key="timing", config={"displayModeBar": False})
     with right:
@@ -154,7 +154,7 @@ def render() -> None:
                                            study.CLASSICAL_END_VAL_LOSS), key="losses")
         st.caption("Dashed lines: the study's reported end points of its classical model (train 0.06, val 0.79), "
                    "for comparison with the reproduced curves.")
-        left, right = st.columns(2, gap="large")
+        left, right = st.container(key="wide_curves").columns(2, gap="large")
         with left:
             st.markdown("**Generalisation gap** (validation − training loss)")
             st.plotly_chart(charts.line_figure(histories, "gap", highlight, "val − train loss", zero_line=True),
@@ -166,7 +166,7 @@ def render() -> None:
             st.plotly_chart(charts.line_figure(histories, "val_auc", highlight, "validation AUC"), key="auc")
             st.caption("The kept weights are those of the ★ epoch, not the last one.")
         st.markdown("**End points**")
-        st.dataframe(_end_points(histories, highlight), hide_index=True, width="stretch")
+        st.table(_end_points(histories, highlight), hide_index=True)
         running = histories[~histories.complete].groupby(["kind", "seed"]).epoch.max()
         if len(running):
             names = ", ".join(f"{charts.MODEL_LABELS[k]} seed {s} (epoch {e})" for (k, s), e in running.items())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from qcnn.app.style import MODEL_COLOURS, MODEL_LABELS, fmt_value
+from qcnn.app.style import APP_CSS, MODEL_COLOURS, MODEL_LABELS, fmt_value
 from qcnn.app.results import results_dir
 
 FAVICON = Path(__file__).with_name("favicon.png")  # the two model colours, drawn by hand: no CDN, no data
@@ -77,6 +77,11 @@ def not_clinical_notice() -> None:
     st.warning("**Not a clinical tool.** This app re-examines a research comparison on a public data set. "
                "It must not be used to diagnose or triage skin lesions; see a dermatologist.",
                icon=":material/medical_services:")
+
+
+def apply_layout() -> None:
+    """The app's layout rules (qcnn.app.style.APP_CSS): wrapping cards, scaled metrics, scrolling tables."""
+    st.html(APP_CSS)
 
 
 def sidebar_info() -> None:
