@@ -193,18 +193,29 @@ def curve_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], kind_of_cu
     return fig
 
 
-def confusion_figure(conf: Mapping[str, int], kind: str, threshold: float) -> go.Figure:
-    """2 × 2 counts: rows = actual (malignant, benign), columns = predicted."""
-    z = [[conf["tp"], conf["fn"]], [conf["fp"], conf["tn"]]]
-    names = [["true positive", "false negative"], ["false positive", "true negative"]]
-    text = [[f"<b>{z[i][j]:,}</b><br>{names[i][j]}" for j in range(2)] for i in range(2)]
-    fig = go.Figure(go.Heatmap(
-        z=z, x=["predicted malignant", "predicted benign"], y=["actual malignant", "actual benign"],
-        text=text, texttemplate="%{text}", textfont=dict(size=14), showscale=False,
-        colorscale=[[0, "#FFFFFF"], [1, rgba(MODEL_COLOURS[kind], 0.75)]],
-        hovertemplate="%{y}, %{x}: %{z}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed")
-    return _finish(fig, height=270, title=f"{MODEL_LABELS[kind]} · threshold {threshold:.2f}")
+CONFUSION_CELLS = (("tp", "true positive"), ("fn", "false negative"), ("fp", "false positive"),
+                   ("tn", "true negative"))
+
+
+def confusion_html(conf: Mapping[str, int], kind: str, threshold: float) -> str:
+    """2 × 2 counts as a small HTML table (rows = actual, columns = predicted), shaded by count.
+
+    Plain HTML rather than a plotly heatmap: a threshold slider redraws it on every step, and two
+    extra plotly charts cost the browser more than everything else the step changes.
+    """
+    top = max(max(conf[k] for k, _ in CONFUSION_CELLS), 1)
+    cells = []
+    for key, name in CONFUSION_CELLS:
+        alpha = 0.12 + 0.63 * conf[key] / top
+        colour = "white" if alpha > 0.45 else "#111"
+        cells.append(f"<td style='background:{rgba(MODEL_COLOURS[kind], alpha)};color:{colour};text-align:center;"
+                     f"padding:10px 6px'><b>{conf[key]:,}</b><br><small>{name}</small></td>")
+    head = ("<th></th><th style='font-weight:normal'>predicted malignant</th>"
+            "<th style='font-weight:normal'>predicted benign</th>")
+    return (f"<div style='font-weight:600;margin-bottom:4px'>{MODEL_LABELS[kind]} · threshold {threshold:.2f}</div>"
+            f"<table style='width:100%;border-collapse:collapse;table-layout:fixed' data-kind='{kind}'><tr>{head}</tr>"
+            f"<tr><th style='font-weight:normal;text-align:left'>actual malignant</th>{cells[0]}{cells[1]}</tr>"
+            f"<tr><th style='font-weight:normal;text-align:left'>actual benign</th>{cells[2]}{cells[3]}</tr></table>")
 
 
 SEED_STRIP_OFFSET = 0.22  # each model's column sits this far left/right of its metric

@@ -107,8 +107,9 @@ def _gallery(chosen: pd.DataFrame, data_dir) -> None:
                              f"classical {row.p_classical:.2f}")
 
 
+@st.fragment
 def _grad_cam(chosen: pd.DataFrame, data_dir) -> None:
-    """Grad-CAM of both models for one selected image; torch and the models load only on request."""
+    """A fragment: Grad-CAM of both models for one selected image; torch and the models load only on request."""
     st.subheader("Where each model looks (Grad-CAM)")
     ids = chosen.image_id.tolist()
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
@@ -160,7 +161,14 @@ def render() -> None:
         return
     summary = results.load_summary()
     ui.synthetic_notice(summary)
-    seed, threshold = _controls(seeds, results.default_seed(seeds, summary))
+    _explorer(seeds, results.default_seed(seeds, summary))
+
+
+@st.fragment
+def _explorer(seeds: list[int], default_seed: int) -> None:
+    """Everything that follows the seed, the threshold and the filters: a fragment, so the page's header
+    does not rerun with every change."""
+    seed, threshold = _controls(seeds, default_seed)
     paired = results.load_paired_predictions(seed)
     if paired is None or not len(paired):  # a file being rewritten by the pipeline right now
         ui.missing(f"readable test-set predictions for seed {seed}", results.missing_run_file("predictions.csv", seed))

@@ -81,7 +81,9 @@ def live_table(thresholds: dict, confs: dict, metrics: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["metric"] + [charts.MODEL_LABELS[k] for k in charts.KINDS] + [DELTA_COLUMN])
 
 
+@st.fragment
 def _threshold_explorer(summary: dict | None) -> None:
+    """A fragment: moving a slider reruns this section only, not the page's tables and charts above."""
     st.header("Curves and a live threshold")
     seeds = results.available_seeds("predictions.csv")
     if not seeds:
@@ -108,8 +110,7 @@ def _threshold_explorer(summary: dict | None) -> None:
                                          key=f"threshold_{kind}")
             probs = paired[f"p_{kind}"].to_numpy()
             confs[kind], metrics[kind] = analysis.at_threshold(labels, probs, thresholds[kind])
-            st.plotly_chart(charts.confusion_figure(confs[kind], kind, thresholds[kind]), key=f"confusion_{kind}",
-                            config={"displayModeBar": False})
+            st.html(charts.confusion_html(confs[kind], kind, thresholds[kind]))
     live = live_table(thresholds, confs, metrics)
     st.markdown(f"**At these thresholds** · seed {seed}, {len(paired):,} test images")
     st.table(live, hide_index=True)
@@ -157,6 +158,19 @@ def _seeds(summary: dict) -> None:
                "by chance alone.")
 
 
+@st.fragment
+def _reproduced(summary: dict) -> None:
+    """Tables and charts of the summary; a fragment, so switching the view reruns this part only."""
+    if len(summary["seeds"]) > 1:
+        mode = st.radio("Reproduced numbers", list(VIEW_OPTIONS), format_func=VIEW_OPTIONS.get, horizontal=True,
+                        key="results_view")
+    else:
+        mode = "seed0"
+        st.caption("Only one seed is summarised so far: its values with their lesion-bootstrap intervals.")
+    _tables(summary, mode)
+    _charts(summary, mode)
+
+
 def render() -> None:
     ui.page_header(TITLE, "Experiment 4 of the study next to this project's reproduction: same metrics, same "
                           "0.5 threshold, plus what one run cannot show — intervals, seeds, all thresholds.")
@@ -166,14 +180,7 @@ def render() -> None:
     if summary is None:
         ui.missing("summary of the reproduced runs", "summary.json")
     else:
-        if len(summary["seeds"]) > 1:
-            mode = st.radio("Reproduced numbers", list(VIEW_OPTIONS), format_func=VIEW_OPTIONS.get, horizontal=True,
-                            key="results_view")
-        else:
-            mode = "seed0"
-            st.caption("Only one seed is summarised so far: its values with their lesion-bootstrap intervals.")
-        _tables(summary, mode)
-        _charts(summary, mode)
+        _reproduced(summary)
     _threshold_explorer(summary)
     if summary is not None:
         _matched_recall(summary)

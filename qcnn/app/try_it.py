@@ -387,6 +387,12 @@ def render() -> None:
         st.warning(str(err), icon=":material/hourglass_empty:")
         return
     chosen = choose_image()
+    show_analysis(predictor, chosen)
+
+
+@st.fragment
+def show_analysis(predictor: Predictor, chosen: ChosenImage | None) -> None:
+    """The CAM controls and everything they drive: a fragment, so a new method or opacity reruns this part only."""
     c1, c2 = st.columns(2)
     cam_method = c1.selectbox("Class-activation method", CAM_METHODS, key=KEY + "cam_method",
                               help="pytorch-grad-cam methods on layer3's output. ScoreCAM is gradient-free and "
