@@ -243,3 +243,37 @@ def test_key_tables_show_all_their_columns_at_1024(browser, app_url):
             assert tables.get(key) is True, f"table {key} missing or cut: {tables}"
     finally:
         page.close()
+
+
+def test_a_shared_url_restores_the_view(browser, app_url):
+    """Thresholds, seed and filters live in the query string: changing them writes it, opening it restores them."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{app_url}/results")
+        wait_rendered(page, page_results.TITLE)
+        page.locator('input[type="range"][aria-label="QCNN threshold"]').focus()
+        for _ in range(3):
+            page.keyboard.press("ArrowLeft")
+        page.wait_for_url("**t_qcnn=0.47**", timeout=PAGE_TIMEOUT_MS)
+        shared = page.url
+
+        fresh = browser.new_page(viewport={"width": 1400, "height": 1000})  # another session
+        try:
+            fresh.goto(shared)
+            wait_rendered(fresh, page_results.TITLE)
+            expect(fresh.locator('input[type="range"][aria-label="QCNN threshold"]')).to_have_attribute(
+                "value", "0.47", timeout=PAGE_TIMEOUT_MS)
+            expect(fresh.locator('[data-testid="stTable"] td').filter(has_text="0.47").first).to_be_visible()
+
+            fresh.goto(f"{app_url}/disagreements?t=0.3&label=malignant&gap=0.1")
+            wait_rendered(fresh, page_disagreements.TITLE)
+            expect(fresh.locator('input[type="range"][aria-label="Decision threshold (both models)"]')
+                   ).to_have_attribute("value", "0.3", timeout=PAGE_TIMEOUT_MS)
+            expect(fresh.get_by_text("At threshold 0.30", exact=False)).to_be_visible()
+            labels = fresh.locator('[data-testid="stMultiSelect"]').filter(has_text="Label")
+            expect(labels.get_by_text("malignant")).to_be_visible()
+            no_exception_box(fresh)
+        finally:
+            fresh.close()
+    finally:
+        page.close()

@@ -133,6 +133,27 @@ def test_pick_from_the_test_pool(monkeypatch: pytest.MonkeyPatch, data_dir: Path
 
 
 @needs_models
+def test_a_shared_link_opens_its_test_pool_image(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    if not (paths.RESULTS_DIR / paths.SPLIT_FILE).is_file():
+        pytest.skip("results/split.csv missing: run `qcnn split`")
+    from qcnn.app.try_it import SOURCES, test_pool
+
+    monkeypatch.setenv("QCNN_DATA_DIR", str(data_dir))
+    shared = test_pool()["image_id"].iloc[7]
+    at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
+    at.query_params["image"] = shared
+    at.run()
+    assert not at.exception, texts(at.exception)
+    assert at.radio(key="try_it_source").value == SOURCES[1]
+    assert at.selectbox(key="try_it_image_id").value == shared
+    assert texts(at.subheader)[0] == "Predictions"
+    at.selectbox(key="try_it_image_id").set_value(test_pool()["image_id"].iloc[3]).run()
+    assert at.query_params["image"] == test_pool()["image_id"].iloc[3]  # the URL follows the selection
+
+
+@needs_models
 def test_circuit_expander(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
     """The circuit is drawn only when its expander is opened (PennyLane is slow to import)."""
     at = app(monkeypatch, data_dir)

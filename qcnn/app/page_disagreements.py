@@ -7,20 +7,27 @@ import pandas as pd
 import streamlit as st
 
 from qcnn.app import analysis, charts, results, ui
+from qcnn.constants import THRESHOLD
 from qcnn.data import DX_NAMES, DataError, data_dir_available, image_path, load_image_file
 
 TITLE = "Disagreements: image by image"
 KEY = "disagree_"
 GALLERY_COLUMNS = 4
+DEFAULT_CELLS = ["only QCNN right", "only classical right"]
+LABELS = ["malignant", "benign"]
 
 
 def _controls(seeds: list[int], default: int) -> tuple[int, float]:
     c1, c2 = st.columns([1, 3], gap="large")
-    seed = c1.selectbox("Seed", seeds, index=seeds.index(default), key=KEY + "seed",
+    ui.from_url(KEY + "seed", "seed", default, int, lambda v: v in seeds)
+    ui.from_url(KEY + "threshold", "t", THRESHOLD, lambda t: round(float(t), 2), lambda v: 0.01 <= v <= 0.99)
+    seed = c1.selectbox("Seed", seeds, key=KEY + "seed",
                         help="The training seed whose test predictions are compared (seed 0 is fixed in advance).")
-    threshold = c2.slider("Decision threshold (both models)", 0.01, 0.99, 0.5, 0.01, key=KEY + "threshold",
+    threshold = c2.slider("Decision threshold (both models)", 0.01, 0.99, step=0.01, key=KEY + "threshold",
                           help="One threshold for both, as in the study (0.5). A prediction is right when "
                                "probability ≥ threshold matches the label (1 = malignant).")
+    ui.to_url("seed", seed, default)
+    ui.to_url("t", threshold, THRESHOLD, "{:.2f}".format)
     return seed, threshold
 
 
@@ -50,13 +57,21 @@ def _filters(frame: pd.DataFrame) -> pd.DataFrame:
     st.subheader("Filter the images")
     st.caption("An empty filter keeps everything.")
     c1, c2, c3, c4 = st.columns([3, 2, 3, 2], gap="medium")
-    cells = c1.multiselect("Cell", analysis.CELLS, default=["only QCNN right", "only classical right"],
-                           key=KEY + "cells", placeholder="all cells")
-    labels = c2.multiselect("Label", ["malignant", "benign"], key=KEY + "labels", placeholder="both labels")
-    dx = c3.multiselect("Diagnosis", sorted(frame.dx.unique()), key=KEY + "dx", placeholder="all diagnoses",
+    diagnoses = sorted(frame.dx.unique())
+    ui.from_url(KEY + "cells", "cell", DEFAULT_CELLS, valid=lambda v: set(v) <= set(analysis.CELLS), many=True)
+    ui.from_url(KEY + "labels", "label", [], valid=lambda v: set(v) <= set(LABELS), many=True)
+    ui.from_url(KEY + "dx", "dx", [], valid=lambda v: set(v) <= set(diagnoses), many=True)
+    ui.from_url(KEY + "gap", "gap", 0.0, lambda g: round(float(g), 2), lambda v: 0.0 <= v <= 1.0)
+    cells = c1.multiselect("Cell", analysis.CELLS, key=KEY + "cells", placeholder="all cells")
+    labels = c2.multiselect("Label", LABELS, key=KEY + "labels", placeholder="both labels")
+    dx = c3.multiselect("Diagnosis", diagnoses, key=KEY + "dx", placeholder="all diagnoses",
                         format_func=lambda d: f"{d} · {DX_NAMES.get(d, d)}")
-    gap = c4.slider("Min. probability gap", 0.0, 1.0, 0.0, 0.05, key=KEY + "gap",
+    gap = c4.slider("Min. probability gap", 0.0, 1.0, step=0.05, key=KEY + "gap",
                     help="|QCNN probability − classical probability|")
+    ui.to_url("cell", cells, DEFAULT_CELLS)
+    ui.to_url("label", labels, [])
+    ui.to_url("dx", dx, [])
+    ui.to_url("gap", gap, 0.0, "{:.2f}".format)
     keep = frame.gap.abs() >= gap
     if cells:
         keep &= frame.cell.isin(cells)
@@ -113,7 +128,11 @@ def _grad_cam(chosen: pd.DataFrame, data_dir) -> None:
     st.subheader("Where each model looks (Grad-CAM)")
     ids = chosen.image_id.tolist()
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    ui.from_url(KEY + "cam_image", "image", ids[0], valid=lambda v: v in ids)
+    if st.session_state[KEY + "cam_image"] not in ids:  # the filters changed under the selection
+        st.session_state[KEY + "cam_image"] = ids[0]
     image_id = c1.selectbox("Image", ids, key=KEY + "cam_image")
+    ui.to_url("image", image_id, None)
     run = c2.button("Compute Grad-CAM", key=KEY + "cam_run", help="Loads both models on first use (a few seconds).")
     if not run and st.session_state.get(KEY + "cam_for") != image_id:
         st.caption("Grad-CAM needs the trained models; they are loaded only when you ask.")

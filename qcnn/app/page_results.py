@@ -8,6 +8,7 @@ import streamlit as st
 from qcnn import study
 from qcnn.app import analysis, charts, referee_view, results, ui
 from qcnn.app.page_timeline import reported_table
+from qcnn.constants import THRESHOLD
 
 TITLE = "Results: reported vs reproduced"
 BAR_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
@@ -45,6 +46,14 @@ def _charts(summary: dict, mode: str) -> None:
         st.markdown("**QCNN − classical** · ◆ reported vs reproduced with 95% intervals")
         st.plotly_chart(charts.delta_figure(analysis.delta_rows(summary)), key="deltas")
         st.caption("A difference is distinguishable from noise only if its interval stays clear of the 0 line.")
+
+
+def _threshold(text: str) -> float:
+    return round(float(text), 2)
+
+
+def _valid_threshold(value: float) -> bool:
+    return 0.01 <= value <= 0.99
 
 
 UNDEFINED = "—"
@@ -91,8 +100,10 @@ def _threshold_explorer(summary: dict | None) -> None:
         return
     default = results.default_seed(seeds, summary)
     left, right = st.columns([1, 4], gap="large", vertical_alignment="center")
-    seed = left.selectbox("Seed", seeds, index=seeds.index(default), key="results_seed",
+    ui.from_url("results_seed", "seed", default, int, lambda v: v in seeds)
+    seed = left.selectbox("Seed", seeds, key="results_seed",
                           help="Which training seed's test predictions to explore (seed 0 is fixed in advance).")
+    ui.to_url("seed", seed, default)
     paired = results.load_paired_predictions(seed)
     if paired is None or not len(paired):  # a file being rewritten by the pipeline right now
         ui.missing(f"readable test-set predictions for seed {seed}", results.missing_run_file("predictions.csv", seed))
@@ -106,8 +117,10 @@ def _threshold_explorer(summary: dict | None) -> None:
     cols = st.container(key="wide_thresholds").columns(2, gap="large")
     for col, kind in zip(cols, charts.KINDS, strict=True):
         with col:
-            thresholds[kind] = st.slider(f"{charts.MODEL_LABELS[kind]} threshold", 0.01, 0.99, 0.5, 0.01,
+            ui.from_url(f"threshold_{kind}", f"t_{kind}", THRESHOLD, _threshold, _valid_threshold)
+            thresholds[kind] = st.slider(f"{charts.MODEL_LABELS[kind]} threshold", 0.01, 0.99, step=0.01,
                                          key=f"threshold_{kind}")
+            ui.to_url(f"t_{kind}", thresholds[kind], THRESHOLD, "{:.2f}".format)
             probs = paired[f"p_{kind}"].to_numpy()
             confs[kind], metrics[kind] = analysis.at_threshold(labels, probs, thresholds[kind])
             st.html(charts.confusion_html(confs[kind], kind, thresholds[kind]))
@@ -162,8 +175,10 @@ def _seeds(summary: dict) -> None:
 def _reproduced(summary: dict) -> None:
     """Tables and charts of the summary; a fragment, so switching the view reruns this part only."""
     if len(summary["seeds"]) > 1:
+        ui.from_url("results_view", "view", "mean", valid=lambda v: v in VIEW_OPTIONS)
         mode = st.radio("Reproduced numbers", list(VIEW_OPTIONS), format_func=VIEW_OPTIONS.get, horizontal=True,
                         key="results_view")
+        ui.to_url("view", mode, "mean")
     else:
         mode = "seed0"
         st.caption("Only one seed is summarised so far: its values with their lesion-bootstrap intervals.")

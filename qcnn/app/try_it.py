@@ -22,7 +22,7 @@ import streamlit as st
 
 from qcnn.app.charts import MODEL_COLOURS, MODEL_LABELS
 from qcnn.app.model_cache import ModelsUnavailable, get_predictor
-from qcnn.app.ui import not_clinical_notice, page_header
+from qcnn.app.ui import not_clinical_notice, page_header, to_url
 from qcnn.constants import (CAM_METHODS, MODEL_KINDS, N_OUTCOMES, N_QUBITS, SLOW_CAM_METHODS, THRESHOLD,
                             UPLOAD_EXTENSIONS)
 from qcnn.data import DX_NAMES, DataError, data_dir_available, image_path
@@ -94,6 +94,7 @@ def _choose_from_pool(pool: pd.DataFrame, data_dir) -> ChosenImage | None:
     if st.session_state.get(KEY + "image_id") not in ids:
         st.session_state[KEY + "image_id"] = ids[0]
     image_id = c2.selectbox(f"Test-pool image ({len(ids):,})", ids, key=KEY + "image_id")
+    to_url("image", image_id, None)
     row = rows[rows["image_id"] == image_id].iloc[0]
     truth = {"image_id": image_id, "dx": str(row["dx"]), "label": int(row["label"])}
     try:
@@ -111,9 +112,13 @@ def choose_image() -> ChosenImage | None:
     pool = test_pool() if data_dir is not None else None
     source = SOURCES[0]
     if pool is not None:
+        shared = st.query_params.get("image")  # a shared link to a test-pool image opens on it
+        if KEY + "source" not in st.session_state and shared in set(pool["image_id"]):
+            st.session_state[KEY + "source"], st.session_state[KEY + "image_id"] = SOURCES[1], shared
         source = st.radio("Image", SOURCES, horizontal=True, key=KEY + "source", label_visibility="collapsed")
     if source == SOURCES[1]:
         return _choose_from_pool(pool, data_dir)
+    to_url("image", None, None)
     uploaded = st.file_uploader("A dermoscopic image of a skin lesion", type=UPLOAD_TYPES, key=KEY + "upload",
                                 help="JPEG, PNG, WebP, BMP, TIFF or GIF; at least 32 px a side, at most "
                                      "40 megapixels and 20 MB. It stays in this session's memory only.")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -97,6 +99,42 @@ def _short(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+# --- shareable views: widget values mirrored in the URL's query string ------------------------------
+
+
+def from_url(key: str, param: str, default: Any, parse: Callable[[str], Any] = str,
+             valid: Callable[[Any], bool] = lambda _: True, many: bool = False) -> None:
+    """Give widget ``key`` its starting value: the URL's ``param`` when valid, else ``default``.
+
+    Call before creating the widget, and create it without a value/index/default argument (its
+    value comes from session state). Runs only while the widget has no state yet, so the URL is
+    read when a view is opened, and the widget owns the value afterwards.
+    """
+    if key in st.session_state:
+        return
+    value = default
+    raw = st.query_params.get_all(param) if many else st.query_params.get(param)
+    if raw:
+        try:
+            parsed = [parse(r) for r in raw] if many else parse(raw)
+        except ValueError:
+            parsed = None
+        if parsed is not None and valid(parsed):
+            value = parsed
+    st.session_state[key] = value
+
+
+def to_url(param: str, value: Any, default: Any, fmt: Callable[[Any], str] = str) -> None:
+    """Write a widget's value into the URL (left out when it is the default, to keep links short)."""
+    if value == default or value is None:
+        if param in st.query_params:
+            del st.query_params[param]
+        return
+    shown = [fmt(v) for v in value] if isinstance(value, list | tuple) else fmt(value)
+    if st.query_params.get_all(param) != (shown if isinstance(shown, list) else [shown]):
+        st.query_params[param] = shown
 
 
 def pct(value: float, digits: int = 1) -> str:
