@@ -6,6 +6,7 @@ Run with ``streamlit run streamlit_app.py``. Each page is a short script in page
 
 import streamlit as st
 
+from qcnn.app.model_cache import start_loading
 from qcnn.app.ui import FAVICON, apply_layout, sidebar_info
 
 # A local file: an emoji or material icon would be fetched from a font CDN, and demos run offline.
@@ -21,6 +22,7 @@ PAGES = [
     st.Page("pages/try_it.py", title="Try it", icon=":material/science:"),
 ]
 
+start_loading()  # the models load in the background from the first page view on (Try it, Grad-CAM)
 page = st.navigation(PAGES)
 apply_layout()
 with st.sidebar:

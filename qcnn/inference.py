@@ -152,7 +152,7 @@ def load_image(data: bytes) -> Image.Image:
         raise ImageError("The file is empty (0 bytes). Choose an image file.")
     if len(data) > MAX_BYTES:
         raise ImageError(f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is "
-                         f"{MAX_BYTES / 1e6:.0f} MB.")
+                         f"{MAX_BYTES / 1e6:.0f} MB. Save it as a JPEG or resize it, then upload it again.")
     try:
         with _DECODE_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -168,7 +168,10 @@ def load_image(data: bytes) -> Image.Image:
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"The image is too large to decode safely ({err}).") from err
+        # Pillow refuses before our own header check can run; its message talks of "DOS attacks".
+        raise ImageError(f"The image is too large to decode safely: it has more pixels than the limit of "
+                         f"{MAX_PIXELS / 1e6:.0f} megapixels. Resize it (for example to 1,000 pixels a side) "
+                         "and upload it again.") from err
     except UnidentifiedImageError as err:
         what = _sniff_unsupported(data)
         if what:

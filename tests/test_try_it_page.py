@@ -167,7 +167,7 @@ def test_circuit_expander(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> No
 
 
 def test_fmt_probability() -> None:
-    from qcnn.app.try_it import fmt_probability
+    from qcnn.app.charts import fmt_probability
 
     assert fmt_probability(0.4567) == "45.7%"
     assert fmt_probability(0.0003) == "3.0e-04" and fmt_probability(0.0) == "0"
@@ -175,7 +175,8 @@ def test_fmt_probability() -> None:
 
 
 def test_figures() -> None:
-    from qcnn.app.try_it import distribution_figure, patch_map_figure, probability_figure, top_states_table
+    from qcnn.app.charts import distribution_figure, outcome_categories, patch_map_figure, probability_figure
+    from qcnn.app.try_it import top_states_table
 
     rng = np.random.default_rng(1)
     p = rng.dirichlet(np.ones(256))
@@ -187,4 +188,41 @@ def test_figures() -> None:
     for view, values in (("entropy", rng.random((14, 14)) * 8), ("argmax", rng.integers(0, 256, (14, 14)))):
         fig = patch_map_figure(image, values, "classical", view)
         assert fig.data[1].z.shape == (14, 14)
+    maps = [rng.integers(0, 4, (14, 14)), np.full((14, 14), 3)]
+    categories = outcome_categories(maps, k=2)
+    assert categories[0] == 3  # the most frequent first
+    fig = patch_map_figure(image, maps[0], "qcnn", "argmax", categories=categories)
+    codes = np.asarray(fig.data[1].z)
+    assert set(np.unique(codes)) <= {0, 1, 2}  # two named categories and "other"
+    assert (codes[maps[0] == 3] == 0).all() and (codes[~np.isin(maps[0], categories)] == 2).all()
+    assert list(fig.data[1].colorbar.ticktext)[-1] == "other"
     assert len(probability_figure({"qcnn": 0.3, "classical": 0.7}).data[0].x) == 2
+
+
+def test_every_cam_method_has_a_caption_and_eigencam_names_no_target() -> None:
+    from qcnn.app.try_it import CAM_CAPTIONS
+    from qcnn.constants import CAM_METHODS
+
+    assert set(CAM_CAPTIONS) == set(CAM_METHODS)
+    assert "class-agnostic" in CAM_CAPTIONS["EigenCAM"].lower() and "gradient" not in CAM_CAPTIONS["EigenCAM"]
+    assert all("malignancy logit" in text for method, text in CAM_CAPTIONS.items() if method != "EigenCAM")
+
+
+def test_streamlit_lets_oversized_uploads_reach_load_image() -> None:
+    """Streamlit's own limit must sit above the project's, or a 25 MB file gets only a red icon."""
+    import tomllib
+
+    from qcnn.constants import MAX_UPLOAD_BYTES
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 1e6 > 2 * MAX_UPLOAD_BYTES
+
+
+@needs_models
+def test_models_load_in_the_background() -> None:
+    from qcnn.app import model_cache
+
+    model_cache.start_loading()  # returns at once
+    model_cache.start_loading()  # and only one load runs
+    predictor = model_cache._future().result(timeout=TIMEOUT)
+    assert model_cache.is_loaded() and model_cache.get_predictor() is predictor

@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from qcnn.constants import N_QUBITS, THRESHOLD
 from qcnn.app.style import (  # noqa: F401  (re-exported: the colours and labels live in style.py)
     CELL_COLOURS,
     KINDS,
@@ -27,6 +28,10 @@ from qcnn.app.style import (  # noqa: F401  (re-exported: the colours and labels
 )
 
 SEED_OPACITY = 0.35
+# Paul Tol's "muted" qualitative palette (colour-blind safe) for categories such as outcomes; grey = other.
+OUTCOME_PALETTE = ("#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE", "#882255", "#44AA99", "#999933",
+                   "#AA4499")
+OTHER_OUTCOME_COLOUR = "#DDDDDD"
 
 
 def _finish(fig: go.Figure, height: int = 380, title: str | None = None, **layout) -> go.Figure:
@@ -403,3 +408,110 @@ def probability_scatter(frame: pd.DataFrame, threshold: float) -> go.Figure:
     fig.update_xaxes(title="classical probability (malignant)", range=[-0.02, 1.02])
     fig.update_yaxes(title="QCNN probability (malignant)", range=[-0.02, 1.02])
     return _finish(fig, height=420)
+
+
+# --- try it -------------------------------------------------------------------------------------
+
+def bits(index: int, n_qubits: int = N_QUBITS) -> str:
+    """Basis state ``index`` as bits, wire 0 first (PennyLane's order; qcnn.inference.bitstring, torch-free)."""
+    return format(int(index), f"0{n_qubits}b")
+
+
+def fmt_probability(p: float) -> str:
+    """A probability as a percentage that never rounds a confident call to a flat 0 or 100."""
+    if p < 0.001:
+        return f"{p:.1e}" if p > 0 else "0"
+    if p > 0.999:
+        return f"1 − {1 - p:.1e}" if p < 1 else "1"
+    return f"{p:.1%}"
+
+
+def verdict(probability: float) -> str:
+    return "malignant" if probability >= THRESHOLD else "benign"
+
+
+def probability_figure(probabilities: dict[str, float]) -> go.Figure:
+    """Both malignancy probabilities as bars against the 0.5 threshold."""
+    kinds = [k for k in KINDS if k in probabilities][::-1]  # QCNN on top
+    fig = go.Figure(go.Bar(
+        x=[probabilities[k] for k in kinds], y=[MODEL_LABELS[k] for k in kinds], orientation="h",
+        marker_color=[MODEL_COLOURS[k] for k in kinds],
+        text=[f"{fmt_probability(probabilities[k])} · {verdict(probabilities[k])}" for k in kinds],
+        textposition="outside",
+        hovertemplate="%{y}: P(malignant) = %{x:.3f}<extra></extra>"))
+    fig.add_vline(x=THRESHOLD, line=dict(color="#444444", dash="dash", width=1.5),
+                  annotation_text="threshold 0.5", annotation_position="top")
+    fig.update_layout(height=170, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
+                      xaxis=dict(range=[0, 1.18], tickformat=".0%", title="P(malignant)",
+                                 tickvals=[0, 0.25, 0.5, 0.75, 1]))
+    return fig
+
+
+def distribution_figure(distribution: np.ndarray, kind: str, y_max: float | None = None) -> go.Figure:
+    """The 256 outcome probabilities as bars labelled by bitstring (wire 0 first), uniform dashed."""
+    p = np.asarray(distribution, dtype=float)
+    n_qubits = int(round(np.log2(p.size)))
+    labels = [bits(i, n_qubits) for i in range(p.size)]
+    ticks = list(range(0, p.size, max(1, p.size // 8)))
+    fig = go.Figure(go.Bar(x=np.arange(p.size), y=p, marker_color=MODEL_COLOURS[kind], customdata=labels,
+                           name=MODEL_LABELS[kind],
+                           hovertemplate="|%{customdata}⟩ (index %{x}): %{y:.4f}<extra></extra>"))
+    fig.add_hline(y=1.0 / p.size, line=dict(color="#444444", dash="dash", width=1),
+                  annotation_text=f"uniform 1/{p.size}", annotation_position="top right")
+    fig.update_layout(
+        height=300, margin=dict(l=10, r=10, t=40, b=10), showlegend=False, bargap=0.05,
+        title=dict(text=f"{MODEL_LABELS[kind]} · mean over the 196 patches", x=0,
+                   font=dict(size=14)),
+        xaxis=dict(title="outcome (bitstring, wire 0 first)", tickmode="array", tickvals=ticks,
+                   ticktext=[labels[t] for t in ticks], tickangle=-45, range=[-1, p.size]),
+        yaxis=dict(title="probability", range=[0, y_max] if y_max else None))
+    return fig
+
+
+def outcome_categories(maps: Iterable[np.ndarray], k: int = len(OUTCOME_PALETTE)) -> list[int]:
+    """The ``k`` outcomes most often most likely over the given per-patch maps, most frequent first."""
+    values, counts = np.unique(np.concatenate([np.asarray(m).ravel() for m in maps]), return_counts=True)
+    order = np.lexsort((values, -counts))  # by count, ties by index: the same order every time
+    return [int(v) for v in values[order][:k]]
+
+
+def patch_map_figure(image: np.ndarray, values: np.ndarray, kind: str, view: str, opacity: float = 0.55,
+                     z_range: tuple[float, float] | None = None, categories: list[int] | None = None) -> go.Figure:
+    """A 14 x 14 map over the 224 x 224 image: one cell per layer3 patch (16 x 16 pixels).
+
+    ``view`` "entropy": a continuous scale (bits). "argmax": the most likely outcome per patch, which is a
+    category, not a quantity: each of ``categories`` (default: this map's most frequent) gets its own
+    colour from a qualitative palette, every other outcome one grey.
+    """
+    size = image.shape[0]
+    cell = size / values.shape[0]
+    rows, cols = values.shape
+    where = "patch row %{customdata[0]}, column %{customdata[1]}<br>"
+    z = values
+    if view == "entropy":
+        colorscale, colorbar = "Viridis", dict(title="bits")
+        custom = [[[r, c, ""] for c in range(cols)] for r in range(rows)]
+        hover = where + "entropy %{z:.3f} bits<extra></extra>"
+    else:
+        categories = list(categories if categories is not None else outcome_categories([values]))
+        n = len(categories) + 1  # the last colour: any other outcome
+        code = {v: i for i, v in enumerate(categories)}
+        z = np.vectorize(lambda v: code.get(int(v), n - 1))(values)
+        colours = [OUTCOME_PALETTE[i] for i in range(len(categories))] + [OTHER_OUTCOME_COLOUR]
+        colorscale = [[edge, colours[i]] for i in range(n) for edge in (i / n, (i + 1) / n)]
+        colorbar = dict(title="outcome", tickvals=list(range(n)),
+                        ticktext=[f"|{bits(v)}⟩" for v in categories] + ["other"])
+        custom = [[[r, c, bits(int(values[r, c]))] for c in range(cols)] for r in range(rows)]
+        hover = where + "most likely |%{customdata[2]}⟩<extra></extra>"
+        z_range = (-0.5, n - 0.5)
+    fig = go.Figure(go.Image(z=image, hoverinfo="skip"))
+    fig.add_trace(go.Heatmap(
+        z=z, x0=cell / 2, dx=cell, y0=cell / 2, dy=cell, opacity=opacity, colorscale=colorscale,
+        zmin=z_range[0] if z_range else None, zmax=z_range[1] if z_range else None, customdata=custom,
+        hovertemplate=hover, colorbar=colorbar, xgap=1, ygap=1))
+    fig.update_xaxes(showticklabels=False, showgrid=False, ticks="")
+    fig.update_yaxes(showticklabels=False, showgrid=False, ticks="")
+    title = "entropy per patch" if view == "entropy" else "most likely outcome per patch"
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10),
+                      title=dict(text=f"{MODEL_LABELS[kind]} · {title}", x=0, font=dict(size=14)))
+    return fig

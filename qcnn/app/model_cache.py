@@ -1,16 +1,21 @@
-"""The two trained models, loaded once per app process and shared by every session.
+"""The two trained models, loaded once per app process, in the background, and shared by every session.
 
-``get_predictor()`` returns the cached ``qcnn.inference.Predictor`` or raises ``ModelsUnavailable``
-with a message the page shows as a warning. The cache is keyed by the checkpoint folder and the
-files' modification times, so a fresh ``qcnn reproduce`` is picked up without
-restarting the app (the old models are then dropped: one entry only). torch is imported only
-when the models are first loaded.
+``start_loading()`` (called by streamlit_app.py on every run; only the first call does anything)
+begins loading on a worker thread as soon as the app serves its first page, so a visitor who goes
+to "Try it" finds the models ready, or nearly. ``get_predictor()`` returns the loaded
+``qcnn.inference.Predictor``, showing a spinner while the load finishes, or raises
+``ModelsUnavailable`` with a message the page shows as a warning. The load is keyed by the
+checkpoint folder and the files' modification times, so a fresh ``qcnn reproduce`` is picked up
+without restarting the app (the old models are then dropped). A failed load is not kept: the
+next call tries again. torch is imported only on the worker thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +28,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from qcnn.inference import Predictor
 
 CHECKPOINT_FILES = ("backbone.safetensors", "qcnn.safetensors", "classical.safetensors")
+LOADING_MESSAGE = "Loading the QCNN and the classical control (started when the app opened)…"
+
+_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qcnn-models")
+_LOCK = threading.Lock()
+_current: tuple[tuple[str, tuple[int, ...]], Future] | None = None
 
 
 class ModelsUnavailable(RuntimeError):
@@ -39,8 +49,7 @@ def _stamps(directory: Path) -> tuple[int, ...]:
     return tuple((directory / name).stat().st_mtime_ns for name in CHECKPOINT_FILES)
 
 
-@st.cache_resource(show_spinner="Loading the QCNN and the classical control…", max_entries=1)
-def _load_predictor(directory: str, stamps: tuple[int, ...]) -> Predictor:
+def _load(directory: str) -> Predictor:
     from qcnn.inference import Predictor
 
     try:
@@ -53,7 +62,47 @@ def _load_predictor(directory: str, stamps: tuple[int, ...]) -> Predictor:
             "train and export both models again.") from err
 
 
-def get_predictor() -> Predictor:
-    """The shared predictor; raises ``ModelsUnavailable`` (a failed load is not cached)."""
+def _future() -> Future:
+    """The load of the current checkpoints: running, done, or started now."""
+    global _current
     directory = paths.checkpoint_dir()
-    return _load_predictor(str(directory), _stamps(directory))
+    key = (str(directory), _stamps(directory))
+    with _LOCK:
+        if _current is None or _current[0] != key:
+            _current = (key, _EXECUTOR.submit(_load, key[0]))
+        return _current[1]
+
+
+def check_available() -> None:
+    """Raise ``ModelsUnavailable`` when a checkpoint file is missing (cheap: no loading)."""
+    _stamps(paths.checkpoint_dir())
+
+
+def start_loading() -> None:
+    """Begin loading the models in the background; returns at once (missing checkpoints: nothing to do)."""
+    with contextlib.suppress(ModelsUnavailable):
+        _future()
+
+
+def is_loaded() -> bool:
+    try:
+        future = _future()
+    except ModelsUnavailable:
+        return False
+    return future.done() and future.exception() is None
+
+
+def get_predictor() -> Predictor:
+    """The shared predictor, waiting (with a spinner) for the background load; raises ``ModelsUnavailable``."""
+    global _current
+    future = _future()
+    if not future.done():
+        with st.spinner(LOADING_MESSAGE, show_time=True):
+            future.result()  # raises as below if the load failed
+    try:
+        return future.result()
+    except ModelsUnavailable:
+        with _LOCK:
+            if _current is not None and _current[1] is future:
+                _current = None  # retry on the next call
+        raise

@@ -1,7 +1,8 @@
 """The "Try it" page: one image (an upload or a test-pool image) through both models.
 
-The page script (``pages/try_it.py``) only calls ``render()``. Figures are plain builders that
-take numpy arrays and return plotly figures; torch is imported when the models are first used.
+The page script (``pages/try_it.py``) only calls ``render()``. Its figures are built by
+``qcnn.app.charts`` from numpy arrays; torch is imported when the models are first used (on the
+background loader's thread, see ``qcnn.app.model_cache``).
 Model colours and labels come from ``qcnn.app.charts`` (``MODEL_COLOURS``, ``MODEL_LABELS``).
 
 After a prediction the page always shows the subheader ``PREDICTIONS_HEADER`` ("Predictions"),
@@ -17,13 +18,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from qcnn.app.charts import MODEL_COLOURS, MODEL_LABELS
-from qcnn.app.model_cache import ModelsUnavailable, get_predictor
+from qcnn.app.charts import (MODEL_COLOURS, MODEL_LABELS, distribution_figure, fmt_probability,
+                             outcome_categories, patch_map_figure, probability_figure, verdict)
+from qcnn.app.model_cache import ModelsUnavailable, check_available, get_predictor, start_loading
 from qcnn.app.ui import not_clinical_notice, page_header, to_url
-from qcnn.constants import (CAM_METHODS, MODEL_KINDS, N_OUTCOMES, N_QUBITS, SLOW_CAM_METHODS, THRESHOLD,
+from qcnn.constants import (CAM_METHODS, MODEL_KINDS, N_QUBITS, SLOW_CAM_METHODS, THRESHOLD,
                             UPLOAD_EXTENSIONS)
 from qcnn.data import DX_NAMES, DataError, data_dir_available, image_path
 
@@ -37,6 +38,22 @@ UPLOAD_TYPES = list(UPLOAD_EXTENSIONS)
 PATCH_VIEWS = {"Entropy (bits)": "entropy", "Most likely outcome": "argmax"}
 SOURCES = ("Upload an image", "Pick from the test pool")
 PREDICTIONS_HEADER = "Predictions"
+# What each map shows, in words (all on layer3's 14 x 14 output; the target, where there is one, is the
+# malignancy logit). EigenCAM has no target: it cannot say what raises the malignancy score.
+CAM_CAPTIONS = {
+    "GradCAM": "each layer3 channel weighted by the mean gradient of the malignancy logit; warm colours are where "
+               "the features raise that logit.",
+    "GradCAM++": "like GradCAM, with per-location weights from higher-order gradients of the malignancy logit; "
+                 "spreads over several regions that raise it.",
+    "HiResCAM": "gradient × activation of the malignancy logit at every location (no averaging), so the map is "
+                "faithful to what the head computes.",
+    "XGradCAM": "gradients of the malignancy logit scaled by normalised activations; close to GradCAM.",
+    "LayerCAM": "positive gradients × activations of the malignancy logit per location; fine-grained.",
+    "EigenCAM": "the first principal component of layer3's activations. Class-agnostic: it shows what dominates "
+                "the features (often the surrounding skin), not what raises the malignancy score.",
+    "ScoreCAM": "gradient-free: each of the 256 layer3 channels masks the image, weighted by how much the masked "
+                "image raises the malignancy logit. Runs each model 256 more times.",
+}
 KEY = "try_it_"  # session-state and widget key prefix
 
 
@@ -150,59 +167,6 @@ def predict_cached(predictor: Predictor, chosen: ChosenImage, image: Image.Image
 # --- figures --------------------------------------------------------------------------------------
 
 
-def fmt_probability(p: float) -> str:
-    """A probability as a percentage that never rounds a confident call to a flat 0 or 100."""
-    if p < 0.001:
-        return f"{p:.1e}" if p > 0 else "0"
-    if p > 0.999:
-        return f"1 − {1 - p:.1e}" if p < 1 else "1"
-    return f"{p:.1%}"
-
-
-def verdict(probability: float) -> str:
-    return "malignant" if probability >= THRESHOLD else "benign"
-
-
-def probability_figure(probabilities: dict[str, float]) -> go.Figure:
-    """Both malignancy probabilities as bars against the 0.5 threshold."""
-    kinds = [k for k in KINDS if k in probabilities][::-1]  # QCNN on top
-    fig = go.Figure(go.Bar(
-        x=[probabilities[k] for k in kinds], y=[MODEL_LABELS[k] for k in kinds], orientation="h",
-        marker_color=[MODEL_COLOURS[k] for k in kinds],
-        text=[f"{fmt_probability(probabilities[k])} · {verdict(probabilities[k])}" for k in kinds],
-        textposition="outside",
-        hovertemplate="%{y}: P(malignant) = %{x:.3f}<extra></extra>"))
-    fig.add_vline(x=THRESHOLD, line=dict(color="#444444", dash="dash", width=1.5),
-                  annotation_text="threshold 0.5", annotation_position="top")
-    fig.update_layout(height=170, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
-                      xaxis=dict(range=[0, 1.18], tickformat=".0%", title="P(malignant)",
-                                 tickvals=[0, 0.25, 0.5, 0.75, 1]))
-    return fig
-
-
-def distribution_figure(distribution: np.ndarray, kind: str, y_max: float | None = None) -> go.Figure:
-    """The 256 outcome probabilities as bars labelled by bitstring (wire 0 first), uniform dashed."""
-    from qcnn.inference import bitstring
-
-    p = np.asarray(distribution, dtype=float)
-    n_qubits = int(round(np.log2(p.size)))
-    bits = [bitstring(i, n_qubits) for i in range(p.size)]
-    ticks = list(range(0, p.size, max(1, p.size // 8)))
-    fig = go.Figure(go.Bar(x=np.arange(p.size), y=p, marker_color=MODEL_COLOURS[kind], customdata=bits,
-                           name=MODEL_LABELS[kind],
-                           hovertemplate="|%{customdata}⟩ (index %{x}): %{y:.4f}<extra></extra>"))
-    fig.add_hline(y=1.0 / p.size, line=dict(color="#444444", dash="dash", width=1),
-                  annotation_text=f"uniform 1/{p.size}", annotation_position="top right")
-    fig.update_layout(
-        height=300, margin=dict(l=10, r=10, t=40, b=10), showlegend=False, bargap=0.05,
-        title=dict(text=f"{MODEL_LABELS[kind]} · mean over the 196 patches", x=0,
-                   font=dict(size=14)),
-        xaxis=dict(title="outcome (bitstring, wire 0 first)", tickmode="array", tickvals=ticks,
-                   ticktext=[bits[t] for t in ticks], tickangle=-45, range=[-1, p.size]),
-        yaxis=dict(title="probability", range=[0, y_max] if y_max else None))
-    return fig
-
-
 def top_states_table(distribution: np.ndarray, k: int = 5) -> pd.DataFrame:
     from qcnn.inference import top_states
 
@@ -214,38 +178,6 @@ def top_states_table(distribution: np.ndarray, k: int = 5) -> pd.DataFrame:
 def patch_values(output: ModelOutput, view: str) -> np.ndarray:
     """(14, 14) per-patch entropy (bits) or most likely outcome index."""
     return output.patch_entropy_map() if view == "entropy" else output.patch_argmax_map()
-
-
-def patch_map_figure(image: np.ndarray, values: np.ndarray, kind: str, view: str, opacity: float = 0.55,
-                     z_range: tuple[float, float] | None = None) -> go.Figure:
-    """A 14 x 14 map over the 224 x 224 image: one cell per layer3 patch (16 x 16 pixels)."""
-    from qcnn.inference import bitstring
-
-    size = image.shape[0]
-    cell = size / values.shape[0]
-    rows, cols = values.shape
-    where = "patch row %{customdata[0]}, column %{customdata[1]}<br>"
-    if view == "entropy":
-        colorscale, colorbar = "Viridis", dict(title="bits")
-        custom = [[[r, c, ""] for c in range(cols)] for r in range(rows)]
-        hover = where + "entropy %{z:.3f} bits<extra></extra>"
-    else:
-        ticks = [0, 64, 128, 192, 255]
-        colorscale, colorbar = "Turbo", dict(title="outcome", tickvals=ticks, ticktext=[bitstring(t) for t in ticks])
-        custom = [[[r, c, bitstring(int(values[r, c]))] for c in range(cols)] for r in range(rows)]
-        hover = where + "most likely |%{customdata[2]}⟩ (index %{z})<extra></extra>"
-        z_range = z_range or (0, N_OUTCOMES - 1)
-    fig = go.Figure(go.Image(z=image, hoverinfo="skip"))
-    fig.add_trace(go.Heatmap(
-        z=values, x0=cell / 2, dx=cell, y0=cell / 2, dy=cell, opacity=opacity, colorscale=colorscale,
-        zmin=z_range[0] if z_range else None, zmax=z_range[1] if z_range else None, customdata=custom,
-        hovertemplate=hover, colorbar=colorbar, xgap=1, ygap=1))
-    fig.update_xaxes(showticklabels=False, showgrid=False, ticks="")
-    fig.update_yaxes(showticklabels=False, showgrid=False, ticks="")
-    title = "entropy per patch" if view == "entropy" else "most likely outcome per patch"
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10),
-                      title=dict(text=f"{MODEL_LABELS[kind]} · {title}", x=0, font=dict(size=14)))
-    return fig
 
 
 @st.cache_data(show_spinner="Drawing the circuit (imports PennyLane)…", max_entries=2)
@@ -306,8 +238,8 @@ def show_cams(prediction: Prediction, alpha: float) -> None:
 
     st.subheader("Where each model looks")
     st.caption(f"{prediction.cam_method} on the output of layer3 (the 14 × 14 grid of patches the quantum layer, or "
-               "its classical control, sees), targeting the malignancy logit; warm colours raise it. Each map is "
-               "scaled to its own maximum, so compare where, not how much.")
+               f"its classical control, sees): {CAM_CAPTIONS[prediction.cam_method]} Each map is scaled to its own "
+               "maximum, so compare where, not how much.")
     columns = st.columns(3)
     columns[0].image(prediction.image, caption="What the models saw (224 × 224, resized)", width="stretch")
     for column, kind in zip(columns[1:], KINDS, strict=True):
@@ -346,16 +278,20 @@ def show_patches(prediction: Prediction, alpha: float) -> None:
     label = st.radio("Show", list(PATCH_VIEWS), horizontal=True, key=KEY + "patch_view")
     view = PATCH_VIEWS[label]
     maps = {k: patch_values(prediction.output(k), view) for k in KINDS}
-    z_range = None
+    z_range, categories = None, None
     if view == "entropy":
         z_range = (min(float(m.min()) for m in maps.values()), max(float(m.max()) for m in maps.values()))
         st.caption(f"Both maps share one colour scale ({z_range[0]:.2f}–{z_range[1]:.2f} bits; a uniform "
                    "distribution has 8). Low entropy: the patch concentrates on few outcomes.")
     else:
-        st.caption("The basis state each patch is most likely to be measured in; hover for its bitstring.")
+        categories = outcome_categories(maps.values())
+        st.caption(f"The basis state each patch is most likely to be measured in: a category, so each of the "
+                   f"{len(categories)} most frequent outcomes (over both maps) has its own colour, the same in both "
+                   "maps, and any other outcome is grey. Hover for the bitstring.")
     columns = st.columns(2)
     for column, kind in zip(columns, KINDS, strict=True):
-        column.plotly_chart(patch_map_figure(prediction.image, maps[kind], kind, view, max(alpha, 0.15), z_range),
+        column.plotly_chart(patch_map_figure(prediction.image, maps[kind], kind, view, max(alpha, 0.15), z_range,
+                                             categories),
                             key=KEY + f"patch_{kind}")
 
 
@@ -387,28 +323,35 @@ def render() -> None:
                           "and what the quantum layer measured.")
     not_clinical_notice()
     try:
-        predictor = get_predictor()
+        check_available()
     except ModelsUnavailable as err:
         st.warning(str(err), icon=":material/hourglass_empty:")
         return
+    start_loading()  # normally started by the app's first page view already
     chosen = choose_image()
-    show_analysis(predictor, chosen)
+    show_analysis(chosen)
 
 
 @st.fragment
-def show_analysis(predictor: Predictor, chosen: ChosenImage | None) -> None:
+def show_analysis(chosen: ChosenImage | None) -> None:
     """The CAM controls and everything they drive: a fragment, so a new method or opacity reruns this part only."""
     c1, c2 = st.columns(2)
     cam_method = c1.selectbox("Class-activation method", CAM_METHODS, key=KEY + "cam_method",
                               help="pytorch-grad-cam methods on layer3's output. ScoreCAM is gradient-free and "
                                    "slow (it runs each model on 256 masked copies of the image).")
     alpha = c2.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key=KEY + "alpha")
+    st.caption(f"**{cam_method}:** {CAM_CAPTIONS[cam_method]}")
     if chosen is None:
         st.info("Upload an image (or pick one from the test pool) to run both models.", icon=":material/image:")
         return
     image, error = decode_upload(chosen.data)
     if error is not None:
         st.error(f"**{chosen.name}** cannot be used: {error}", icon=":material/block:")
+        return
+    try:
+        predictor = get_predictor()
+    except ModelsUnavailable as err:
+        st.warning(str(err), icon=":material/hourglass_empty:")
         return
     prediction = predict_cached(predictor, chosen, image, cam_method)
     show_predictions(prediction, chosen.truth)
