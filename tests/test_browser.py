@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from qcnn import paths
+from qcnn.data import data_dir_available
 from qcnn.app import page_disagreements, page_overview, page_results, page_timeline, page_training
 from qcnn.testing import write_synthetic_results
 from qcnn.app.server import CHROMIUM, CHROMIUM_ARGS, free_port, is_healthy, stop, streamlit_command
@@ -36,6 +37,7 @@ PAGES = [
 ]
 CHECKPOINT_FILES = ("backbone", "qcnn", "classical")
 PAGE_TIMEOUT_MS = 60_000
+SCRIPT_DONE_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 PREDICTION_TIMEOUT_MS = 120_000
 
 
@@ -275,5 +277,47 @@ def test_a_shared_url_restores_the_view(browser, app_url):
             no_exception_box(fresh)
         finally:
             fresh.close()
+    finally:
+        page.close()
+
+
+def _gallery_ids(page: Page) -> list[str]:
+    captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
+    return [c.split(" · ")[0] for c in captions if "classical" in c and "p(malignant)" not in c]
+
+
+def _cam_image(page: Page, image_id: str) -> None:
+    """The Grad-CAM panel shows ``image_id`` (its first image's caption) with both models' maps."""
+    page.wait_for_function(SCRIPT_DONE_JS, timeout=PREDICTION_TIMEOUT_MS)
+    expect(page.locator('[data-testid="stImageCaption"]').filter(has_text=f"{image_id} · ").filter(
+        has_not_text="classical")).to_have_count(1, timeout=PREDICTION_TIMEOUT_MS)  # the panel's first image
+    expect(page.locator('[data-testid="stImageCaption"]').filter(has_text="QCNN · p(malignant)")).to_have_count(
+        1, timeout=PREDICTION_TIMEOUT_MS)
+    page.wait_for_url(f"**image={image_id}**", timeout=PAGE_TIMEOUT_MS)  # the selection is in the link too
+
+
+def test_clicking_a_table_row_shows_its_grad_cams(browser, app_url):
+    if data_dir_available() is None:
+        pytest.skip("QCNN_DATA_DIR not set: the Disagreements page shows no images")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{app_url}/disagreements")
+        wait_rendered(page, page_disagreements.TITLE)
+        expect(page.locator('[data-testid="stImageCaption"]').first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+        ids = _gallery_ids(page)
+        _cam_image(page, ids[0])  # the top image, without a button
+
+        grid = page.locator('[data-testid="stDataFrame"]').first
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        page.mouse.click(box["x"] + 14, box["y"] + 35 + 35 + 17)  # the second row's selection checkbox
+        _cam_image(page, ids[1])
+
+        no_exception_box(page)
+
+        page.goto(f"{app_url}/disagreements?seed=1")  # no committed weights for seed 1: said, not faked
+        wait_rendered(page, page_disagreements.TITLE)
+        expect(page.get_by_text("Grad-CAM needs seed 1's trained weights")).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+        expect(page.locator('[data-testid="stImageCaption"]').filter(has_text="p(malignant)")).to_have_count(0)
     finally:
         page.close()

@@ -389,16 +389,21 @@ def disagreement_figure(counts: Mapping[str, int]) -> go.Figure:
     return _finish(fig, height=280)
 
 
-def probability_scatter(frame: pd.DataFrame, threshold: float) -> go.Figure:
-    """Each test image: classical probability (x) vs QCNN probability (y), coloured by disagreement cell."""
+def probability_scatter(frame: pd.DataFrame, threshold: float, highlight: set[str] | None = None) -> go.Figure:
+    """Each test image: classical probability (x) vs QCNN probability (y), coloured by disagreement cell.
+
+    With ``highlight`` (image ids, e.g. those matching the filters) those points are drawn strong and
+    the rest faint. ``customdata[0]`` of every point is its image id (for click-through).
+    """
     fig = go.Figure()
     for cell, colour in CELL_COLOURS.items():
         sub = frame[frame.cell == cell]
         if not len(sub):
             continue
+        strong = np.ones(len(sub), bool) if highlight is None else sub.image_id.isin(highlight).to_numpy()
         fig.add_trace(go.Scattergl(
             x=sub.p_classical, y=sub.p_qcnn, mode="markers", name=cell,
-            marker=dict(color=colour, size=5, opacity=0.6,
+            marker=dict(color=colour, size=np.where(strong, 7, 4), opacity=np.where(strong, 0.85, 0.15).tolist(),
                         symbol=np.where(sub.label == 1, "x", "circle")),
             customdata=np.stack([sub.image_id, sub.dx, np.where(sub.label == 1, "malignant", "benign")], -1),
             hovertemplate="%{customdata[0]} (%{customdata[1]}, %{customdata[2]})<br>classical %{x:.3f} · "
@@ -407,7 +412,7 @@ def probability_scatter(frame: pd.DataFrame, threshold: float) -> go.Figure:
         axis(threshold, line=dict(color="#888888", dash="dot", width=1))
     fig.update_xaxes(title="classical probability (malignant)", range=[-0.02, 1.02])
     fig.update_yaxes(title="QCNN probability (malignant)", range=[-0.02, 1.02])
-    return _finish(fig, height=420)
+    return _finish(fig, height=420, clickmode="event+select")
 
 
 # --- try it -------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -83,10 +85,35 @@ def _filters(frame: pd.DataFrame) -> pd.DataFrame:
     return chosen.sort_values("gap", key=np.abs, ascending=False)
 
 
+def _on_table_select() -> None:
+    """Callback of a click on a table row: select its image for Grad-CAM (runs before the rerun)."""
+    rows = st.session_state[KEY + "table"].selection.rows
+    picked = st.session_state[KEY + "table_ids"][rows[0]] if rows else None
+    if picked is not None and picked != st.session_state.get(KEY + "table_picked"):  # a new click, not a replay
+        st.session_state[KEY + "cam_image"] = picked
+    st.session_state[KEY + "table_picked"] = picked
+
+
+def _on_scatter_select() -> None:
+    """Callback of a click on a scatter point (its customdata[0] is the image id)."""
+    points = st.session_state[KEY + "scatter"].selection.points
+    picked = points[0]["customdata"][0] if points and points[0].get("customdata") else None
+    if picked is not None and picked != st.session_state.get(KEY + "scatter_picked"):
+        st.session_state[KEY + "cam_image"] = picked
+    st.session_state[KEY + "scatter_picked"] = picked
+
+
+def _pick(image_id: str) -> None:
+    """A gallery button's callback: runs before the rerun, so the Grad-CAM panel opens on this image."""
+    st.session_state[KEY + "cam_image"] = image_id
+
+
 def _table(chosen: pd.DataFrame, seed: int, threshold: float) -> None:
     shown = chosen[["image_id", "lesion_id", "dx", "label", "p_qcnn", "p_classical", "gap", "cell"]].copy()
     shown["label"] = np.where(shown.label == 1, "malignant", "benign")
-    st.dataframe(shown, hide_index=True, width="stretch", height=320, key=KEY + "table", column_config={
+    st.session_state[KEY + "table_ids"] = shown.image_id.tolist()  # row positions -> images, for the callback
+    st.dataframe(shown, hide_index=True, width="stretch", height=320, key=KEY + "table", on_select=_on_table_select,
+                 selection_mode="single-row", column_config={
         "image_id": "image", "lesion_id": "lesion",
         "p_qcnn": st.column_config.ProgressColumn("QCNN p(malignant)", min_value=0.0, max_value=1.0, format="%.3f",
                                                   color=charts.MODEL_COLOURS["qcnn"]),
@@ -120,24 +147,56 @@ def _gallery(chosen: pd.DataFrame, data_dir) -> None:
             st.image(image, width="stretch",
                      caption=f"{row.image_id} · {row.dx} ({truth}) · QCNN {row.p_qcnn:.2f} · "
                              f"classical {row.p_classical:.2f}")
+            st.button("Grad-CAM", key=KEY + f"pick_{row.image_id}", icon=":material/visibility:", width="stretch",
+                      help=f"Show where both models look on {row.image_id}", on_click=_pick, args=(row.image_id,))
+
+
+def weights_seed() -> int | None:
+    """The training seed of the weights in the checkpoint folder (both models'), or None if unknown or mixed."""
+    from qcnn.paths import checkpoint_dir
+
+    seeds = set()
+    for kind in charts.KINDS:
+        path = checkpoint_dir() / f"{kind}.safetensors"
+        seeds.add(_checkpoint_seed(str(path), results.stamp(path)))
+    return seeds.pop() if len(seeds) == 1 else None
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _checkpoint_seed(path: str, mtime: int | None) -> int | None:
+    """The seed recorded in a model checkpoint's metadata (safetensors header only, no tensors read)."""
+    if mtime is None:
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, "np") as f:
+            extra = json.loads((f.metadata() or {}).get("extra", "{}"))
+    except (OSError, ValueError):
+        return None
+    return extra.get("seed") if isinstance(extra.get("seed"), int) else None
 
 
 @st.fragment
-def _grad_cam(chosen: pd.DataFrame, data_dir) -> None:
-    """A fragment: Grad-CAM of both models for one selected image; torch and the models load only on request."""
+def _grad_cam(chosen: pd.DataFrame, data_dir, seed: int) -> None:
+    """A fragment: Grad-CAM of both models for the selected image (a table row, a scatter point, a gallery
+    button or the selector), computed as soon as it is selected, with the selected seed's own weights."""
     st.subheader("Where each model looks (Grad-CAM)")
     ids = chosen.image_id.tolist()
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
     ui.from_url(KEY + "cam_image", "image", ids[0], valid=lambda v: v in ids)
     if st.session_state[KEY + "cam_image"] not in ids:  # the filters changed under the selection
         st.session_state[KEY + "cam_image"] = ids[0]
-    image_id = c1.selectbox("Image", ids, key=KEY + "cam_image")
+    image_id = c1.selectbox("Image", ids, key=KEY + "cam_image",
+                            help="Or click a row of the table, a point of the scatter or a gallery button.")
     ui.to_url("image", image_id, None)
-    run = c2.button("Compute Grad-CAM", key=KEY + "cam_run", help="Loads both models on first use (a few seconds).")
-    if not run and st.session_state.get(KEY + "cam_for") != image_id:
-        st.caption("Grad-CAM needs the trained models; they are loaded only when you ask.")
+    present = weights_seed()
+    if present != seed:
+        c2.warning(f"Grad-CAM needs seed {seed}'s trained weights; only "
+                   + (f"seed {present}'s are" if present is not None else "unidentified ones are")
+                   + " in `checkpoints/`. Choose seed " + (f"{present}" if present is not None else "0")
+                   + " above to see where both models look.", icon=":material/info:")
         return
-    st.session_state[KEY + "cam_for"] = image_id
     from qcnn.app.model_cache import ModelsUnavailable, get_predictor  # lazy: torch only from here on
 
     try:
@@ -164,10 +223,9 @@ def _grad_cam(chosen: pd.DataFrame, data_dir) -> None:
         out = prediction.output(kind)
         col.image(overlay(prediction.image, out.heatmap, alpha), width="stretch",
                   caption=f"{charts.MODEL_LABELS[kind]} · p(malignant) {out.probability:.3f}")
-    st.caption("Grad-CAM on layer3's 14 × 14 output, targeting the malignancy logit, from the exported models "
-               "(the app seed's runs, in checkpoints/). Their probabilities are recomputed from the image: for the app "
-               "seed they agree closely with the table's (the pipeline scored the test pool at lower numerical "
-               "precision); other seeds' models are not loaded.")
+    st.caption(f"Grad-CAM on layer3's 14 × 14 output, targeting the malignancy logit, from seed {seed}'s exported "
+               "models (checkpoints/). Their probabilities are recomputed from the image and agree closely with the "
+               "table's (the pipeline scored the test pool at lower numerical precision).")
 
 
 def render() -> None:
@@ -195,13 +253,14 @@ def _explorer(seeds: list[int], default_seed: int) -> None:
     frame = analysis.disagreement_cells(paired, threshold)
     test = analysis.mcnemar_at(paired, threshold)
     _mcnemar(frame, test, threshold)
-    st.plotly_chart(charts.probability_scatter(frame, threshold), key="scatter")
-    st.caption("Each point is a test image (× malignant, ○ benign); dotted lines mark the threshold. Points off the "
-               "diagonal are images the two models score differently.")
-
     chosen = _filters(frame)
+    st.plotly_chart(charts.probability_scatter(frame, threshold, set(chosen.image_id)), key=KEY + "scatter",
+                    on_select=_on_scatter_select, selection_mode="points")
+    st.caption("Each point is a test image (× malignant, ○ benign); dotted lines mark the threshold. Points off the "
+               "diagonal are images the two models score differently. Images that match the filters are drawn "
+               "strong, the others faint; click a point to see its Grad-CAMs below.")
     st.markdown(f"**{len(chosen):,} images** match the filters (sorted by the size of the probability gap; click a "
-                "column header to sort).")
+                "column header to sort, a row's checkbox to see its Grad-CAMs).")
     _table(chosen, seed, threshold)
     data_dir = data_dir_available()
     if data_dir is None:
@@ -213,4 +272,4 @@ def _explorer(seeds: list[int], default_seed: int) -> None:
         st.caption("No image matches the filters.")
         return
     _gallery(chosen, data_dir)
-    _grad_cam(chosen, data_dir)
+    _grad_cam(chosen, data_dir, seed)
