@@ -191,11 +191,13 @@ def _grad_cam(chosen: pd.DataFrame, data_dir, seed: int) -> None:
                             help="Or click a row of the table, a point of the scatter or a gallery button.")
     ui.to_url("image", image_id, None)
     present = weights_seed()
+    if present is None:
+        c2.warning("No trained weights with a known seed in `checkpoints/`: run `qcnn reproduce` to train and "
+                   "export both models, then Grad-CAM shows where they look.", icon=":material/info:")
+        return
     if present != seed:
-        c2.warning(f"Grad-CAM needs seed {seed}'s trained weights; only "
-                   + (f"seed {present}'s are" if present is not None else "unidentified ones are")
-                   + " in `checkpoints/`. Choose seed " + (f"{present}" if present is not None else "0")
-                   + " above to see where both models look.", icon=":material/info:")
+        c2.warning(f"Grad-CAM needs seed {seed}'s trained weights; only seed {present}'s are in `checkpoints/`. "
+                   f"Choose seed {present} above to see where both models look.", icon=":material/info:")
         return
     from qcnn.app.model_cache import ModelsUnavailable, get_predictor  # lazy: torch only from here on
 
@@ -210,7 +212,11 @@ def _grad_cam(chosen: pd.DataFrame, data_dir, seed: int) -> None:
     if cached is not None and cached[0] == (id(predictor), image_id):
         prediction = cached[1]
     else:
-        image = load_image_file(image_path(data_dir, image_id))
+        try:
+            image = load_image_file(image_path(data_dir, image_id))
+        except DataError as err:
+            st.warning(f"Cannot read {image_id} from the data folder: {err}", icon=":material/image:")
+            return
         with st.spinner("Running both models with Grad-CAM…"):
             prediction = predictor.predict(image, cam_method="GradCAM")
         st.session_state[KEY + "cam_prediction"] = ((id(predictor), image_id), prediction)
