@@ -282,8 +282,12 @@ def test_a_shared_url_restores_the_view(browser, app_url):
 
 
 def _gallery_ids(page: Page) -> list[str]:
+    """The gallery's images in table order (the gallery fills 4 columns round-robin; the DOM lists column by
+    column; the default 8 images fill every column)."""
     captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
-    return [c.split(" · ")[0] for c in captions if "classical" in c and "p(malignant)" not in c]
+    dom = [c.split(" · ")[0] for c in captions if "classical" in c and "p(malignant)" not in c]
+    per_column = len(dom) // 4
+    return [dom[(i % 4) * per_column + i // 4] for i in range(len(dom))]
 
 
 def _cam_image(page: Page, image_id: str) -> None:
