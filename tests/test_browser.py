@@ -239,7 +239,7 @@ def test_key_tables_show_all_their_columns_at_1024(browser, app_url):
         wait_rendered(page, page_results.TITLE)
         expect(page.locator('[data-testid="stTable"]')).to_have_count(4, timeout=PAGE_TIMEOUT_MS)
         tables = {(first, last): shown for first, last, shown in page.evaluate(TABLE_COLUMNS_JS)}
-        expected = [("metric", "Δ"), ("metric", "excludes 0"), ("metric", "Δ QCNN − classical"),
+        expected = [("metric", "Δ"), ("metric", "verdict"), ("metric", "Δ QCNN − classical"),
                     ("matched at", "classical specificity")]
         for key in expected:
             assert tables.get(key) is True, f"table {key} missing or cut: {tables}"
