@@ -45,8 +45,8 @@ def circuit_spectrum(layer: QuantumLayer, readout: torch.Tensor | np.ndarray) ->
     index = np.indices((size,) * n).reshape(n, -1).T  # (size^n, n), wire 0 the slowest axis
     values = np.empty(len(index))
     for start in range(0, len(index), _BATCH):
-        angles = torch.from_numpy(grid[index[start:start + _BATCH]])
-        values[start:start + _BATCH] = (simulate(angles, weights) @ r).numpy()
+        angles = torch.from_numpy(grid[index[start : start + _BATCH]])
+        values[start : start + _BATCH] = (simulate(angles, weights) @ r).numpy()
     coefficients = np.fft.fftn(values.reshape((size,) * n)) / size**n  # c_k = mean_j f(x_j) exp(-i k.x_j)
     frequencies = np.where(index > limit, index - size, index)  # FFT bin k -> k or k - size
     return frequencies.astype(np.int64), coefficients.reshape(-1)
@@ -72,13 +72,20 @@ def summarize_spectrum(frequencies: np.ndarray, coefficients: np.ndarray, top: i
         "orders": list(range(len(by_order))),
         "power_by_order": [float(p) for p in by_order],
         "n_frequencies_by_order": np.bincount(order).tolist(),
-        "variance_share_up_to_order": [float(by_order[1:k + 1].sum() / variance) if variance else 0.0
-                                       for k in range(len(by_order))],
+        "variance_share_up_to_order": [
+            float(by_order[1 : k + 1].sum() / variance) if variance else 0.0 for k in range(len(by_order))
+        ],
         "max_abs_frequency_per_angle": np.abs(frequencies[significant]).max(0).tolist(),
-        "largest": [{"frequency": frequencies[i].tolist(), "order": int(order[i]),
-                     "amplitude": float(2 * np.abs(coefficients[i])),  # of the real cosine term
-                     "phase": float(np.angle(coefficients[i])),
-                     "variance_share": float(2 * power[i] / variance) if variance else 0.0} for i in largest],
+        "largest": [
+            {
+                "frequency": frequencies[i].tolist(),
+                "order": int(order[i]),
+                "amplitude": float(2 * np.abs(coefficients[i])),  # of the real cosine term
+                "phase": float(np.angle(coefficients[i])),
+                "variance_share": float(2 * power[i] / variance) if variance else 0.0,
+            }
+            for i in largest
+        ],
     }
 
 
@@ -104,12 +111,15 @@ def fourier_report(layer: QuantumLayer, readout: np.ndarray, log=print) -> dict:
         freqs, coeffs = circuit_spectrum(circuit, readout)
         seconds = time.perf_counter() - t0
         check = np.random.default_rng(0).uniform(-np.pi, np.pi, (64, layer.n_qubits))
-        direct = (simulate(torch.from_numpy(check), circuit.weights.detach().double()).numpy() @ readout)
-        out[name] = {**summarize_spectrum(freqs, coeffs), "seconds": round(seconds, 1),
-                     "reconstruction_max_abs_error": float(np.abs(evaluate_spectrum(freqs, coeffs, check)
-                                                                  - direct).max())}
-        log(f"{name}: variance share up to order 2 = {out[name]['variance_share_up_to_order'][2]:.3f} "
-            f"({seconds:.0f} s)")
+        direct = simulate(torch.from_numpy(check), circuit.weights.detach().double()).numpy() @ readout
+        out[name] = {
+            **summarize_spectrum(freqs, coeffs),
+            "seconds": round(seconds, 1),
+            "reconstruction_max_abs_error": float(np.abs(evaluate_spectrum(freqs, coeffs, check) - direct).max()),
+        }
+        log(
+            f"{name}: variance share up to order 2 = {out[name]['variance_share_up_to_order'][2]:.3f} ({seconds:.0f} s)"
+        )
     return out
 
 
@@ -121,11 +131,13 @@ def run(results_dir: Path, checkpoint_dir: Path, log=print) -> dict:
 
     model = load_model("qcnn", checkpoint_dir)
     readout = N_OUTCOMES * model.head.classifier.weight.detach().double().numpy()[0]
-    payload = {"model": "qcnn seed 0 (checkpoints/qcnn.safetensors)",
-               "readout": "r = 256 x classifier.weight: logit = bias + mean over patches of r . p(angles)",
-               "grid": "x_j = 2 pi j / 5 per angle, 5^8 = 390,625 circuits, float64; 8-D FFT",
-               "random_seed": RANDOM_SEED,
-               "surrogate": "the fourier surrogate is not on main yet: its spectrum is not computed",
-               **fourier_report(model.head.outcome_map, readout, log)}
+    payload = {
+        "model": "qcnn seed 0 (checkpoints/qcnn.safetensors)",
+        "readout": "r = 256 x classifier.weight: logit = bias + mean over patches of r . p(angles)",
+        "grid": "x_j = 2 pi j / 5 per angle, 5^8 = 390,625 circuits, float64; 8-D FFT",
+        "random_seed": RANDOM_SEED,
+        "surrogate": "the fourier surrogate is not on main yet: its spectrum is not computed",
+        **fourier_report(model.head.outcome_map, readout, log),
+    }
     write_json(results_dir / FOURIER_FILE, payload)
     return payload

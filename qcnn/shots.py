@@ -64,8 +64,9 @@ def estimate_probabilities(probabilities: np.ndarray, shots: int, rng: np.random
     return sample_counts(probabilities, shots, rng) / shots
 
 
-def shot_logits(patch_probs: np.ndarray, readout: np.ndarray, bias: float, shots: int,
-                rng: np.random.Generator) -> np.ndarray:
+def shot_logits(
+    patch_probs: np.ndarray, readout: np.ndarray, bias: float, shots: int, rng: np.random.Generator
+) -> np.ndarray:
     """(N, 196, 256) exact patch distributions -> (N,) logits with every patch estimated from ``shots``.
 
     logit = bias + readout . (N_OUTCOMES x mean over patches of the estimated distributions); only
@@ -75,7 +76,7 @@ def shot_logits(patch_probs: np.ndarray, readout: np.ndarray, bias: float, shots
     flat = patch_probs.reshape(-1, k)
     per_patch = np.empty(len(flat))
     for start in range(0, len(flat), _CHUNK):
-        per_patch[start:start + _CHUNK] = sample_counts(flat[start:start + _CHUNK], shots, rng) @ readout
+        per_patch[start : start + _CHUNK] = sample_counts(flat[start : start + _CHUNK], shots, rng) @ readout
     return bias + N_OUTCOMES * per_patch.reshape(n, patches).mean(1) / shots
 
 
@@ -105,18 +106,26 @@ def parameter_shift_circuits(n_weights: int, n_angles: int, uploads: int) -> dic
     occurrence. Each angle is encoded ``uploads`` times, so it needs 2 x uploads circuits.
     """
     weight_circuits, angle_circuits = 2 * n_weights, 2 * uploads * n_angles
-    return {"formula": "1 + 2 * n_weights + 2 * uploads * n_angles",
-            "forward": 1, "weight_gradient": weight_circuits, "angle_gradient": angle_circuits,
-            "per_patch": 1 + weight_circuits + angle_circuits}
+    return {
+        "formula": "1 + 2 * n_weights + 2 * uploads * n_angles",
+        "forward": 1,
+        "weight_gradient": weight_circuits,
+        "angle_gradient": angle_circuits,
+        "per_patch": 1 + weight_circuits + angle_circuits,
+    }
 
 
 def shot_budget(shots: int, n_test: int, n_train: int, n_weights: int, uploads: int) -> dict:
     """Shots for one image, the test pool, and one training epoch with parameter-shift gradients."""
     per_patch_training = parameter_shift_circuits(n_weights, N_QUBITS, uploads)["per_patch"]
-    return {"shots": shots, "circuits_per_image": PATCHES, "per_image": PATCHES * shots,
-            "test_pool": n_test * PATCHES * shots,
-            "training_epoch_circuits": n_train * PATCHES * per_patch_training,
-            "training_epoch": n_train * PATCHES * per_patch_training * shots}
+    return {
+        "shots": shots,
+        "circuits_per_image": PATCHES,
+        "per_image": PATCHES * shots,
+        "test_pool": n_test * PATCHES * shots,
+        "training_epoch_circuits": n_train * PATCHES * per_patch_training,
+        "training_epoch": n_train * PATCHES * per_patch_training * shots,
+    }
 
 
 # --- the evaluation -----------------------------------------------------------------------------
@@ -142,8 +151,9 @@ def load_test_features(split: pd.DataFrame, data_dir: str | Path, checkpoint_dir
 
 
 @torch.no_grad()
-def patch_distributions(split: pd.DataFrame, data_dir: str | Path, checkpoint_dir: str | Path,
-                        batch_size: int = 64) -> PatchDistributions:
+def patch_distributions(
+    split: pd.DataFrame, data_dir: str | Path, checkpoint_dir: str | Path, batch_size: int = 64
+) -> PatchDistributions:
     """Run the seed-0 QCNN (checkpoints/qcnn.safetensors) in float32 up to its 256 probabilities."""
     from qcnn.models import load_model
 
@@ -151,20 +161,22 @@ def patch_distributions(split: pd.DataFrame, data_dir: str | Path, checkpoint_di
     features = load_test_features(split, data_dir, checkpoint_dir)
     probs, angles = [], []
     for i in range(0, len(features), batch_size):
-        layer3 = model.layer3(features[i:i + batch_size].float())
+        layer3 = model.layer3(features[i : i + batch_size].float())
         a = math.pi * torch.tanh(model.head.projection(layer3)).flatten(2).transpose(1, 2)
         angles.append(a)
         probs.append(model.head.outcome_map(a))
     classifier = model.head.classifier
     return PatchDistributions(
-        probs=torch.cat(probs).numpy(), angles=torch.cat(angles).numpy(),
-        readout=classifier.weight.detach().double().numpy()[0], bias=float(classifier.bias),
+        probs=torch.cat(probs).numpy(),
+        angles=torch.cat(angles).numpy(),
+        readout=classifier.weight.detach().double().numpy()[0],
+        bias=float(classifier.bias),
         test=split[split.pool == "test"].reset_index(drop=True)[["image_id", "lesion_id", "label"]],
-        weights=model.head.outcome_map.weights.detach().numpy())
+        weights=model.head.outcome_map.weights.detach().numpy(),
+    )
 
 
-def _metrics_block(labels: np.ndarray, lesions: np.ndarray, draws: np.ndarray, n_bootstrap: int,
-                   seed: int) -> dict:
+def _metrics_block(labels: np.ndarray, lesions: np.ndarray, draws: np.ndarray, n_bootstrap: int, seed: int) -> dict:
     """Point values (mean over draws), the spread over draws, and a 95 % interval over draws and lesions.
 
     ``draws`` is (n_draws, N) probabilities. Bootstrap replicate b resamples lesions and uses draw
@@ -180,50 +192,96 @@ def _metrics_block(labels: np.ndarray, lesions: np.ndarray, draws: np.ndarray, n
     for j, m in enumerate(METRICS):
         if m not in REPORTED_METRICS:
             continue
-        out[m] = {"mean": round(float(per_draw[:, j].mean()), 6),
-                  "sd_over_draws": round(float(per_draw[:, j].std(ddof=1)) if len(draws) > 1 else 0.0, 6),
-                  "ci95_draws_and_lesions": [round(float(x), 6) for x in ci[j]]}
+        out[m] = {
+            "mean": round(float(per_draw[:, j].mean()), 6),
+            "sd_over_draws": round(float(per_draw[:, j].std(ddof=1)) if len(draws) > 1 else 0.0, 6),
+            "ci95_draws_and_lesions": [round(float(x), 6) for x in ci[j]],
+        }
         if shot_range is not None:
             out[m]["range95_over_draws"] = [round(float(x), 6) for x in shot_range[j]]
     return out
 
 
-def shots_experiment(dists: PatchDistributions, n_train: int, shot_counts: tuple[int, ...] = SHOT_COUNTS,
-                     n_draws: int = N_DRAWS, n_bootstrap: int = N_BOOTSTRAP, seed: int = SEED,
-                     log=print) -> dict:
+def shots_experiment(
+    dists: PatchDistributions,
+    n_train: int,
+    shot_counts: tuple[int, ...] = SHOT_COUNTS,
+    n_draws: int = N_DRAWS,
+    n_bootstrap: int = N_BOOTSTRAP,
+    seed: int = SEED,
+    log=print,
+    save=None,
+) -> dict:
+    """Test-pool metrics at each shot count; ``save`` (if given) receives the payload after each."""
     labels, lesions = dists.test.label.to_numpy(), dists.test.lesion_id.to_numpy()
     exact = sigmoid(exact_logits(dists.probs, dists.readout, dists.bias))
     n_weights = int(np.prod(dists.weights.shape))
     uploads = int(dists.weights.shape[0])
-    entries = [{"shots": None, "label": "exact", "n_draws": 1, "seconds": 0.0,
-                "metrics": _metrics_block(labels, lesions, exact[None], n_bootstrap, seed),
-                "mean_abs_probability_change": 0.0}]
+    entries = [
+        {
+            "shots": None,
+            "label": "exact",
+            "n_draws": 1,
+            "seconds": 0.0,
+            "metrics": _metrics_block(labels, lesions, exact[None], n_bootstrap, seed),
+            "mean_abs_probability_change": 0.0,
+        }
+    ]
     log(f"exact: AUC {entries[0]['metrics']['auc']['mean']:.4f}")
-    for shots in shot_counts:
-        t0 = time.perf_counter()
-        draws = np.stack([sigmoid(shot_logits(dists.probs, dists.readout, dists.bias, shots, draw_rng(seed, shots, d)))
-                          for d in range(n_draws)])
-        seconds = time.perf_counter() - t0
-        entries.append({"shots": shots, "label": f"{shots:,} shots", "n_draws": n_draws, "seconds": round(seconds, 1),
-                        "metrics": _metrics_block(labels, lesions, draws, n_bootstrap, seed),
-                        "mean_abs_probability_change": round(float(np.abs(draws - exact).mean()), 6)})
-        log(f"{shots:>6} shots: AUC {entries[-1]['metrics']['auc']['mean']:.4f} ({seconds:.0f} s sampling)")
-    return {
+    payload = {
         "model": "qcnn seed 0 (checkpoints/qcnn.safetensors), float32",
-        "pool": "test", "n_test": len(labels), "n_test_malignant": int(labels.sum()), "threshold": THRESHOLD,
-        "seed": seed, "n_draws": n_draws, "n_bootstrap": n_bootstrap, "bootstrap_unit": "lesion",
-        "method": ("Each patch circuit's 256 probabilities are replaced by the relative frequencies of a "
-                   "multinomial sample of S shots from its exact distribution (numpy Generator, stream "
-                   "[seed, S, draw]); mean over the 196 patches, x 256 and the classifier run unchanged. "
-                   "Metric values are means over the draws; ci95 resamples lesions (bootstrap replicate b "
-                   "uses draw b mod n_draws)."),
+        "pool": "test",
+        "n_test": len(labels),
+        "n_test_malignant": int(labels.sum()),
+        "threshold": THRESHOLD,
+        "seed": seed,
+        "n_draws": n_draws,
+        "n_bootstrap": n_bootstrap,
+        "bootstrap_unit": "lesion",
+        "method": (
+            "Each patch circuit's 256 probabilities are replaced by the relative frequencies of a "
+            "multinomial sample of S shots from its exact distribution (numpy Generator, stream "
+            "[seed, S, draw]); mean over the 196 patches, x 256 and the classifier run unchanged. "
+            "Metric values are means over the draws; ci95 resamples lesions (bootstrap replicate b "
+            "uses draw b mod n_draws)."
+        ),
         "entries": entries,
-        "parameter_shift": {**parameter_shift_circuits(n_weights, N_QUBITS, uploads),
-                            "n_weights": n_weights, "n_angles": N_QUBITS, "uploads": uploads},
+        "parameter_shift": {
+            **parameter_shift_circuits(n_weights, N_QUBITS, uploads),
+            "n_weights": n_weights,
+            "n_angles": N_QUBITS,
+            "uploads": uploads,
+        },
         "budget": [shot_budget(s, len(labels), n_train, n_weights, uploads) for s in shot_counts],
         "n_train": n_train,
         "exact_probabilities": exact.round(6).tolist(),
+        "shot_counts": list(shot_counts),
+        "complete": False,
     }
+    for shots in shot_counts:
+        t0 = time.perf_counter()
+        draws = np.stack(
+            [
+                sigmoid(shot_logits(dists.probs, dists.readout, dists.bias, shots, draw_rng(seed, shots, d)))
+                for d in range(n_draws)
+            ]
+        )
+        seconds = time.perf_counter() - t0
+        entries.append(
+            {
+                "shots": shots,
+                "label": f"{shots:,} shots",
+                "n_draws": n_draws,
+                "seconds": round(seconds, 1),
+                "metrics": _metrics_block(labels, lesions, draws, n_bootstrap, seed),
+                "mean_abs_probability_change": round(float(np.abs(draws - exact).mean()), 6),
+            }
+        )
+        log(f"{shots:>6} shots: AUC {entries[-1]['metrics']['auc']['mean']:.4f} ({seconds:.0f} s sampling)")
+        payload["complete"] = shots == shot_counts[-1]
+        if save:
+            save(payload)
+    return payload
 
 
 def check_against_evaluation(exact: np.ndarray, image_ids: pd.Series, predictions_csv: Path) -> dict:
@@ -232,8 +290,11 @@ def check_against_evaluation(exact: np.ndarray, image_ids: pd.Series, prediction
     if not committed.image_id.equals(image_ids.reset_index(drop=True)):
         raise ValueError(f"{predictions_csv} scores different test images than the split")
     diff = np.abs(committed.probability.to_numpy() - exact)
-    return {"predictions_file": str(predictions_csv.name), "max_abs_difference": round(float(diff.max()), 8),
-            "mean_abs_difference": round(float(diff.mean()), 8)}
+    return {
+        "predictions_file": str(predictions_csv.name),
+        "max_abs_difference": round(float(diff.max()), 8),
+        "mean_abs_difference": round(float(diff.mean()), 8),
+    }
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -244,15 +305,27 @@ def write_json(path: Path, payload: dict) -> None:
     tmp.replace(path)
 
 
-def run(split: pd.DataFrame, data_dir: str | Path, results_dir: Path, checkpoint_dir: Path,
-        n_draws: int = N_DRAWS, n_bootstrap: int = N_BOOTSTRAP, log=print) -> dict:
+def run(
+    split: pd.DataFrame,
+    data_dir: str | Path,
+    results_dir: Path,
+    checkpoint_dir: Path,
+    n_draws: int = N_DRAWS,
+    n_bootstrap: int = N_BOOTSTRAP,
+    log=print,
+) -> dict:
     """results/shots.json for the seed-0 QCNN."""
     dists = patch_distributions(split, data_dir, checkpoint_dir)
-    payload = shots_experiment(dists, int((split.pool == "train").sum()), n_draws=n_draws,
-                               n_bootstrap=n_bootstrap, log=log)
-    exact = np.asarray(payload.pop("exact_probabilities"))
     predictions = results_dir / "runs" / "qcnn_seed0" / "predictions.csv"
-    if predictions.is_file():
-        payload["exact_vs_evaluation"] = check_against_evaluation(exact, dists.test.image_id, predictions)
-    write_json(results_dir / SHOTS_FILE, payload)
-    return payload
+
+    def save(payload: dict) -> None:
+        out = {k: v for k, v in payload.items() if k != "exact_probabilities"}
+        if predictions.is_file():
+            out["exact_vs_evaluation"] = check_against_evaluation(
+                np.asarray(payload["exact_probabilities"]), dists.test.image_id, predictions
+            )
+        write_json(results_dir / SHOTS_FILE, out)
+
+    return shots_experiment(
+        dists, int((split.pool == "train").sum()), n_draws=n_draws, n_bootstrap=n_bootstrap, log=log, save=save
+    )

@@ -26,6 +26,7 @@ def random_distributions(m: int, k: int = 256, seed: int = 0) -> np.ndarray:
 
 # --- shots --------------------------------------------------------------------------------------
 
+
 def test_multinomial_estimates_converge_to_the_exact_probabilities():
     p = random_distributions(40)
     errors = []
@@ -69,6 +70,7 @@ def test_parameter_shift_count_of_this_circuit():
 
 
 # --- noise --------------------------------------------------------------------------------------
+
 
 def default_mixed_probs(angles: np.ndarray, weights: np.ndarray, p: float, flip: float) -> np.ndarray:
     """The same noisy circuit in PennyLane's default.mixed, gate by gate."""
@@ -124,14 +126,16 @@ def test_noisy_simulation_at_p0_equals_the_exact_circuit():
     layer = QuantumLayer(8, 2, 2)
     angles = (torch.rand(16, 8, dtype=torch.float64) - 0.5) * 2 * np.pi
     weights = layer.weights.detach().double()
-    np.testing.assert_allclose(noise.noisy_probabilities(angles, weights, 0.0).numpy(),
-                               simulate(angles, weights).numpy(), atol=1e-12)
+    np.testing.assert_allclose(
+        noise.noisy_probabilities(angles, weights, 0.0).numpy(), simulate(angles, weights).numpy(), atol=1e-12
+    )
     noisy = noise.noisy_probabilities(angles, weights, 0.05).numpy()
     assert np.abs(noisy - simulate(angles, weights).numpy()).max() > 1e-3  # and noise changes it
     np.testing.assert_allclose(noisy.sum(1), 1, atol=1e-12)
 
 
 # --- Fourier ------------------------------------------------------------------------------------
+
 
 def check_spectrum(layer: QuantumLayer, readout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     freqs, coeffs = fourier.circuit_spectrum(layer, readout)
@@ -153,8 +157,14 @@ def test_spectrum_reconstructs_a_random_circuit(reuploads):
     assert np.abs(freqs[big]).max() == reuploads  # the highest frequency is reached: L uploads, frequencies -L..L
     summary = fourier.summarize_spectrum(freqs, coeffs)
     assert summary["variance_share_up_to_order"][-1] == pytest.approx(1.0)
-    assert summary["variance"] == pytest.approx(float(np.var(fourier.evaluate_spectrum(
-        freqs, coeffs, np.random.default_rng(1).uniform(0, 2 * np.pi, (20_000, 4))))), rel=0.05)
+    assert summary["variance"] == pytest.approx(
+        float(
+            np.var(
+                fourier.evaluate_spectrum(freqs, coeffs, np.random.default_rng(1).uniform(0, 2 * np.pi, (20_000, 4)))
+            )
+        ),
+        rel=0.05,
+    )
 
 
 @pytest.mark.skipif(not (paths.CHECKPOINT_DIR / "qcnn.safetensors").is_file(), reason="no trained QCNN")
@@ -172,6 +182,7 @@ def test_spectrum_reconstructs_the_trained_circuit():
 
 # --- the page -----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def hardware_results(tmp_path_factory):
     """shots.json, noise.json and fourier.json made by the real functions from a small synthetic model."""
@@ -183,15 +194,35 @@ def hardware_results(tmp_path_factory):
     probs = layer(torch.from_numpy(angles)).detach().numpy()
     readout = rng.normal(size=2**qubits) * 20
     labels = (probs @ readout).mean(1) + rng.normal(scale=0.5, size=n) > np.median((probs @ readout).mean(1))
-    test = pd.DataFrame({"image_id": [f"ISIC_{i:07d}" for i in range(n)], "lesion_id": [f"L{i // 2}" for i in range(n)],
-                         "label": labels.astype(int)})
-    dists = shots.PatchDistributions(probs=probs, angles=angles, readout=readout, bias=-float((probs @ readout).mean()),
-                                     test=test, weights=layer.weights.detach().numpy())
-    shots.write_json(folder / shots.SHOTS_FILE, {k: v for k, v in shots.shots_experiment(
-        dists, n_train=100, shot_counts=(1, 10, 100), n_draws=3, n_bootstrap=50, log=quiet).items()
-        if k != "exact_probabilities"})
-    shots.write_json(folder / noise.NOISE_FILE, noise.noise_experiment(dists, gate_errors=(0.0, 1e-2, 1e-1),
-                                                                       n_images=30, n_bootstrap=50, log=quiet))
+    test = pd.DataFrame(
+        {
+            "image_id": [f"ISIC_{i:07d}" for i in range(n)],
+            "lesion_id": [f"L{i // 2}" for i in range(n)],
+            "label": labels.astype(int),
+        }
+    )
+    dists = shots.PatchDistributions(
+        probs=probs,
+        angles=angles,
+        readout=readout,
+        bias=-float((probs @ readout).mean()),
+        test=test,
+        weights=layer.weights.detach().numpy(),
+    )
+    shots.write_json(
+        folder / shots.SHOTS_FILE,
+        {
+            k: v
+            for k, v in shots.shots_experiment(
+                dists, n_train=100, shot_counts=(1, 10, 100), n_draws=3, n_bootstrap=50, log=quiet
+            ).items()
+            if k != "exact_probabilities"
+        },
+    )
+    shots.write_json(
+        folder / noise.NOISE_FILE,
+        noise.noise_experiment(dists, gate_errors=(0.0, 1e-2, 1e-1), n_images=30, n_bootstrap=50, log=quiet),
+    )
     shots.write_json(folder / fourier.FOURIER_FILE, fourier.fourier_report(layer, readout, log=quiet))
     return folder
 
@@ -222,6 +253,9 @@ def test_hardware_page_shows_shots_noise_budget_and_spectrum(hardware_results, m
     rate.set_value(196.0).run()
     budget = next(d.value for d in at.dataframe if "time, test pool" in d.value.columns)
     assert budget["time per image"].iloc[0] == "1.0 s"  # 196 shots at 196 shots per second
+    saved_noise = json.loads((hardware_results / noise.NOISE_FILE).read_text())
+    assert saved_noise["complete"] and saved_noise["p0_check"]["max_abs_difference_to_statevector"] < 1e-5
+    assert not at.warning  # every file complete
     text = "\n".join(m.value for m in at.markdown)
     assert "depolarizing" in text and f"**{saved['parameter_shift']['per_patch']} circuits**" in text
 
