@@ -23,7 +23,7 @@ import torch
 
 from qcnn.constants import GRID, N_OUTCOMES, N_QUBITS, THRESHOLD
 from qcnn.metrics import threshold_metrics
-from qcnn.stats import interval, lesion_bootstrap
+from qcnn.stats import _rank, interval, weighted_metrics
 
 SHOT_COUNTS = (1, 10, 100, 1_000, 10_000)  # fixed before any run
 N_DRAWS = 10  # repeated shot draws per shot count (the intervals' shot component)
@@ -185,8 +185,15 @@ def _metrics_block(labels: np.ndarray, lesions: np.ndarray, draws: np.ndarray, n
     from qcnn.metrics import METRICS
 
     per_draw = np.array([[threshold_metrics(labels, p, THRESHOLD)[m] for m in METRICS] for p in draws])
-    boot = lesion_bootstrap(labels, lesions, draws, n_bootstrap, seed)  # (B, n_draws, metrics)
-    combined = boot[np.arange(n_bootstrap), np.arange(n_bootstrap) % len(draws)]
+    rng = np.random.default_rng(seed)  # lesion resamples as in qcnn.stats.lesion_bootstrap
+    _, lesion_index = np.unique(lesions, return_inverse=True)
+    n_lesions = lesion_index.max() + 1
+    ranks = [_rank(p) for p in draws]
+    combined = np.empty((n_bootstrap, len(METRICS)))
+    for b in range(n_bootstrap):
+        weights = np.bincount(rng.integers(n_lesions, size=n_lesions), minlength=n_lesions)[lesion_index]
+        d = b % len(draws)
+        combined[b] = weighted_metrics(labels, draws[d], weights, THRESHOLD, ranks[d])
     ci, shot_range = interval(combined), interval(per_draw) if len(draws) > 1 else None
     out = {}
     for j, m in enumerate(METRICS):

@@ -61,6 +61,20 @@ def test_shot_logits_use_the_model_head_unchanged():
     np.testing.assert_allclose(many, shots.exact_logits(probs, readout, bias), atol=5 * sd)
 
 
+def test_one_draw_interval_is_the_main_evaluations_lesion_bootstrap():
+    from qcnn.metrics import METRICS
+    from qcnn.stats import interval, lesion_bootstrap
+
+    rng = np.random.default_rng(4)
+    labels, lesions = rng.integers(0, 2, 120), rng.integers(0, 70, 120).astype(str)
+    probs = np.clip(labels * 0.3 + rng.uniform(0, 0.7, 120), 0, 1)
+    block = shots._metrics_block(labels, lesions, probs[None], 200, seed=3)
+    expected = interval(lesion_bootstrap(labels, lesions, probs[None], 200, 3)[:, 0])
+    for j, m in enumerate(METRICS):
+        if m in block:
+            np.testing.assert_allclose(block[m]["ci95_draws_and_lesions"], expected[j], atol=1e-6)
+
+
 def test_parameter_shift_count_of_this_circuit():
     counts = shots.parameter_shift_circuits(n_weights=96, n_angles=8, uploads=2)
     assert counts["per_patch"] == 1 + 2 * 96 + 2 * 2 * 8 == 225
