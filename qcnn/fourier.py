@@ -46,7 +46,7 @@ def circuit_spectrum(layer: QuantumLayer, readout: torch.Tensor | np.ndarray) ->
     values = np.empty(len(index))
     for start in range(0, len(index), _BATCH):
         angles = torch.from_numpy(grid[index[start : start + _BATCH]])
-        values[start : start + _BATCH] = (simulate(angles, weights) @ r).numpy()
+        values[start : start + _BATCH] = (simulate(angles, weights, layer.entangling) @ r).numpy()
     coefficients = np.fft.fftn(values.reshape((size,) * n)) / size**n  # c_k = mean_j f(x_j) exp(-i k.x_j)
     frequencies = np.where(index > limit, index - size, index)  # FFT bin k -> k or k - size
     return frequencies.astype(np.int64), coefficients.reshape(-1)
@@ -100,7 +100,7 @@ def random_layer(like: QuantumLayer, seed: int = RANDOM_SEED) -> QuantumLayer:
     """A circuit of the same shape with QuantumLayer's own random initialisation (uniform in [0, 2 pi))."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return QuantumLayer(like.n_qubits, like.n_layers, like.reuploads)
+        return QuantumLayer(like.n_qubits, like.n_layers, like.reuploads, entangling=like.entangling)
 
 
 def fourier_report(layer: QuantumLayer, readout: np.ndarray, log=print) -> dict:
@@ -111,7 +111,9 @@ def fourier_report(layer: QuantumLayer, readout: np.ndarray, log=print) -> dict:
         freqs, coeffs = circuit_spectrum(circuit, readout)
         seconds = time.perf_counter() - t0
         check = np.random.default_rng(0).uniform(-np.pi, np.pi, (64, layer.n_qubits))
-        direct = simulate(torch.from_numpy(check), circuit.weights.detach().double()).numpy() @ readout
+        direct = (
+            simulate(torch.from_numpy(check), circuit.weights.detach().double(), circuit.entangling).numpy() @ readout
+        )
         out[name] = {
             **summarize_spectrum(freqs, coeffs),
             "seconds": round(seconds, 1),

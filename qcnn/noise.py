@@ -257,6 +257,8 @@ def noise_experiment(
     from qcnn.quantum import simulate
     from qcnn.shots import _metrics_block, sigmoid
 
+    if dists.entangling != "strong":
+        raise ValueError(f"the noisy simulation models StronglyEntanglingLayers only, not {dists.entangling!r}")
     index = sample_images(len(dists.test), n_images, seed)
     test = dists.test.iloc[index].reset_index(drop=True)
     labels, lesions = test.label.to_numpy(), test.lesion_id.to_numpy()

@@ -141,38 +141,43 @@ class PatchDistributions:
     bias: float
     test: pd.DataFrame  # image_id, lesion_id, label in split order
     weights: np.ndarray  # the quantum layer's weights (reuploads, layers, 8, 3)
+    entangling: str = "strong"  # the quantum layer's entangling blocks
 
 
-def load_test_features(split: pd.DataFrame, data_dir: str | Path, checkpoint_dir: str | Path) -> torch.Tensor:
-    """The test pool's cached prefix features (N, 128, 28, 28): the one place that reads the cache."""
+def load_test_features(
+    split: pd.DataFrame, data_dir: str | Path, checkpoint_dir: str | Path, stage: str
+) -> torch.Tensor:
+    """The test pool's cached features at ``stage``, float32 (the main evaluation's): the one place that reads them."""
     from qcnn.features import cached_features
 
-    return cached_features(split, "test", 1, data_dir, checkpoint_dir)[0]
+    return cached_features(split, "test", 1, data_dir, checkpoint_dir, stage=stage, precision="fp32")[0]
 
 
 @torch.no_grad()
 def patch_distributions(
     split: pd.DataFrame, data_dir: str | Path, checkpoint_dir: str | Path, batch_size: int = 64
 ) -> PatchDistributions:
-    """Run the seed-0 QCNN (checkpoints/qcnn.safetensors) in float32 up to its 256 probabilities."""
+    """Run the seed-0 QCNN (checkpoints/qcnn.safetensors) in float32 up to its 256 probabilities per patch."""
     from qcnn.models import load_model
 
     model = load_model("qcnn", checkpoint_dir)
-    features = load_test_features(split, data_dir, checkpoint_dir)
+    head = model.head
+    features = load_test_features(split, data_dir, checkpoint_dir, model.cached_stage)
     probs, angles = [], []
     for i in range(0, len(features), batch_size):
-        layer3 = model.layer3(features[i : i + batch_size].float())
-        a = math.pi * torch.tanh(model.head.projection(layer3)).flatten(2).transpose(1, 2)
+        x = features[i : i + batch_size].float()
+        layer3 = model.layer3(x) if model.config.train_layer3 else x
+        a = math.pi * torch.tanh(head.projection(head.patches(layer3))).flatten(2).transpose(1, 2)
         angles.append(a)
-        probs.append(model.head.outcome_map(a))
-    classifier = model.head.classifier
+        probs.append(head.outcome_map(a))
     return PatchDistributions(
         probs=torch.cat(probs).numpy(),
         angles=torch.cat(angles).numpy(),
-        readout=classifier.weight.detach().double().numpy()[0],
-        bias=float(classifier.bias),
+        readout=head.classifier.weight.detach().double().numpy()[0],
+        bias=float(head.classifier.bias),
         test=split[split.pool == "test"].reset_index(drop=True)[["image_id", "lesion_id", "label"]],
-        weights=model.head.outcome_map.weights.detach().numpy(),
+        weights=head.outcome_map.weights.detach().numpy(),
+        entangling=head.outcome_map.entangling,
     )
 
 
