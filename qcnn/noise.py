@@ -241,14 +241,13 @@ def noise_experiment(
     dists,
     gate_errors=GATE_ERRORS,
     readout_errors=READOUT_ERRORS,
-    n_images: int = N_IMAGES,
     seed: int = SEED,
     n_bootstrap: int = 2000,
     n_check_images: int = 8,
     log=print,
     save=None,
 ) -> dict:
-    """Metrics of the seed-0 QCNN on a seeded sample of test images at each noise setting.
+    """Metrics of the seed-0 QCNN on ``dists`` (the seeded sample of test images) at each noise setting.
 
     p = 0 comes from the exact state-vector simulation; the noisy simulation at p = 0 is checked
     against it on the first ``n_check_images`` images. The noisy levels run largest first, and
@@ -259,14 +258,13 @@ def noise_experiment(
 
     if dists.entangling != "strong":
         raise ValueError(f"the noisy simulation models StronglyEntanglingLayers only, not {dists.entangling!r}")
-    index = sample_images(len(dists.test), n_images, seed)
-    test = dists.test.iloc[index].reset_index(drop=True)
+    test = dists.test
     labels, lesions = test.label.to_numpy(), test.lesion_id.to_numpy()
     readout = torch.from_numpy(dists.readout)[None]
     diagonals = torch.cat([readout_weights(readout, e01, e10) for e01, e10 in readout_errors])
-    angles, weights = dists.angles[index], torch.from_numpy(dists.weights).double()
+    angles, weights = dists.angles, torch.from_numpy(dists.weights).double()
     exact_probs = simulate(torch.from_numpy(angles.reshape(-1, angles.shape[-1])).double(), weights)
-    exact_readout = (exact_probs @ diagonals.T).numpy().reshape(len(index), -1, len(diagonals))
+    exact_readout = (exact_probs @ diagonals.T).numpy().reshape(len(test), -1, len(diagonals))
     exact = sigmoid(dists.bias + N_OUTCOMES * exact_readout[..., 0].mean(1))
     check = noisy_patch_readouts(angles[:n_check_images], dists.weights, 0.0, diagonals, log=None)
     gates = gate_count(tuple(dists.weights.shape))
@@ -275,7 +273,7 @@ def noise_experiment(
         "noise_model": NOISE_MODEL,
         "gates_per_circuit": gates,
         "depolarizing_channels_per_circuit": gates["single_qubit"] + 2 * gates["cnot"],
-        "n_images": len(index),
+        "n_images": len(test),
         "n_malignant": int(labels.sum()),
         "sample_seed": seed,
         "image_ids": test.image_id.tolist(),
@@ -283,7 +281,7 @@ def noise_experiment(
         "bootstrap_unit": "lesion",
         "intervals": "lesion bootstrap of the sample; the noisy probabilities are exact (infinitely many shots)",
         "p0_check": {
-            "images": min(n_check_images, len(index)),
+            "images": min(n_check_images, len(test)),
             "max_abs_difference_to_statevector": float(np.abs(check - exact_readout[:n_check_images]).max()),
         },
         "exact": {"metrics": _metrics_block(labels, lesions, exact[None], n_bootstrap, seed)},
@@ -336,4 +334,5 @@ def run(
     def save(payload: dict) -> None:
         write_json(results_dir / NOISE_FILE, payload)
 
-    return noise_experiment(patch_distributions(split, data_dir, checkpoint_dir), n_images=n_images, log=log, save=save)
+    positions = sample_images(int((split.pool == "test").sum()), n_images, SEED)
+    return noise_experiment(patch_distributions(split, data_dir, checkpoint_dir, positions), log=log, save=save)

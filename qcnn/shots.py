@@ -145,24 +145,41 @@ class PatchDistributions:
 
 
 def load_test_features(
-    split: pd.DataFrame, data_dir: str | Path, checkpoint_dir: str | Path, stage: str
+    split: pd.DataFrame, data_dir: str | Path, checkpoint_dir: str | Path, stage: str, positions: np.ndarray | None
 ) -> torch.Tensor:
-    """The test pool's cached features at ``stage``, float32 (the main evaluation's): the one place that reads them."""
-    from qcnn.features import cached_features
+    """The test pool's float32 features at ``stage`` (the main evaluation's): the one place that reads them.
 
-    return cached_features(split, "test", 1, data_dir, checkpoint_dir, stage=stage, precision="fp32")[0]
+    With ``positions`` (a sample of the pool), only those images are computed, the way the cache computes them.
+    """
+    from qcnn.features import cached_features, compute_features, frozen_stage
+    from qcnn.images import load_images
+
+    if positions is None:
+        return cached_features(split, "test", 1, data_dir, checkpoint_dir, stage=stage, precision="fp32")[0]
+    ids = split[split.pool == "test"].image_id.iloc[positions].tolist()
+    return compute_features(frozen_stage(checkpoint_dir, stage), load_images(data_dir, ids), 0, "fp32")
 
 
 @torch.no_grad()
 def patch_distributions(
-    split: pd.DataFrame, data_dir: str | Path, checkpoint_dir: str | Path, batch_size: int = 64
+    split: pd.DataFrame,
+    data_dir: str | Path,
+    checkpoint_dir: str | Path,
+    positions: np.ndarray | None = None,
+    batch_size: int = 64,
 ) -> PatchDistributions:
-    """Run the seed-0 QCNN (checkpoints/qcnn.safetensors) in float32 up to its 256 probabilities per patch."""
+    """Run the seed-0 QCNN (checkpoints/qcnn.safetensors) in float32 up to its 256 probabilities per patch.
+
+    The whole test pool, or the images at ``positions`` in it.
+    """
     from qcnn.models import load_model
 
     model = load_model("qcnn", checkpoint_dir)
     head = model.head
-    features = load_test_features(split, data_dir, checkpoint_dir, model.cached_stage)
+    features = load_test_features(split, data_dir, checkpoint_dir, model.cached_stage, positions)
+    test = split[split.pool == "test"].reset_index(drop=True)[["image_id", "lesion_id", "label"]]
+    if positions is not None:
+        test = test.iloc[positions].reset_index(drop=True)
     probs, angles = [], []
     for i in range(0, len(features), batch_size):
         x = features[i : i + batch_size].float()
@@ -175,7 +192,7 @@ def patch_distributions(
         angles=torch.cat(angles).numpy(),
         readout=head.classifier.weight.detach().double().numpy()[0],
         bias=float(head.classifier.bias),
-        test=split[split.pool == "test"].reset_index(drop=True)[["image_id", "lesion_id", "label"]],
+        test=test,
         weights=head.outcome_map.weights.detach().numpy(),
         entangling=head.outcome_map.entangling,
     )

@@ -235,7 +235,7 @@ def hardware_results(tmp_path_factory):
     )
     shots.write_json(
         folder / noise.NOISE_FILE,
-        noise.noise_experiment(dists, gate_errors=(0.0, 1e-2, 1e-1), n_images=30, n_bootstrap=50, log=quiet),
+        noise.noise_experiment(dists, gate_errors=(0.0, 1e-2, 1e-1), n_bootstrap=50, log=quiet),
     )
     shots.write_json(folder / fourier.FOURIER_FILE, fourier.fourier_report(layer, readout, log=quiet))
     return folder
