@@ -83,6 +83,22 @@ def test_parameter_shift_count_of_this_circuit():
     assert budget["training_epoch"] == 1269 * 196 * 225 * 100
 
 
+def test_try_it_panel_spread_shrinks_with_shots():
+    from qcnn.app.shots_panel import N_DRAWS, resampled_probabilities
+
+    patches = random_distributions(196, seed=6)
+    readout, bias = np.random.default_rng(6).normal(size=256) * 0.05, 0.2
+    exact = shots.sigmoid(shots.exact_logits(patches[None], readout, bias))[0]
+    spreads = []
+    for s in (10, 1_000):
+        draws = resampled_probabilities(patches, readout, bias, s)
+        assert draws.shape == (N_DRAWS,)
+        np.testing.assert_array_equal(draws, resampled_probabilities(patches, readout, bias, s))  # seeded
+        spreads.append(draws.std())
+        assert abs(draws.mean() - exact) < 4 * draws.std() / np.sqrt(N_DRAWS) + 1e-9
+    assert spreads[1] < spreads[0] / 3  # shot noise falls as 1 / sqrt(S)
+
+
 # --- noise --------------------------------------------------------------------------------------
 
 
@@ -279,3 +295,20 @@ def test_hardware_page_without_results_says_what_to_run(tmp_path, monkeypatch):
     messages = "\n".join(i.value for i in at.info)
     for part in ("shots", "noise", "fourier"):
         assert f"qcnn hardware {part}" in messages
+
+
+# --- the committed results ----------------------------------------------------------------------
+
+COMMITTED_SHOTS = paths.RESULTS_DIR / shots.SHOTS_FILE
+
+
+@pytest.mark.skipif(not COMMITTED_SHOTS.is_file(), reason="results/shots.json not made yet")
+def test_committed_exact_entry_is_the_main_evaluation():
+    """The exact row of shots.json scores the test pool as `qcnn evaluate` did (float32: to 1e-5; bf16: 0.02)."""
+    saved = json.loads(COMMITTED_SHOTS.read_text())
+    evaluation = json.loads((paths.RESULTS_DIR / "runs" / "qcnn_seed0" / "metrics.json").read_text())
+    tolerance = 1e-5 if evaluation.get("precision_policy") == "fp32" else 0.02
+    assert saved["exact_vs_evaluation"]["max_abs_difference"] <= tolerance
+    exact = next(e for e in saved["entries"] if e["shots"] is None)["metrics"]
+    for metric in ("auc", "balanced_accuracy", "f1"):
+        assert exact[metric]["mean"] == pytest.approx(evaluation[metric], abs=max(tolerance, 1e-6))
