@@ -318,9 +318,12 @@ def check_against_evaluation(exact: np.ndarray, image_ids: pd.Series, prediction
     committed = pd.read_csv(predictions_csv, dtype={"image_id": str})
     if not committed.image_id.equals(image_ids.reset_index(drop=True)):
         raise ValueError(f"{predictions_csv} scores different test images than the split")
+    metrics = predictions_csv.parent / "metrics.json"
+    policy = json.loads(metrics.read_text()).get("precision_policy", "bf16") if metrics.is_file() else None
     diff = np.abs(committed.probability.to_numpy() - exact)
     return {
         "predictions_file": str(predictions_csv.name),
+        "evaluation_precision": policy,
         "max_abs_difference": round(float(diff.max()), 8),
         "mean_abs_difference": round(float(diff.mean()), 8),
     }
