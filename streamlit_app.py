@@ -20,6 +20,7 @@ PAGES = [
     st.Page("pages/training.py", title="Training curves", icon=":material/show_chart:"),
     st.Page("pages/disagreements.py", title="Disagreements", icon=":material/compare_arrows:"),
     st.Page("pages/try_it.py", title="Try it", icon=":material/science:"),
+    st.Page("pages/hardware.py", title="Quantum hardware", icon=":material/memory:"),
 ]
 
 start_loading()  # the models load in the background from the first page view on (Try it, Grad-CAM)

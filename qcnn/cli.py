@@ -7,6 +7,7 @@ other settings) are reported in one line; anything else is a bug and keeps its t
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -239,6 +240,20 @@ def _print_summary(summary: dict) -> None:
     print(f"McNemar exact p = {summary['mcnemar']['p_value']:.4g}")
 
 
+def cmd_hardware(args: argparse.Namespace) -> None:
+    """results/shots.json, noise.json, fourier.json: the seed-0 QCNN as a quantum computer would run it."""
+    if args.part == "fourier":
+        from qcnn import fourier
+
+        fourier.run(args.results_dir, args.checkpoint_dir)
+        return
+    from qcnn.runs import load_split
+
+    ws = _workspace(args).with_data()
+    part = importlib.import_module(f"qcnn.{args.part}")
+    part.run(load_split(ws, "lesion"), ws.data_dir, args.results_dir, args.checkpoint_dir)
+
+
 BENCHMARKS = {
     "quantum": "quantum_layer.py",
     "training": "training_step.py",
@@ -378,6 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-gpus", type=float, default=0, help="GPUs per Ray task (default: 0)")
     p.add_argument("--force", action="store_true", help="re-run finished runs made with other settings")
     p.add_argument("--summary-only", action="store_true", help="only summarise the runs finished so far")
+
+    p = _command(sub, "hardware", "the seed-0 QCNN under finite shots, gate noise; its Fourier spectrum",
+                 cmd_hardware)
+    p.add_argument("part", choices=("shots", "noise", "fourier"))
 
     p = sub.add_parser("bench", help="run a benchmark script from benchmarks/")
     p.add_argument("which", choices=sorted(BENCHMARKS))

@@ -23,6 +23,7 @@ import streamlit as st
 from qcnn.app.charts import (MODEL_COLOURS, MODEL_LABELS, distribution_figure, fmt_probability,
                              outcome_categories, patch_map_figure, probability_figure, verdict)
 from qcnn.app.model_cache import ModelsUnavailable, check_available, get_predictor, start_loading
+from qcnn.app.shots_panel import show_shot_spread
 from qcnn.app.ui import not_clinical_notice, page_header, to_url
 from qcnn.constants import (CAM_METHODS, MODEL_KINDS, N_QUBITS, SLOW_CAM_METHODS, THRESHOLD,
                             UPLOAD_EXTENSIONS)
@@ -357,6 +358,7 @@ def show_analysis(chosen: ChosenImage | None) -> None:
     show_predictions(prediction, chosen.truth)
     show_cams(prediction, alpha)
     show_distributions(prediction)
+    show_shot_spread(prediction, predictor)
     show_patches(prediction, alpha)
     show_circuit(predictor)
     show_timings(prediction)
