@@ -232,6 +232,18 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     print(f"wrote {summary['path']}: {summary['n_complete']}/{summary['n_runs']} runs")
 
 
+def cmd_ood_reference(args: argparse.Namespace) -> None:
+    """The app's out-of-distribution reference: pooled layer3 statistics of the train pool, test-pool threshold."""
+    from qcnn.ood import build_reference
+
+    reference, distances, path = build_reference(_workspace(args).with_data())
+    print(
+        f"wrote {path}: threshold {reference.threshold:.2f} (test pool's {reference.percentile:g}th percentile; "
+        f"{int((distances > reference.threshold).sum())} of {reference.n_test} test images above it), "
+        f"from {reference.n_train} train images"
+    )
+
+
 def _print_summary(summary: dict) -> None:
     diff = summary["difference"]
     print(f"seeds {summary['seeds']}; QCNN minus classical, mean over seeds [95% interval, seeds and lesions]:")
@@ -397,6 +409,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "hardware", "the seed-0 QCNN under finite shots, gate noise; its Fourier spectrum",
                  cmd_hardware)
     p.add_argument("part", choices=("shots", "noise", "fourier"))
+
+    p = _command(
+        sub,
+        "ood-reference",
+        "the app's out-of-distribution check: QCNN layer3 statistics of the train pool, a test-pool threshold",
+        cmd_ood_reference,
+    )
+    _add_runtime(p)
 
     p = sub.add_parser("bench", help="run a benchmark script from benchmarks/")
     p.add_argument("which", choices=sorted(BENCHMARKS))

@@ -23,6 +23,10 @@ when several users share the cached models:
 - each model also has a lock, held for its whole CAM, so concurrent calls on one model run one
   after the other (on a 2-core CPU nothing is lost) and nothing depends on pytorch-grad-cam
   being re-entrant.
+
+The same forward pass also gives the out-of-distribution check (``qcnn.ood``): the QCNN's layer3
+output, averaged over the grid, against the train pool's statistics in ``ood_reference.safetensors``.
+ScoreCAM's batches report to an optional ``progress`` callback.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import struct
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,11 +54,13 @@ from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, Layer
 from pytorch_grad_cam import score_cam as score_cam_module
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+from qcnn import paths
 from qcnn.backbone import normalize, pil_to_uint8
-from qcnn.constants import (CAM_METHODS, GRID, IMAGE_SIZE, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, MIN_UPLOAD_SIDE,
-                            MODEL_KINDS, N_QUBITS, UPLOAD_EXTENSIONS)
+from qcnn.constants import (CAM_METHODS, FEATURE_CHANNELS, GRID, IMAGE_SIZE, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS,
+                            MIN_UPLOAD_SIDE, MODEL_KINDS, N_QUBITS, UPLOAD_EXTENSIONS)
 from qcnn.config import MODEL_PRESETS
-from qcnn.models import LesionClassifier, load_model
+from qcnn.models import LesionClassifier, load_model, model_file
+from qcnn.ood import OodReference, OodReferenceError, load_reference
 
 # ----------------------------------------------------------------------------------------------
 # Decoding an upload
@@ -289,17 +295,26 @@ def _single_blas_thread(active: bool) -> Iterator[None]:
         yield
 # Gradient-free methods: ScoreCAM runs the model once per layer3 channel (256 masked images).
 SCORECAM_BATCH = 64
+Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is running), called on predict's thread
+_PROGRESS = threading.local()  # .report: Callable[[float], None] | None, the current call's, on its own thread
 
 
-class _QuietTqdm:
-    """ScoreCAM wraps its batches in ``tqdm.tqdm``: a progress bar per call in the server's log."""
+class _ProgressTqdm:
+    """ScoreCAM wraps its batches in ``tqdm.tqdm``: instead of a bar in the server's log, each batch done
+    reports the fraction of this model's batches to the calling thread's ``_PROGRESS.report``, if any."""
 
     @staticmethod
     def tqdm(iterable, *args, **kwargs):
-        return iterable
+        report = getattr(_PROGRESS, "report", None)
+        items = list(iterable)  # a range of batch starts
+        for done, item in enumerate(items, 1):
+            yield item
+            if report is not None:
+                report(done / len(items))
 
 
-score_cam_module.tqdm = _QuietTqdm
+score_cam_module.tqdm = _ProgressTqdm
+_MODEL_NAMES = {"qcnn": "QCNN", "classical": "classical control"}
 
 
 @dataclass(frozen=True)
@@ -311,6 +326,7 @@ class ModelOutput:
     heatmap: np.ndarray  # (224, 224) float32 in [0, 1], over ``Prediction.image``
     patch_distributions: np.ndarray  # (196, 256) float64: per-patch outcome probabilities, row-major 14 x 14
     mean_distribution: np.ndarray  # (256,) their mean, what the classifier reads (x 256)
+    pooled_features: np.ndarray  # (256,) float64: layer3's output averaged over the 14 x 14 grid
 
     @property
     def malignant(self) -> bool:
@@ -332,10 +348,17 @@ class Prediction:
     classical: ModelOutput
     cam_method: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds per part, and "total"
+    ood_distance: float | None = None  # Mahalanobis distance of the QCNN's pooled layer3 features; None: no check
+    ood_threshold: float | None = None  # the test pool's 99th percentile of that distance
 
     @property
     def agree(self) -> bool:
         return self.qcnn.malignant == self.classical.malignant
+
+    @property
+    def unusual(self) -> bool:
+        """Unlike the training images: the distance is above the threshold (False when there is no reference)."""
+        return self.ood_distance is not None and self.ood_distance > self.ood_threshold
 
     def output(self, kind: str) -> ModelOutput:
         if kind not in MODEL_KINDS:
@@ -375,6 +398,7 @@ class _CamModel(nn.Module):
         self._image, self._prefix_features = image, prefix_features
         self.logits: torch.Tensor | None = None
         self.distributions: torch.Tensor | None = None
+        self.pooled: torch.Tensor | None = None
         self.forward_seconds = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -385,19 +409,26 @@ class _CamModel(nn.Module):
         else:
             with torch.no_grad():
                 prefix_features = self.prefix(x)
-        logits, distributions = self.head.outputs(self.target(prefix_features))
+        features = self.target(prefix_features)
+        logits, distributions = self.head.outputs(features)
         logits = logits[:, None]
         if first:
             self.logits, self.distributions = logits.detach(), distributions.detach()
+            self.pooled = features.detach().mean(dim=(2, 3))
             self.forward_seconds = time.perf_counter() - start
         return logits  # (N, 1): the malignancy logit is category 0
 
 
 class Predictor:
-    """The QCNN and the classical control, loaded once; ``predict`` is safe to call from threads."""
+    """The QCNN and the classical control, loaded once; ``predict`` is safe to call from threads.
 
-    def __init__(self, qcnn: LesionClassifier, classical: LesionClassifier) -> None:
+    ``ood``: the out-of-distribution reference for this QCNN, or None (no check; ``ood_note`` says why).
+    """
+
+    def __init__(self, qcnn: LesionClassifier, classical: LesionClassifier, ood: OodReference | None = None,
+                 ood_note: str = "no out-of-distribution reference given") -> None:
         self.models = {"qcnn": qcnn.eval(), "classical": classical.eval()}
+        self.ood, self.ood_note = ood, ("" if ood is not None else ood_note)
         self.device = next(qcnn.parameters()).device
         for kind, model in self.models.items():
             if model.config != MODEL_PRESETS[kind]:
@@ -416,26 +447,35 @@ class Predictor:
         from qcnn.runtime import resolve_device
 
         target = resolve_device(device)
-        return cls(load_model("qcnn", checkpoint_dir, device=target), load_model("classical", checkpoint_dir,
-                                                                                 device=target))
+        qcnn = load_model("qcnn", checkpoint_dir, device=target)
+        classical = load_model("classical", checkpoint_dir, device=target)
+        try:
+            return cls(qcnn, classical, load_reference(checkpoint_dir or paths.checkpoint_dir(),
+                                                       model_file("qcnn", checkpoint_dir)))
+        except OodReferenceError as err:
+            return cls(qcnn, classical, ood_note=str(err))
 
     def warm_up(self) -> None:
         """One prediction on a blank image: the first call is several times slower than the next."""
         self.predict(Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (128, 128, 128)))
 
     def _run_model(self, kind: str, x: torch.Tensor, prefix_features: torch.Tensor | None,
-                   cam_method: str) -> tuple[ModelOutput, float, float]:
+                   cam_method: str, report: Callable[[float], None] | None = None) -> tuple[ModelOutput, float, float]:
         model = self.models[kind]
         wrapper = _CamModel(model, x, prefix_features)
         with self._locks[kind]:
             start = time.perf_counter()
-            with (_single_blas_thread(cam_method in SINGLE_BLAS_THREAD_METHODS),
-                  CAM_CLASSES[cam_method](model=wrapper, target_layers=[wrapper.target]) as cam):
-                if isinstance(cam, ScoreCAM):
-                    cam.batch_size = SCORECAM_BATCH
-                heatmap = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)])[0]
+            _PROGRESS.report = report
+            try:
+                with (_single_blas_thread(cam_method in SINGLE_BLAS_THREAD_METHODS),
+                      CAM_CLASSES[cam_method](model=wrapper, target_layers=[wrapper.target]) as cam):
+                    if isinstance(cam, ScoreCAM):
+                        cam.batch_size = SCORECAM_BATCH
+                    heatmap = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)])[0]
+            finally:
+                _PROGRESS.report = None
             total = time.perf_counter() - start
-        if wrapper.logits is None or wrapper.distributions is None:  # pragma: no cover - defensive
+        if wrapper.logits is None or wrapper.distributions is None or wrapper.pooled is None:  # pragma: no cover
             raise RuntimeError(f"{cam_method} did not run the {kind} model")
         logit = float(wrapper.logits.reshape(-1)[0])
         distributions = wrapper.distributions[0].double().cpu().numpy()
@@ -446,11 +486,16 @@ class Predictor:
             heatmap=heatmap,
             patch_distributions=distributions,
             mean_distribution=distributions.mean(axis=0),
+            pooled_features=wrapper.pooled[0].double().cpu().numpy(),
         )
         return output, wrapper.forward_seconds, total - wrapper.forward_seconds
 
-    def predict(self, image: Image.Image, cam_method: str = "GradCAM") -> Prediction:
-        """Both models on one image: probabilities, ``cam_method`` heatmaps, outcome distributions."""
+    def predict(self, image: Image.Image, cam_method: str = "GradCAM", progress: Progress | None = None) -> Prediction:
+        """Both models on one image: probabilities, ``cam_method`` heatmaps, outcome distributions, OOD distance.
+
+        ``progress(fraction, message)`` is called after each of ScoreCAM's batches and after each model,
+        the last time with 1.0.
+        """
         if cam_method not in CAM_CLASSES:
             raise ValueError(f"cam_method must be one of {CAM_METHODS}, got {cam_method!r}")
         if not isinstance(image, Image.Image):
@@ -468,12 +513,31 @@ class Predictor:
                 prefix_features = self.models["qcnn"].prefix(x)
             timings["prefix"] = time.perf_counter() - t
         outputs = {}
-        for kind in MODEL_KINDS:
+        for i, kind in enumerate(MODEL_KINDS):
             outputs[kind], timings[f"{kind}_forward"], timings[f"{kind}_cam"] = self._run_model(
-                kind, x, prefix_features, cam_method)
+                kind, x, prefix_features, cam_method, self._model_progress(progress, i, kind, cam_method))
+            if progress is not None:
+                progress((i + 1) / len(MODEL_KINDS), f"{cam_method}: the {_MODEL_NAMES[kind]} is done")
         timings["total"] = time.perf_counter() - start
+        distance = None if self.ood is None else float(self.ood.distance(outputs["qcnn"].pooled_features))
         return Prediction(image=pixels.permute(1, 2, 0).numpy().copy(), qcnn=outputs["qcnn"],
-                          classical=outputs["classical"], cam_method=cam_method, timings=timings)
+                          classical=outputs["classical"], cam_method=cam_method, timings=timings,
+                          ood_distance=distance, ood_threshold=None if self.ood is None else self.ood.threshold)
+
+    @staticmethod
+    def _model_progress(progress: Progress | None, index: int, kind: str,
+                        cam_method: str) -> Callable[[float], None] | None:
+        """Model ``index``'s share of the overall progress: a fraction of its batches -> the whole call's."""
+        if progress is None:
+            return None
+        n_masked = FEATURE_CHANNELS  # ScoreCAM masks the image with each of layer3's channels
+        n_models = len(MODEL_KINDS)
+
+        def report(fraction: float) -> None:
+            progress((index + fraction) / n_models, f"{cam_method} on the {_MODEL_NAMES[kind]}: "
+                                                    f"{round(fraction * n_masked)} of {n_masked} masked images")
+
+        return report
 
 
 __all__ = [
