@@ -450,10 +450,10 @@ class Predictor:
         qcnn = load_model("qcnn", checkpoint_dir, device=target)
         classical = load_model("classical", checkpoint_dir, device=target)
         try:
-            return cls(qcnn, classical, load_reference(checkpoint_dir or paths.checkpoint_dir(),
-                                                       model_file("qcnn", checkpoint_dir)))
-        except OodReferenceError as err:
-            return cls(qcnn, classical, ood_note=str(err))
+            ood, note = load_reference(checkpoint_dir or paths.checkpoint_dir(), model_file("qcnn", checkpoint_dir)), ""
+        except OodReferenceError as err:  # no check, and the page says why
+            ood, note = None, str(err)
+        return cls(qcnn, classical, ood, note)
 
     def warm_up(self) -> None:
         """One prediction on a blank image: the first call is several times slower than the next."""

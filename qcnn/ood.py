@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from qcnn.backbone import file_digest
+from qcnn.constants import FEATURE_CHANNELS
 from qcnn.errors import QcnnError
 
 REFERENCE_FILE = "ood_reference.safetensors"
@@ -81,12 +82,10 @@ class OodReference:
             )
         except (OSError, SafetensorError, KeyError, ValueError) as err:
             raise OodReferenceError(f"{path} is not a usable out-of-distribution reference ({err})") from err
-        if (
-            mean.shape != (precision.shape[0],)
-            or precision.shape != (mean.size, mean.size)
-            or not math.isfinite(reference.threshold)
-        ):
+        if mean.shape != (FEATURE_CHANNELS,) or precision.shape != (FEATURE_CHANNELS, FEATURE_CHANNELS):
             raise OodReferenceError(f"{path} holds statistics of the wrong shape")
+        if not (np.isfinite(mean).all() and np.isfinite(precision).all() and math.isfinite(reference.threshold)):
+            raise OodReferenceError(f"{path} holds non-finite statistics")
         return reference
 
 

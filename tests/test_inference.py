@@ -19,6 +19,7 @@ from qcnn.backbone import IMAGE_SIZE, pil_to_uint8, preprocess
 from qcnn.inference import (
     CAM_METHODS,
     MAX_BYTES,
+    SCORECAM_BATCH,
     ImageError,
     Predictor,
     bitstring,
@@ -404,12 +405,45 @@ def test_every_cam_method(predictor: Predictor, test_images: list[Image.Image], 
 
 
 def test_scorecam(predictor: Predictor, test_images: list[Image.Image]) -> None:
-    prediction = predictor.predict(test_images[0], cam_method="ScoreCAM")
+    reports: list[tuple[float, str]] = []
+    prediction = predictor.predict(test_images[0], cam_method="ScoreCAM", progress=lambda f, t: reports.append((f, t)))
     reference = predictor.predict(test_images[0])
     for kind in ("qcnn", "classical"):
         out = prediction.output(kind)
         assert out.heatmap.shape == (IMAGE_SIZE, IMAGE_SIZE) and out.heatmap.max() <= 1.0
         assert out.probability == pytest.approx(reference.output(kind).probability, abs=1e-6)
+    # the progress follows ScoreCAM's batches of masked images, model after model, up to 1.0
+    fractions = [f for f, _ in reports]
+    batches = 256 // SCORECAM_BATCH
+    assert len(reports) == 2 * (batches + 1) and fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert fractions[0] == pytest.approx(1 / (2 * batches)) and fractions[batches - 1] == pytest.approx(0.5)
+    assert "QCNN" in reports[0][1] and f"{SCORECAM_BATCH} of 256 masked images" in reports[0][1]
+    assert "classical" in reports[-2][1] and "256 of 256" in reports[-2][1]
+    # other methods report each model's end only
+    reports.clear()
+    predictor.predict(test_images[0], progress=lambda f, t: reports.append((f, t)))
+    assert [f for f, _ in reports] == [0.5, 1.0]
+
+
+def test_unusual_images_are_flagged(predictor: Predictor, test_images: list[Image.Image]) -> None:
+    """Noise and a flat grey square are unlike dermoscopy; real test-pool images typically are not."""
+    if predictor.ood is None:
+        pytest.skip(f"no out-of-distribution reference: {predictor.ood_note}")
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    grey = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (128, 128, 128))
+    for image in (noise, grey):
+        prediction = predictor.predict(image)
+        assert prediction.unusual and prediction.ood_distance > prediction.ood_threshold
+    real = [predictor.predict(image) for image in test_images]
+    assert sum(p.unusual for p in real) <= 1, [p.ood_distance for p in real]
+    assert all(p.ood_threshold == predictor.ood.threshold for p in real)
+
+
+def test_without_a_reference_there_is_no_check(predictor: Predictor, test_images: list[Image.Image]) -> None:
+    bare = Predictor(predictor.models["qcnn"], predictor.models["classical"], ood_note="not computed here")
+    prediction = bare.predict(test_images[0])
+    assert prediction.ood_distance is None and not prediction.unusual and bare.ood_note == "not computed here"
+    assert prediction.qcnn.pooled_features.shape == (256,)
 
 
 def test_predict_rejects_bad_arguments(predictor: Predictor, test_images: list[Image.Image]) -> None:

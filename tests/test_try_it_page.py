@@ -226,3 +226,41 @@ def test_models_load_in_the_background() -> None:
     model_cache.start_loading()  # and only one load runs
     predictor = model_cache._future().result(timeout=TIMEOUT)
     assert model_cache.is_loaded() and model_cache.get_predictor() is predictor
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@needs_models
+def test_noise_is_flagged_and_scorecam_states_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image of noise gets the out-of-distribution warning; ScoreCAM runs behind a progress bar and says how long."""
+    if not (paths.CHECKPOINT_DIR / "ood_reference.safetensors").is_file():
+        pytest.skip("checkpoints/ood_reference.safetensors missing: run `qcnn ood-reference`")
+    at = app(monkeypatch)
+    at.selectbox(key="try_it_cam_method").set_value("ScoreCAM").run()
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    at.file_uploader(key="try_it_upload").set_value(("noise.png", png_bytes(noise), "image/png")).run()
+    assert not at.exception, texts(at.exception)
+    assert texts(at.subheader)[0] == "Predictions"
+    warning = next(w for w in texts(at.warning) if "unlike the dermoscopy images" in w)
+    assert "above the 99th percentile" in warning and "treat both predictions with caution" in warning
+    took = [c for c in texts(at.caption) if c.startswith("ScoreCAM took")]
+    assert len(took) == 1 and "256 masked images each" in took[0]
+
+
+@needs_models
+def test_without_a_reference_the_page_says_there_is_no_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data_dir: Path
+) -> None:
+    for name in ("backbone", "qcnn", "classical"):
+        (tmp_path / f"{name}.safetensors").symlink_to(paths.CHECKPOINT_DIR / f"{name}.safetensors")
+    monkeypatch.setenv("QCNN_CHECKPOINT_DIR", str(tmp_path))
+    at = app(monkeypatch)
+    at.file_uploader(key="try_it_upload").set_value(("lesion.jpg", jpeg_bytes(data_dir), "image/jpeg")).run()
+    assert not at.exception, texts(at.exception)
+    assert texts(at.subheader)[0] == "Predictions" and not at.error
+    assert any("No out-of-distribution check" in c and "qcnn ood-reference" in c for c in texts(at.caption))
+    assert not any("unlike the dermoscopy images" in w for w in texts(at.warning))

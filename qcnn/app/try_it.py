@@ -156,13 +156,35 @@ def predict_cached(predictor: Predictor, chosen: ChosenImage, image: Image.Image
     cached = st.session_state.get(KEY + "prediction")
     if cached is not None and cached[0] == key:
         return cached[1]
-    slow = ""
-    if cam_method in SLOW_CAM_METHODS:
-        slow = " (ScoreCAM runs each model 256 more times: expect several seconds)"
-    with st.spinner(f"Running the QCNN and the classical control with {cam_method}…{slow}"):
-        prediction = predictor.predict(image, cam_method=cam_method)
+    if cam_method in SLOW_CAM_METHODS:  # a real progress bar: the CAM's batches advance it
+        bar = st.progress(0.0, text=f"{cam_method} runs each model on 256 masked copies of the image…")
+
+        def report(fraction: float, text: str) -> None:
+            bar.progress(min(max(fraction, 0.0), 1.0), text=text)
+
+        try:
+            prediction = predictor.predict(image, cam_method=cam_method, progress=report)
+        finally:
+            bar.empty()
+    else:
+        with st.spinner(f"Running the QCNN and the classical control with {cam_method}…"):
+            prediction = predictor.predict(image, cam_method=cam_method)
     st.session_state[KEY + "prediction"] = (key, prediction)
     return prediction
+
+
+def ood_message(prediction: Prediction, note: str) -> tuple[str, str]:
+    """("warning" | "caption", text): the out-of-distribution check in plain words."""
+    if prediction.ood_distance is None:
+        return "caption", f"No out-of-distribution check for this image: {note}."
+    distance, threshold = prediction.ood_distance, prediction.ood_threshold
+    if prediction.unusual:
+        return "warning", (f"This image is unlike the dermoscopy images these models were trained on (Mahalanobis "
+                           f"distance {distance:.1f} of the QCNN's pooled layer3 features, above the 99th percentile "
+                           f"{threshold:.1f} of the test pool); treat both predictions with caution.")
+    return "caption", (f"Out-of-distribution check: the QCNN's pooled layer3 features lie at Mahalanobis distance "
+                       f"{distance:.1f} from the training images, within the test pool's 99th percentile "
+                       f"({threshold:.1f}).")
 
 
 # --- figures --------------------------------------------------------------------------------------
@@ -207,8 +229,11 @@ def _chip(kind: str) -> str:
             f"color:white;font-size:0.85em'>{MODEL_LABELS[kind]}</span>")
 
 
-def show_predictions(prediction: Prediction, truth: dict | None) -> None:
+def show_predictions(prediction: Prediction, truth: dict | None, ood_note: str) -> None:
     st.subheader(PREDICTIONS_HEADER)
+    kind, text = ood_message(prediction, ood_note)
+    if kind == "warning":
+        st.warning(text, icon=":material/travel_explore:")
     columns = st.columns(2)
     for column, kind in zip(columns, KINDS, strict=True):
         out = prediction.output(kind)
@@ -230,6 +255,8 @@ def show_predictions(prediction: Prediction, truth: dict | None) -> None:
                    icon=":material/balance:")
     if truth is not None:
         st.markdown(f"Ground truth: {truth_text(truth)}")
+    if kind == "caption":
+        st.caption(text)
     st.plotly_chart(probability_figure({k: prediction.output(k).probability for k in KINDS}),
                     key=KEY + "probability_chart")
 
@@ -247,6 +274,10 @@ def show_cams(prediction: Prediction, alpha: float) -> None:
         out = prediction.output(kind)
         column.image(overlay(prediction.image, out.heatmap, alpha),
                      caption=f"{MODEL_LABELS[kind]} · {prediction.cam_method}", width="stretch")
+    if prediction.cam_method in SLOW_CAM_METHODS:
+        seconds = {kind: prediction.timings[f"{kind}_cam"] for kind in KINDS}
+        st.caption(f"{prediction.cam_method} took {sum(seconds.values()):.1f} s on this machine's CPU "
+                   f"(QCNN {seconds['qcnn']:.1f} s, classical {seconds['classical']:.1f} s: 256 masked images each).")
 
 
 def show_distributions(prediction: Prediction) -> None:
@@ -355,7 +386,7 @@ def show_analysis(chosen: ChosenImage | None) -> None:
         st.warning(str(err), icon=":material/hourglass_empty:")
         return
     prediction = predict_cached(predictor, chosen, image, cam_method)
-    show_predictions(prediction, chosen.truth)
+    show_predictions(prediction, chosen.truth, predictor.ood_note)
     show_cams(prediction, alpha)
     show_distributions(prediction)
     show_shot_spread(prediction, predictor)
