@@ -83,6 +83,9 @@ def test_upload_valid_then_invalid(monkeypatch: pytest.MonkeyPatch, data_dir: Pa
     assert "QCNN · P(malignant)" in labels and "Classical CNN · P(malignant)" in labels
     assert at.success or at.warning  # agreement or disagreement is spelled out
     assert any("agree" in s for s in texts(at.success) + texts(at.warning))
+    if (paths.CHECKPOINT_DIR / "ood_reference.safetensors").is_file():  # a real lesion: within the test pool's range
+        assert any(c.startswith("Out-of-distribution check:") for c in texts(at.caption))
+        assert not any("unlike the dermoscopy images" in w for w in texts(at.warning))
     assert len([m for m in at.metric if m.label.endswith("P(malignant)")]) == 2
 
     # display controls rerun without recomputing; a new CAM method recomputes

@@ -231,9 +231,9 @@ def _chip(kind: str) -> str:
 
 def show_predictions(prediction: Prediction, truth: dict | None, ood_note: str) -> None:
     st.subheader(PREDICTIONS_HEADER)
-    kind, text = ood_message(prediction, ood_note)
-    if kind == "warning":
-        st.warning(text, icon=":material/travel_explore:")
+    ood_level, ood_text = ood_message(prediction, ood_note)
+    if ood_level == "warning":
+        st.warning(ood_text, icon=":material/travel_explore:")
     columns = st.columns(2)
     for column, kind in zip(columns, KINDS, strict=True):
         out = prediction.output(kind)
@@ -255,8 +255,8 @@ def show_predictions(prediction: Prediction, truth: dict | None, ood_note: str) 
                    icon=":material/balance:")
     if truth is not None:
         st.markdown(f"Ground truth: {truth_text(truth)}")
-    if kind == "caption":
-        st.caption(text)
+    if ood_level == "caption":
+        st.caption(ood_text)
     st.plotly_chart(probability_figure({k: prediction.output(k).probability for k in KINDS}),
                     key=KEY + "probability_chart")
 
