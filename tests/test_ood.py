@@ -73,6 +73,21 @@ def test_pooled_layer3_averages_the_grid() -> None:
         assert np.allclose(pooled, layer3(x).mean(dim=(2, 3)).numpy(), atol=1e-6)
 
 
+def test_the_command_without_models_says_what_to_run(tmp_path: Path, data_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "qcnn", "ood-reference", "--checkpoint-dir", str(tmp_path), "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=paths.REPO_ROOT,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "qcnn reproduce" in result.stderr and not (tmp_path / REFERENCE_FILE).exists()
+
+
 # --- the committed reference, against the data and the committed checkpoints ----------------------------------
 
 
