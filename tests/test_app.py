@@ -366,3 +366,15 @@ def test_controls_page_renders_the_committed_matrix(monkeypatch):
     if not summary.is_file():
         pytest.skip("no committed controls matrix yet")
     _controls_page(monkeypatch, paths.REPO_ROOT / "results")
+
+
+def test_the_timeline_names_each_experiments_reproduced_analogue(tmp_path):
+    from qcnn.app.controls import analogue_text
+    from qcnn.testing import write_synthetic_experiment
+
+    summary = json.loads((write_synthetic_experiment(tmp_path, CONTROLS_FILE) / "experiments" / "controls" /
+                          "summary.json").read_text())
+    assert "`bottleneck`" in analogue_text(summary, 1) and "against the full QCNN" in analogue_text(summary, 1)
+    assert "not reproduced" in analogue_text(summary, 2)
+    assert "`expval-8`" in analogue_text(summary, 3) and "test AUC" in analogue_text(summary, 4)
+    assert "not yet measured" in analogue_text({"variants": {}}, 1)

@@ -13,6 +13,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
@@ -20,7 +21,8 @@ from PIL import Image
 
 from qcnn import paths
 from qcnn.data import data_dir_available
-from qcnn.app import page_disagreements, page_overview, page_results, page_timeline, page_training
+from qcnn.app import (page_controls, page_disagreements, page_hardware, page_overview, page_results, page_timeline,
+                      page_training)
 from qcnn.testing import write_synthetic_results
 from qcnn.app.server import CHROMIUM, CHROMIUM_ARGS, free_port, is_healthy, stop, streamlit_command
 
@@ -31,9 +33,11 @@ PAGES = [
     ("Overview", "", page_overview.TITLE),
     ("Timeline", "timeline", page_timeline.TITLE),
     ("Results", "results", page_results.TITLE),
+    ("Controls", "controls", page_controls.TITLE),
     ("Training curves", "training", page_training.TITLE),
     ("Disagreements", "disagreements", page_disagreements.TITLE),
     ("Try it", "try_it", "Try it"),
+    ("Quantum hardware", "hardware", page_hardware.TITLE),
 ]
 CHECKPOINT_FILES = ("backbone", "qcnn", "classical")
 PAGE_TIMEOUT_MS = 60_000
@@ -156,7 +160,7 @@ def test_every_page_renders(browser_page, app_url):
         wait_rendered(browser_page, title)
         no_exception_box(browser_page)
         if url_path:
-            assert browser_page.url.rstrip("/").endswith(f"/{url_path}")
+            assert urlparse(browser_page.url).path.rstrip("/").endswith(f"/{url_path}")
         if label in ("Timeline", "Results", "Training curves"):
             expect(browser_page.locator(".js-plotly-plot").first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
 

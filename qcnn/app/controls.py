@@ -110,3 +110,30 @@ def quantum_answer(summary: dict, metric: str) -> str:
 
 def progress(summary: dict) -> tuple[int, int]:
     return int(summary.get("n_complete", 0)), int(summary.get("n_runs", 0))
+
+
+ANALOGUES = {  # the study's experiment -> its nearest variant in the controls matrix
+    1: "bottleneck",
+    2: None,
+    3: "expval-8",
+    4: "qcnn",
+}
+NOT_REPRODUCED = {2: "a quanvolutional 1 × 1 filter inside a shallow CNN is a different architecture from this "
+                     "project's ResNet18 head, and the study itself found it identical to its control (2.1) or "
+                     "worse (2.2, 2.3): not reproduced"}
+
+
+def analogue_text(summary: dict | None, number: int) -> str:
+    """The nearest reproduced analogue of one of the study's experiments, with its measured AUC."""
+    variant = ANALOGUES.get(number)
+    if variant is None:
+        return NOT_REPRODUCED.get(number, "not reproduced")
+    block = (summary or {}).get("variants", {}).get(variant)
+    if not block:
+        return f"`{variant}` in the controls matrix: not yet measured"
+    seeds = len(block["seeds"])
+    text = (f"`{variant}` in the controls matrix: test AUC {block['mean']['auc']:.3f} "
+            f"({seeds} seed{'s' if seeds > 1 else ''})")
+    if variant != "qcnn":
+        text += f"; against the full QCNN {effect(summary, variant, 'auc').text()}"
+    return text

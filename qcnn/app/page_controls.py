@@ -5,18 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from qcnn import paths
 from qcnn.app import controls, experiment_charts, results, ui
 from qcnn.app.style import METRIC_LABELS, fmt_value
 
 TITLE = "Controls: which of the four moves matter?"
 METRIC_CHOICES = ("auc", "f1", "balanced_accuracy")
-SUMMARY_FILE = f"{paths.EXPERIMENTS_DIR}/{controls.EXPERIMENT}/{paths.SUMMARY_FILE}"
-
-
-def load_controls_summary() -> dict | None:
-    summary = results.read_json(results.results_dir() / SUMMARY_FILE)
-    return summary if summary and "variants" in summary else None
+SUMMARY_FILE = results.CONTROLS_SUMMARY_FILE
 
 
 def _metric() -> str:
@@ -48,7 +42,7 @@ def _table(summary: dict, order: list[str], metric: str) -> pd.DataFrame:
 def render() -> None:
     ui.page_header(TITLE, "Each variant changes one thing of the reproduction's QCNN and is trained and "
                           f"evaluated like it ({ui.REPRODUCED}). Differences count seeds and test lesions.")
-    summary = load_controls_summary()
+    summary = results.load_controls_summary()
     if summary is None:
         ui.missing("controls matrix", SUMMARY_FILE, f"qcnn sweep experiments/{controls.EXPERIMENT}.toml")
         return

@@ -138,6 +138,12 @@ def render() -> None:
     if summary is not None:
         _verdict(summary)
     ledger_view.render_ledger(results.load_ledger())
+    st.markdown("**Go deeper.**")
+    links = st.columns(3)
+    links[0].page_link("pages/controls.py", label="Which of the four moves matter? (Controls)", icon=":material/tune:")
+    links[1].page_link("pages/results.py", label="Thresholds, calibration, subgroups (Results)",
+                       icon=":material/bar_chart:")
+    links[2].page_link("pages/hardware.py", label="Shots, noise and the circuit's spectrum", icon=":material/memory:")
 
     st.subheader("What differs between the study's setting and ours")
     if split is None:

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from qcnn import study
-from qcnn.app import charts, ui
+from qcnn.app import charts, controls, results, ui
 
 
 
@@ -41,7 +41,7 @@ def reported_table(results: dict, with_delta: dict | None = None) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def _experiment(e: dict) -> None:
+def _experiment(e: dict, controls_summary: dict | None) -> None:
     colour = charts.STATUS_COLOURS[e["status"]]
     label = f"{STATUS_ICONS[e['status']]} Experiment {e['number']} · {e['name']} — {e['status']}"
     with st.expander(label, expanded=e["number"] == 4):
@@ -50,6 +50,8 @@ def _experiment(e: dict) -> None:
         st.markdown(f"**What was tried.** {e['tried']}")
         st.markdown(f"**Architecture.** {e['architecture']}")
         st.markdown(f"**What happened.** {e['outcome']}")
+        st.markdown(f"**Nearest reproduced analogue** ({ui.REPRODUCED}): "
+                    f"{controls.analogue_text(controls_summary, e['number'])}.")
         if e["results"] == "EXPERIMENT_3":
             t = study.EXPERIMENT_3_TEST
             st.markdown(f"**As the study reports it** (test set of {t['n']:,} unseen images, {t['n_malignant']:,} "
@@ -72,8 +74,9 @@ def render() -> None:
     ui.page_header(TITLE, "What the study tried, what broke and what survived — as the study reports it. "
                           "Hover a point for details; open an experiment below for its architecture and numbers.")
     st.plotly_chart(charts.timeline_figure(study.EXPERIMENTS), key="timeline", config={"displayModeBar": False})
+    controls_summary = results.load_controls_summary()
     for e in study.EXPERIMENTS:
-        _experiment(e)
+        _experiment(e, controls_summary)
     st.subheader("Reported findings of Experiment 4")
     for i, (name, text) in enumerate(study.FINDINGS, 1):
         st.markdown(f"{i}. **{name}.** {text}")

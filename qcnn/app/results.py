@@ -125,6 +125,15 @@ def load_referee() -> dict | None:
     return referee if referee and "reported_threshold" in referee else None
 
 
+CONTROLS_SUMMARY_FILE = f"{paths.EXPERIMENTS_DIR}/controls/{paths.SUMMARY_FILE}"
+
+
+def load_controls_summary() -> dict | None:
+    """results/experiments/controls/summary.json (written by `qcnn sweep experiments/controls.toml`)."""
+    summary = read_json(results_dir() / CONTROLS_SUMMARY_FILE)
+    return summary if summary and "variants" in summary else None
+
+
 def load_backbone_history() -> pd.DataFrame | None:
     return read_csv(results_dir() / paths.BACKBONE_HISTORY_FILE)
 
