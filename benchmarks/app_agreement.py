@@ -37,19 +37,26 @@ def main() -> None:
         table = pd.read_csv(RESULTS_DIR / "runs" / f"{kind}_seed0" / "predictions.csv", dtype={"image_id": str})
         model, app = predictor.models[kind], []
         for i in range(0, len(table), args.batch):
-            images = [load_image_file(image_path(data_dir, x)) for x in table.image_id[i:i + args.batch]]
+            images = [load_image_file(image_path(data_dir, x)) for x in table.image_id[i : i + args.batch]]
             x = torch.cat([preprocess(im) for im in images]).contiguous(memory_format=torch.channels_last)
             with torch.no_grad():
                 app.append(torch.sigmoid(model(x)).double().numpy())
         app_p, committed = np.concatenate(app), table.probability.to_numpy()
         diff = np.abs(app_p - committed)
         flips = int(np.sum((app_p >= THRESHOLD) != (committed >= THRESHOLD)))
-        result[kind] = {"n": len(table), "max_abs_difference": float(diff.max()),
-                        "mean_abs_difference": float(diff.mean()), "opposite_sides_of_threshold": flips}
-        print(f"{kind}: {len(table)} images, max |app - table| = {diff.max():.2e}, mean {diff.mean():.2e}, "
-              f"{flips} on opposite sides of {THRESHOLD}")
-    save_result({**result, "seconds": time.perf_counter() - start, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")},
-                args.out)
+        result[kind] = {
+            "n": len(table),
+            "max_abs_difference": float(diff.max()),
+            "mean_abs_difference": float(diff.mean()),
+            "opposite_sides_of_threshold": flips,
+        }
+        print(
+            f"{kind}: {len(table)} images, max |app - table| = {diff.max():.2e}, mean {diff.mean():.2e}, "
+            f"{flips} on opposite sides of {THRESHOLD}"
+        )
+    save_result(
+        {**result, "seconds": time.perf_counter() - start, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S")}, args.out
+    )
 
 
 if __name__ == "__main__":

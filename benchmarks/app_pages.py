@@ -51,8 +51,9 @@ COLD_START_TARGET_S = 3.0
 SLIDER_TARGET_S = 0.3
 TRY_IT_TARGET_S = 2.0
 SCRIPT_DONE_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-TABLE_SHOWS_JS = ("v => [...document.querySelectorAll('[data-testid=\"stTable\"] td')]"
-                  ".some(td => td.innerText.trim() === v)")
+TABLE_SHOWS_JS = (
+    "v => [...document.querySelectorAll('[data-testid=\"stTable\"] td')].some(td => td.innerText.trim() === v)"
+)
 
 
 def time_pages(runs: int) -> dict[str, dict]:
@@ -81,10 +82,14 @@ def time_pages(runs: int) -> dict[str, dict]:
             times.append(time.perf_counter() - start)
         median = statistics.median(times)
         needs_model = page in NEEDS_MODEL
-        out[page] = {"median_s": round(median, 4), "first_s": round(first, 4), "runs_s": [round(t, 4) for t in times],
-                     "target_s": None if needs_model else PAGE_TARGET_S,
-                     "meets_target": None if needs_model else median < PAGE_TARGET_S,
-                     "note": "needs the trained models (loaded once, then cached)" if needs_model else ""}
+        out[page] = {
+            "median_s": round(median, 4),
+            "first_s": round(first, 4),
+            "runs_s": [round(t, 4) for t in times],
+            "target_s": None if needs_model else PAGE_TARGET_S,
+            "meets_target": None if needs_model else median < PAGE_TARGET_S,
+            "note": "needs the trained models (loaded once, then cached)" if needs_model else "",
+        }
     out["_entry_first_run_s"] = round(entry_s, 4)
     return out
 
@@ -96,8 +101,9 @@ def cold_start(env: dict[str, str], slider_steps: int = 8) -> dict:
     playwright, browser = open_browser()  # started before the clock: its own launch is not counted
     page = browser.new_page(viewport={"width": 1400, "height": 1000}) if browser else None
     start = time.perf_counter()
-    process = subprocess.Popen(streamlit_command(port), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        streamlit_command(port), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         while not is_healthy(port, timeout=1):
             if process.poll() is not None:
@@ -108,18 +114,27 @@ def cold_start(env: dict[str, str], slider_steps: int = 8) -> dict:
         health = time.perf_counter() - start
         result = {"health_s": round(health, 3), "target_s": COLD_START_TARGET_S}
         if page is None:
-            result |= {"first_page_s": None, "meets_target": None,
-                       "method": "health endpoint only (no chromium/playwright here)"}
+            result |= {
+                "first_page_s": None,
+                "meets_target": None,
+                "method": "health endpoint only (no chromium/playwright here)",
+            }
             return {"cold_start": result}
         from qcnn.app.page_overview import TITLE
 
         page.goto(f"{base_url}/")
         wait_page(page, TITLE)
         first = time.perf_counter() - start
-        result |= {"first_page_s": round(first, 3), "meets_target": first < COLD_START_TARGET_S,
-                   "method": "launch `streamlit run` -> Overview rendered in chromium (title shown, script done)"}
-        return {"cold_start": result, "try_it": try_it_predictions(page, base_url, time.perf_counter()),
-                "slider": slider_update(page, base_url, slider_steps)}
+        result |= {
+            "first_page_s": round(first, 3),
+            "meets_target": first < COLD_START_TARGET_S,
+            "method": "launch `streamlit run` -> Overview rendered in chromium (title shown, script done)",
+        }
+        return {
+            "cold_start": result,
+            "try_it": try_it_predictions(page, base_url, time.perf_counter()),
+            "slider": slider_update(page, base_url, slider_steps),
+        }
     finally:
         stop(process)
         if browser is not None:
@@ -149,25 +164,33 @@ def try_it_predictions(page, base_url: str, first_view: float) -> dict:
     """
     page.goto(f"{base_url}/try_it")
     uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
-    timing_line = ("() => [...document.querySelectorAll('[data-testid=\"stCaptionContainer\"]')]"
-                   ".map(e => e.innerText).find(t => t.startsWith('Time on this machine')) || ''")
+    timing_line = (
+        "() => [...document.querySelectorAll('[data-testid=\"stCaptionContainer\"]')]"
+        ".map(e => e.innerText).find(t => t.startsWith('Time on this machine')) || ''"
+    )
     timings, previous = [], ""
     for seed in (0, 1):
         uploader.wait_for(state="attached", timeout=180_000)
         start = time.perf_counter()
-        uploader.set_input_files(files=[{"name": f"lesion{seed}.png", "mimeType": "image/png",
-                                         "buffer": lesion_png(seed)}])
+        uploader.set_input_files(
+            files=[{"name": f"lesion{seed}.png", "mimeType": "image/png", "buffer": lesion_png(seed)}]
+        )
         # the timing line closes a prediction; a new one (new numbers) means this image's prediction is shown
-        page.wait_for_function(f"prev => {{ const t = ({timing_line})(); return t && t !== prev; }}", arg=previous,
-                               timeout=180_000)
+        page.wait_for_function(
+            f"prev => {{ const t = ({timing_line})(); return t && t !== prev; }}", arg=previous, timeout=180_000
+        )
         page.wait_for_function(SCRIPT_DONE_JS, timeout=180_000)
         timings.append((start, time.perf_counter()))
         previous = page.evaluate(timing_line)
     first = timings[0][1] - first_view
-    return {"first_from_first_view_s": round(first, 3), "warm_s": round(timings[1][1] - timings[1][0], 3),
-            "target_s": TRY_IT_TARGET_S, "meets_target": first <= TRY_IT_TARGET_S,
-            "method": "chromium: first page view of a fresh server -> open Try it, upload a 200x150 PNG -> its "
-                      "predictions, CAMs and timing line shown (script done); warm: a second PNG, upload -> shown"}
+    return {
+        "first_from_first_view_s": round(first, 3),
+        "warm_s": round(timings[1][1] - timings[1][0], 3),
+        "target_s": TRY_IT_TARGET_S,
+        "meets_target": first <= TRY_IT_TARGET_S,
+        "method": "chromium: first page view of a fresh server -> open Try it, upload a 200x150 PNG -> its "
+        "predictions, CAMs and timing line shown (script done); warm: a second PNG, upload -> shown",
+    }
 
 
 def open_browser():
@@ -208,19 +231,26 @@ def slider_update(page, base_url: str, steps: int) -> dict:
         page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")  # drawn
         done.append(time.perf_counter() - start)
     warm = statistics.median(numbers[1:])
-    return {"cold": {"numbers_s": round(numbers[0], 3), "all_s": round(done[0], 3)},
-            "warm": {"numbers_s": round(warm, 3), "all_s": round(statistics.median(done[1:]), 3)},
-            "numbers_runs_s": [round(t, 3) for t in numbers], "target_s": SLIDER_TARGET_S,
-            "meets_target": warm <= SLIDER_TARGET_S,
-            "method": "Results page, chromium: ArrowRight on the QCNN threshold -> live table shows it (numbers), "
-                      "-> script finished and two animation frames (all)"}
+    return {
+        "cold": {"numbers_s": round(numbers[0], 3), "all_s": round(done[0], 3)},
+        "warm": {"numbers_s": round(warm, 3), "all_s": round(statistics.median(done[1:]), 3)},
+        "numbers_runs_s": [round(t, 3) for t in numbers],
+        "target_s": SLIDER_TARGET_S,
+        "meets_target": warm <= SLIDER_TARGET_S,
+        "method": "Results page, chromium: ArrowRight on the QCNN threshold -> live table shows it (numbers), "
+        "-> script finished and two animation frames (all)",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per page after warm-up (default 5)")
-    parser.add_argument("--results-dir", type=Path, default=None,
-                        help="results folder to render (default: results/ if it has summary.json, else synthetic)")
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help="results folder to render (default: results/ if it has summary.json, else synthetic)",
+    )
     parser.add_argument("--out", type=Path, default=paths.RESULTS_DIR / "bench_app.json")
     parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start measurement")
     parser.add_argument("--slider-steps", type=int, default=8, help="warm slider steps to time (default 8)")
@@ -235,8 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         from qcnn.testing import write_synthetic_results
 
         tmp = tempfile.TemporaryDirectory(prefix="qcnn_bench_app_")
-        results_dir = write_synthetic_results(tmp.name, n_test=4159, seeds=(0, 1, 2, 3, 4), epochs=30,
-                                              n_bootstrap=200)
+        results_dir = write_synthetic_results(tmp.name, n_test=4159, seeds=(0, 1, 2, 3, 4), epochs=30, n_bootstrap=200)
         source = "synthetic (qcnn.testing: no summary.json in results/ yet), 4,159 test images, 5 seeds"
     os.environ["QCNN_RESULTS_DIR"] = str(results_dir)
     env = {**os.environ}
@@ -257,26 +286,42 @@ def main(argv: list[str] | None = None) -> int:
         cold = session["cold_start"]
         first = f"{cold['first_page_s']:.2f} s" if cold["first_page_s"] is not None else "n/a"
         ok = {True: "yes", False: "NO", None: "-"}[cold["meets_target"]]
-        print(f"\ncold start: health {cold['health_s']:.2f} s, first page rendered {first} "
-              f"(target < {COLD_START_TARGET_S:.0f} s) ok: {ok}\n  measured: {cold['method']}")
+        print(
+            f"\ncold start: health {cold['health_s']:.2f} s, first page rendered {first} "
+            f"(target < {COLD_START_TARGET_S:.0f} s) ok: {ok}\n  measured: {cold['method']}"
+        )
         if "try_it" in session:
             t = session["try_it"]
-            print(f"try it: first predictions {t['first_from_first_view_s']:.2f} s after the first page view "
-                  f"(target <= {TRY_IT_TARGET_S:.0f} s), warm {t['warm_s']:.2f} s")
+            print(
+                f"try it: first predictions {t['first_from_first_view_s']:.2f} s after the first page view "
+                f"(target <= {TRY_IT_TARGET_S:.0f} s), warm {t['warm_s']:.2f} s"
+            )
             sl = session["slider"]
-            print(f"slider step: numbers cold {sl['cold']['numbers_s']:.3f} s / warm {sl['warm']['numbers_s']:.3f} s; "
-                  f"everything drawn cold {sl['cold']['all_s']:.3f} s / warm {sl['warm']['all_s']:.3f} s "
-                  f"(target <= {SLIDER_TARGET_S} s)")
+            print(
+                f"slider step: numbers cold {sl['cold']['numbers_s']:.3f} s / warm {sl['warm']['numbers_s']:.3f} s; "
+                f"everything drawn cold {sl['cold']['all_s']:.3f} s / warm {sl['warm']['all_s']:.3f} s "
+                f"(target <= {SLIDER_TARGET_S} s)"
+            )
 
     report = {
-        "benchmark": "app_pages", "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average": [round(x, 2) for x in os.getloadavg()]},
-        "results_source": source, "runs_per_page": args.runs,
-        "page_render": pages, "entry_point_first_run_s": entry, "cold_start": cold,
-        "try_it": (session or {}).get("try_it"), "slider": (session or {}).get("slider"),
-        "method": {"page_render": "AppTest in-process script run, median after 2 warm-up runs",
-                   "cold_start": cold["method"] if cold else None},
+        "benchmark": "app_pages",
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+        },
+        "results_source": source,
+        "runs_per_page": args.runs,
+        "page_render": pages,
+        "entry_point_first_run_s": entry,
+        "cold_start": cold,
+        "try_it": (session or {}).get("try_it"),
+        "slider": (session or {}).get("slider"),
+        "method": {
+            "page_render": "AppTest in-process script run, median after 2 warm-up runs",
+            "cold_start": cold["method"] if cold else None,
+        },
     }
     save_result(report, args.out)
     if tmp is not None:

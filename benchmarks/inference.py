@@ -46,10 +46,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--slow-repeats", type=int, default=3, help=f"repeats for {', '.join(SLOW_METHODS)}")
     parser.add_argument("--methods", nargs="+", default=list(CAM_METHODS), choices=CAM_METHODS)
     parser.add_argument("--checkpoint-dir", type=Path, default=checkpoint_dir())
-    parser.add_argument("--random-weights", action="store_true",
-                        help="time untrained models with the same architecture (when no checkpoints exist)")
-    parser.add_argument("--data-dir", default=None, help="HAM10000 folder for real test images "
-                        "(default: $QCNN_DATA_DIR; else a synthetic 600 x 450 image)")
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="time untrained models with the same architecture (when no checkpoints exist)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="HAM10000 folder for real test images (default: $QCNN_DATA_DIR; else a synthetic 600 x 450 image)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     parser.add_argument("--out", type=Path, default=results_dir() / "bench_inference.json")
     args = parser.parse_args(argv)
@@ -68,8 +74,11 @@ def load_predictor(args: argparse.Namespace) -> tuple[Predictor, str]:
     torch.manual_seed(0)
     save_backbone(Backbone(), tmp / "backbone.safetensors", source="random")
     for kind in ("qcnn", "classical"):
-        save_model(build_model(kind, load_backbone(tmp / "backbone.safetensors")), tmp / f"{kind}.safetensors",
-                   tmp / "backbone.safetensors")
+        save_model(
+            build_model(kind, load_backbone(tmp / "backbone.safetensors")),
+            tmp / f"{kind}.safetensors",
+            tmp / "backbone.safetensors",
+        )
     return Predictor.from_checkpoints(tmp), "random weights"
 
 
@@ -146,26 +155,35 @@ def run(args: argparse.Namespace) -> dict:
         "all_predict_s": totals,
     }
     if TARGET_METHOD in median:
-        result["target"] = {"method": TARGET_METHOD, "median_s_at_most": TARGET_SECONDS,
-                            "met": median[TARGET_METHOD] <= TARGET_SECONDS}
+        result["target"] = {
+            "method": TARGET_METHOD,
+            "median_s_at_most": TARGET_SECONDS,
+            "met": median[TARGET_METHOD] <= TARGET_SECONDS,
+        }
     return result
 
 
 def report(result: dict) -> str:
-    lines = [f"inference: both models + both CAMs + distributions on {result['images']} "
-             f"({result['weights']}, {result['threads']} torch threads, torch {result['torch_version']}, "
-             f"load average {result['load_average_1min']['start']:.1f} -> {result['load_average_1min']['end']:.1f})",
-             f"model load {result['model_load_s']:.2f} s; decoding the JPEG upload "
-             f"{1000 * result['decode_jpeg_median_s']:.1f} ms (median)",
-             f"{'method':12}{'n':>3}{'median':>9}{'best':>8} | " + " ".join(f"{p:>12}" for p in PARTS) + "  (ms)"]
+    lines = [
+        f"inference: both models + both CAMs + distributions on {result['images']} "
+        f"({result['weights']}, {result['threads']} torch threads, torch {result['torch_version']}, "
+        f"load average {result['load_average_1min']['start']:.1f} -> {result['load_average_1min']['end']:.1f})",
+        f"model load {result['model_load_s']:.2f} s; decoding the JPEG upload "
+        f"{1000 * result['decode_jpeg_median_s']:.1f} ms (median)",
+        f"{'method':12}{'n':>3}{'median':>9}{'best':>8} | " + " ".join(f"{p:>12}" for p in PARTS) + "  (ms)",
+    ]
     for method, seconds in result["predict_median_s"].items():
         part = result["parts_median_s"][method]
-        lines.append(f"{method:12}{result['repeats'][method]:>3}{seconds:>8.3f}s{result['predict_best_s'][method]:>7.3f}s"
-                     " | " + " ".join(f"{1000 * part[p]:>12.1f}" for p in PARTS))
+        lines.append(
+            f"{method:12}{result['repeats'][method]:>3}{seconds:>8.3f}s{result['predict_best_s'][method]:>7.3f}s"
+            " | " + " ".join(f"{1000 * part[p]:>12.1f}" for p in PARTS)
+        )
     if "target" in result:
         target = result["target"]
-        lines.append(f"target: median {target['method']} predict <= {target['median_s_at_most']:.1f} s: "
-                     f"{'met' if target['met'] else 'NOT met'}")
+        lines.append(
+            f"target: median {target['method']} predict <= {target['median_s_at_most']:.1f} s: "
+            f"{'met' if target['met'] else 'NOT met'}"
+        )
     return "\n".join(lines)
 
 

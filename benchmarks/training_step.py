@@ -32,8 +32,12 @@ STEPS_PER_EPOCH = 80  # 1,269 training images in batches of 16
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--experiment", type=Path, default=REPO_ROOT / "experiments" / "controls.toml")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="override every variant's training precision (default: the experiment's)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="override every variant's training precision (default: the experiment's)",
+    )
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--warmup", type=int, default=2)
@@ -47,11 +51,14 @@ def main() -> None:
     variants = load_experiment(args.experiment).variants
     precision = {v.name: args.precision or v.train.precision for v in variants}
     models = {v.name: build_model(v.model).train() for v in variants}
-    optimizers = {name: make_optimizer(model, v.train) for (name, model), v in zip(models.items(), variants,
-                                                                                   strict=True)}
+    optimizers = {
+        name: make_optimizer(model, v.train) for (name, model), v in zip(models.items(), variants, strict=True)
+    }
     shapes = {"layer2": (128, 28, 28), "layer3": (256, 14, 14)}
-    features = {name: torch.randn(args.batch, *shapes[m.cached_stage]).to(storage_dtype(precision[name]))
-                for name, m in models.items()}
+    features = {
+        name: torch.randn(args.batch, *shapes[m.cached_stage]).to(storage_dtype(precision[name]))
+        for name, m in models.items()
+    }
     labels = (torch.rand(args.batch) > 0.5).float()
     times: dict[str, list[float]] = {name: [] for name in models}
     for i in range(args.warmup + args.repeats):
@@ -63,18 +70,30 @@ def main() -> None:
 
     median = {name: statistics.median(t) for name, t in times.items()}
     for name, seconds in median.items():
-        print(f"{name:18s} {seconds * 1000:8.1f} ms per step ({precision[name]}), "
-              f"~{seconds * STEPS_PER_EPOCH:6.1f} s per epoch, {seconds / median['classical']:5.2f}x classical")
+        print(
+            f"{name:18s} {seconds * 1000:8.1f} ms per step ({precision[name]}), "
+            f"~{seconds * STEPS_PER_EPOCH:6.1f} s per epoch, {seconds / median['classical']:5.2f}x classical"
+        )
     ratio = median["qcnn"] / median["classical"]
     verdict = "meets" if ratio <= TARGET_RATIO else "misses"
     print(f"ratio QCNN / classical: {ratio:.2f}  (target <= {TARGET_RATIO}: {verdict}; the study's was ~200)")
-    save_result({
-        "experiment": args.experiment.name, "batch": args.batch, "precision": precision, "repeats": args.repeats,
-        "threads": torch.get_num_threads(), "median_seconds_per_step": median,
-        "epoch_seconds_estimate": {k: v * STEPS_PER_EPOCH for k, v in median.items()},
-        "ratio_qcnn_over_classical": ratio, "target_ratio": TARGET_RATIO, "torch": torch.__version__,
-        "machine": platform.processor() or platform.machine(), "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }, args.out)
+    save_result(
+        {
+            "experiment": args.experiment.name,
+            "batch": args.batch,
+            "precision": precision,
+            "repeats": args.repeats,
+            "threads": torch.get_num_threads(),
+            "median_seconds_per_step": median,
+            "epoch_seconds_estimate": {k: v * STEPS_PER_EPOCH for k, v in median.items()},
+            "ratio_qcnn_over_classical": ratio,
+            "target_ratio": TARGET_RATIO,
+            "torch": torch.__version__,
+            "machine": platform.processor() or platform.machine(),
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

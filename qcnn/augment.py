@@ -27,8 +27,10 @@ class RandomDihedral(torch.nn.Module):
 
 def pretrain_augmentation() -> v2.Compose:
     """For the backbone's pretraining on uint8 (3, 224, 224) tensors."""
-    return v2.Compose([
-        v2.RandomResizedCrop(IMAGE_SIZE, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
-        RandomDihedral(),
-        v2.ColorJitter(brightness=0.15, contrast=0.15, saturation=0.1, hue=0.02),
-    ])
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(IMAGE_SIZE, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
+            RandomDihedral(),
+            v2.ColorJitter(brightness=0.15, contrast=0.15, saturation=0.1, hue=0.02),
+        ]
+    )

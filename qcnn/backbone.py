@@ -20,6 +20,7 @@ import qcnn.compat  # noqa: F401  (must precede torchvision)
 import torchvision
 
 from qcnn.constants import FEATURE_CHANNELS, GRID, IMAGE_SIZE  # noqa: F401  (re-exported)
+
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 BACKBONE_FILE = "backbone.safetensors"
@@ -31,8 +32,9 @@ def pil_to_uint8(image: Image.Image) -> torch.Tensor:
     x = torch.from_numpy(array.copy()).permute(2, 0, 1)
     if x.shape[-2:] == (IMAGE_SIZE, IMAGE_SIZE):
         return x
-    x = F.interpolate(x[None].float(), size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear",
-                      antialias=True, align_corners=False)[0]
+    x = F.interpolate(
+        x[None].float(), size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", antialias=True, align_corners=False
+    )[0]
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -52,9 +54,7 @@ class Backbone(nn.Module):
     def __init__(self, resnet: torchvision.models.ResNet | None = None) -> None:
         super().__init__()
         resnet = resnet or torchvision.models.resnet18(weights=None)
-        self.prefix = nn.Sequential(
-            resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool, resnet.layer1, resnet.layer2
-        )
+        self.prefix = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool, resnet.layer1, resnet.layer2)
         self.layer3 = resnet.layer3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,9 +15,12 @@ def save_result(result: dict, out: Path) -> None:
     print(f"wrote {out}")
 
 
-def run_benchmark(parse_args: Callable[[list[str] | None], argparse.Namespace],
-                  run: Callable[[argparse.Namespace], dict], report: Callable[[dict], str],
-                  argv: list[str] | None = None) -> dict:
+def run_benchmark(
+    parse_args: Callable[[list[str] | None], argparse.Namespace],
+    run: Callable[[argparse.Namespace], dict],
+    report: Callable[[dict], str],
+    argv: list[str] | None = None,
+) -> dict:
     """The life of a benchmark script: flags, measure, print the report, save the numbers."""
     args = parse_args(argv)
     result = run(args)

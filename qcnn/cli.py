@@ -180,9 +180,11 @@ def cmd_referee(args: argparse.Namespace) -> None:
 
     out = referee(args.results_dir, args.data_dir, args.n_bootstrap)
     verdict = "is" if out["reported_threshold"]["explainable_by_threshold"] else "is not"
-    print(f"wrote {args.results_dir / REFEREE_FILE}: the reported headline {verdict} explainable by threshold alone; "
-          f"subgroups {out['subgroups'].get('status', 'measured')}; "
-          f"validation thresholds {out['validation_thresholds']['status']}")
+    print(
+        f"wrote {args.results_dir / REFEREE_FILE}: the reported headline {verdict} explainable by threshold alone; "
+        f"subgroups {out['subgroups'].get('status', 'measured')}; "
+        f"validation thresholds {out['validation_thresholds']['status']}"
+    )
 
 
 def cmd_ledger(args: argparse.Namespace) -> None:
@@ -406,8 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-run finished runs made with other settings")
     p.add_argument("--summary-only", action="store_true", help="only summarise the runs finished so far")
 
-    p = _command(sub, "hardware", "the seed-0 QCNN under finite shots, gate noise; its Fourier spectrum",
-                 cmd_hardware)
+    p = _command(sub, "hardware", "the seed-0 QCNN under finite shots, gate noise; its Fourier spectrum", cmd_hardware)
     p.add_argument("part", choices=("shots", "noise", "fourier"))
 
     p = _command(

@@ -35,9 +35,17 @@ def trained_runs(results_dir: str | Path) -> list[tuple[str, int]]:
     return sorted(runs, key=lambda r: (r[1], r[0]))
 
 
-def evaluate_run(spec: RunSpec, split: pd.DataFrame, data_dir: str | Path, run_dir: str | Path,
-                 weights_path: str | Path, checkpoint_dir: str | Path, precision: str = "fp32",
-                 device: torch.device = CPU, cache_dir: str | Path | None = None) -> dict:
+def evaluate_run(
+    spec: RunSpec,
+    split: pd.DataFrame,
+    data_dir: str | Path,
+    run_dir: str | Path,
+    weights_path: str | Path,
+    checkpoint_dir: str | Path,
+    precision: str = "fp32",
+    device: torch.device = CPU,
+    cache_dir: str | Path | None = None,
+) -> dict:
     """Score one run's best weights on the val and test pools; write its predictions and metrics.json.
 
     float32 by default, so the committed probabilities are what the app computes for the same image.
@@ -47,19 +55,35 @@ def evaluate_run(spec: RunSpec, split: pd.DataFrame, data_dir: str | Path, run_d
     scored = {}
     for pool, file in (("val", "val_predictions.csv"), ("test", "predictions.csv")):
         rows = split[split.pool == pool].reset_index(drop=True)
-        features = cached_features(split, pool, 1, data_dir, checkpoint_dir, stage=model.cached_stage,
-                                   precision=precision, device=device, cache_dir=cache_dir)[0]
+        features = cached_features(
+            split,
+            pool,
+            1,
+            data_dir,
+            checkpoint_dir,
+            stage=model.cached_stage,
+            precision=precision,
+            device=device,
+            cache_dir=cache_dir,
+        )[0]
         probabilities = predict(model, features, precision)
-        write_csv(rows[["image_id", "lesion_id", "dx", "label"]].assign(probability=probabilities.round(7)),
-                  run_dir / file)
+        write_csv(
+            rows[["image_id", "lesion_id", "dx", "label"]].assign(probability=probabilities.round(7)), run_dir / file
+        )
         scored[pool] = (rows.label.to_numpy(), probabilities)
     history = pd.read_csv(run_dir / "history.csv")
     labels, probabilities = scored["test"]
-    metrics = {"threshold": THRESHOLD, "precision_policy": precision, "device": str(device),
-               "best_epoch": int(history.loc[history.val_auc.idxmax(), "epoch"]),
-               "n": len(labels), "n_malignant": int(labels.sum()),
-               **threshold_metrics(labels, probabilities), "confusion": confusion(labels, probabilities),
-               **curves(labels, probabilities)}
+    metrics = {
+        "threshold": THRESHOLD,
+        "precision_policy": precision,
+        "device": str(device),
+        "best_epoch": int(history.loc[history.val_auc.idxmax(), "epoch"]),
+        "n": len(labels),
+        "n_malignant": int(labels.sum()),
+        **threshold_metrics(labels, probabilities),
+        "confusion": confusion(labels, probabilities),
+        **curves(labels, probabilities),
+    }
     write_json(run_dir / "metrics.json", metrics)
     return metrics
 
@@ -75,14 +99,22 @@ def _as_intervals(values: np.ndarray) -> dict[str, list[float]]:
 def summarize(results_dir: str | Path, n_bootstrap: int = 2000, seed: int = 0) -> dict:
     """results/summary.json over the seeds for which both models have predictions."""
     results_dir = Path(results_dir)
+
     def predictions(kind: str, s: int) -> pd.DataFrame:
         return pd.read_csv(run_dir(results_dir, kind, s) / "predictions.csv", dtype={"image_id": str})
 
-    seeds = sorted({s for _, s in trained_runs(results_dir)
-                    if all((run_dir(results_dir, k, s) / "predictions.csv").is_file() for k in MODEL_KINDS)})
+    seeds = sorted(
+        {
+            s
+            for _, s in trained_runs(results_dir)
+            if all((run_dir(results_dir, k, s) / "predictions.csv").is_file() for k in MODEL_KINDS)
+        }
+    )
     if APP_SEED not in seeds:
-        raise MissingFileError(f"No evaluated pair of runs for seed {APP_SEED} under {results_dir}: run "
-                               "`qcnn reproduce` (or `qcnn train` for both models, then `qcnn evaluate`) first.")
+        raise MissingFileError(
+            f"No evaluated pair of runs for seed {APP_SEED} under {results_dir}: run "
+            "`qcnn reproduce` (or `qcnn train` for both models, then `qcnn evaluate`) first."
+        )
     frames = {(k, s): predictions(k, s) for k in MODEL_KINDS for s in seeds}
     base = frames[("qcnn", APP_SEED)]
     for frame in frames.values():
@@ -102,35 +134,63 @@ def summarize(results_dir: str | Path, n_bootstrap: int = 2000, seed: int = 0) -
         ``ci95`` (seeds and lesions, ``qcnn.stats.seed_lesion_interval``) is the interval the app and
         README show; ``seed0`` keeps seed 0's lesion-only interval as a secondary view.
         """
-        return {"per_seed": {str(s): _as_dict(pt[i]) for i, s in enumerate(seeds)},
-                "mean": _as_dict(pt.mean(0)), "sd": _as_dict(pt.std(0, ddof=1) if len(seeds) > 1 else 0 * pt[0]),
-                "seed0": {m: {"value": round(float(pt[s0, j]), 6), "ci95": [round(float(x), 6) for x in ci]}
-                          for j, (m, ci) in enumerate(zip(METRICS, interval(bs[:, s0]), strict=True))},
-                "ci95": _as_intervals(np.clip(seed_lesion_interval(pt, bs, lesions_if_one_seed=True), *bounds)),
-                "interval_method": interval_method(len(seeds))}
+        return {
+            "per_seed": {str(s): _as_dict(pt[i]) for i, s in enumerate(seeds)},
+            "mean": _as_dict(pt.mean(0)),
+            "sd": _as_dict(pt.std(0, ddof=1) if len(seeds) > 1 else 0 * pt[0]),
+            "seed0": {
+                m: {"value": round(float(pt[s0, j]), 6), "ci95": [round(float(x), 6) for x in ci]}
+                for j, (m, ci) in enumerate(zip(METRICS, interval(bs[:, s0]), strict=True))
+            },
+            "ci95": _as_intervals(np.clip(seed_lesion_interval(pt, bs, lesions_if_one_seed=True), *bounds)),
+            "interval_method": interval_method(len(seeds)),
+        }
 
     q, c = MODEL_KINDS.index("qcnn"), MODEL_KINDS.index("classical")
     p_q, p_c = probs[q * len(seeds) + s0], probs[c * len(seeds) + s0]
     recall_q, recall_c = point[q, s0, METRICS.index("recall")], point[c, s0, METRICS.index("recall")]
-    configs = {k: json.loads((run_dir(results_dir, k, APP_SEED) / "config.json").read_text())
-               for k in MODEL_KINDS}
-    timing = {k: {"seconds_per_epoch_median": round(float(np.median(np.concatenate([
-        pd.read_csv(run_dir(results_dir, k, s) / "history.csv").seconds.to_numpy() for s in seeds]))), 2)}
-        for k in MODEL_KINDS}
+    configs = {k: json.loads((run_dir(results_dir, k, APP_SEED) / "config.json").read_text()) for k in MODEL_KINDS}
+    timing = {
+        k: {
+            "seconds_per_epoch_median": round(
+                float(
+                    np.median(
+                        np.concatenate(
+                            [pd.read_csv(run_dir(results_dir, k, s) / "history.csv").seconds.to_numpy() for s in seeds]
+                        )
+                    )
+                ),
+                2,
+            )
+        }
+        for k in MODEL_KINDS
+    }
     summary = {
-        "metrics": list(METRICS), "seeds": seeds, "app_seed": APP_SEED,
-        "n_test": len(labels), "n_test_malignant": int(labels.sum()),
-        "n_bootstrap": n_bootstrap, "bootstrap_unit": "lesion", "bootstrap_seed": seed,
+        "metrics": list(METRICS),
+        "seeds": seeds,
+        "app_seed": APP_SEED,
+        "n_test": len(labels),
+        "n_test_malignant": int(labels.sum()),
+        "n_bootstrap": n_bootstrap,
+        "bootstrap_unit": "lesion",
+        "bootstrap_seed": seed,
         "models": {k: block(point[i], boot[:, i], (0, 1)) for i, k in enumerate(MODEL_KINDS)},
         "difference": block(point[q] - point[c], boot[:, q] - boot[:, c], (-1, 1)),
         "mcnemar": {"seed": APP_SEED, **mcnemar(labels, p_q, p_c)},
-        "matched_recall": {"seed": APP_SEED,
-                           "qcnn_at_classical_recall": at_matched_recall(labels, p_q, float(recall_c)),
-                           "classical_at_qcnn_recall": at_matched_recall(labels, p_c, float(recall_q))},
+        "matched_recall": {
+            "seed": APP_SEED,
+            "qcnn_at_classical_recall": at_matched_recall(labels, p_q, float(recall_c)),
+            "classical_at_qcnn_recall": at_matched_recall(labels, p_c, float(recall_q)),
+        },
         "parameters": {k: configs[k]["parameters"] for k in MODEL_KINDS},
         # runs evaluated before evaluation moved to float32 and whose weights are gone keep their bf16 scores
-        "evaluation_precision": {f"{k}_seed{s}": json.loads((run_dir(results_dir, k, s) / "metrics.json").read_text())
-                                 .get("precision_policy", "bf16") for k in MODEL_KINDS for s in seeds},
+        "evaluation_precision": {
+            f"{k}_seed{s}": json.loads((run_dir(results_dir, k, s) / "metrics.json").read_text()).get(
+                "precision_policy", "bf16"
+            )
+            for k in MODEL_KINDS
+            for s in seeds
+        },
         "timing": timing,
     }
     write_json(results_dir / paths.SUMMARY_FILE, summary)

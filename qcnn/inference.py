@@ -56,8 +56,18 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from qcnn import paths
 from qcnn.backbone import normalize, pil_to_uint8
-from qcnn.constants import (CAM_METHODS, FEATURE_CHANNELS, GRID, IMAGE_SIZE, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS,
-                            MIN_UPLOAD_SIDE, MODEL_KINDS, N_QUBITS, UPLOAD_EXTENSIONS)
+from qcnn.constants import (
+    CAM_METHODS,
+    FEATURE_CHANNELS,
+    GRID,
+    IMAGE_SIZE,
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_PIXELS,
+    MIN_UPLOAD_SIDE,
+    MODEL_KINDS,
+    N_QUBITS,
+    UPLOAD_EXTENSIONS,
+)
 from qcnn.config import MODEL_PRESETS
 from qcnn.models import LesionClassifier, load_model, model_file
 from qcnn.ood import OodReference, OodReferenceError, load_reference
@@ -86,8 +96,14 @@ _KNOWN_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\xff\x4f\xff\x51", "a JPEG 2000 codestream"),
     (128, b"DICM", "a DICOM file"),
 )
-_FTYP_BRANDS = {b"heic": "a HEIC image", b"heix": "a HEIC image", b"mif1": "a HEIF image",
-                b"msf1": "a HEIF image", b"avif": "an AVIF image", b"avis": "an AVIF image"}
+_FTYP_BRANDS = {
+    b"heic": "a HEIC image",
+    b"heix": "a HEIC image",
+    b"mif1": "a HEIF image",
+    b"msf1": "a HEIF image",
+    b"avif": "an AVIF image",
+    b"avis": "an AVIF image",
+}
 
 
 class ImageError(ValueError):
@@ -97,7 +113,7 @@ class ImageError(ValueError):
 def _sniff_unsupported(data: bytes) -> str | None:
     """What a file Pillow was not allowed to (or could not) open looks like, if recognisable."""
     for offset, magic, name in _KNOWN_SIGNATURES:
-        if data[offset:offset + len(magic)] == magic:
+        if data[offset : offset + len(magic)] == magic:
             return name
     if data[4:8] == b"ftyp":
         return _FTYP_BRANDS.get(data[8:12], "an ISO media file (HEIC/AVIF/MP4)")
@@ -157,41 +173,59 @@ def load_image(data: bytes) -> Image.Image:
     if data is None or len(data) == 0:
         raise ImageError("The file is empty (0 bytes). Choose an image file.")
     if len(data) > MAX_BYTES:
-        raise ImageError(f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is "
-                         f"{MAX_BYTES / 1e6:.0f} MB. Save it as a JPEG or resize it, then upload it again.")
+        raise ImageError(
+            f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is "
+            f"{MAX_BYTES / 1e6:.0f} MB. Save it as a JPEG or resize it, then upload it again."
+        )
     try:
         with _DECODE_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
             width, height = image.size  # from the header: nothing decoded yet
             if width * height > MAX_PIXELS:
-                raise ImageError(f"The image is too large ({width} x {height} = {width * height / 1e6:.0f} "
-                                 f"megapixels); the limit is {MAX_PIXELS / 1e6:.0f} megapixels.")
+                raise ImageError(
+                    f"The image is too large ({width} x {height} = {width * height / 1e6:.0f} "
+                    f"megapixels); the limit is {MAX_PIXELS / 1e6:.0f} megapixels."
+                )
             if min(width, height) < MIN_SIDE:
-                raise ImageError(f"The image is too small ({width} x {height} pixels); each side needs "
-                                 f"at least {MIN_SIDE} pixels.")
+                raise ImageError(
+                    f"The image is too small ({width} x {height} pixels); each side needs at least {MIN_SIDE} pixels."
+                )
             image.load()  # a freshly opened file is on its first frame (GIF, MPO) or page (TIFF)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         # Pillow refuses before our own header check can run; its message talks of "DOS attacks".
-        raise ImageError(f"The image is too large to decode safely: it has more pixels than the limit of "
-                         f"{MAX_PIXELS / 1e6:.0f} megapixels. Resize it (for example to 1,000 pixels a side) "
-                         "and upload it again.") from err
+        raise ImageError(
+            f"The image is too large to decode safely: it has more pixels than the limit of "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels. Resize it (for example to 1,000 pixels a side) "
+            "and upload it again."
+        ) from err
     except UnidentifiedImageError as err:
         what = _sniff_unsupported(data)
         if what:
-            raise ImageError(f"This looks like {what}, which is not supported. Upload a {_ACCEPTED_TEXT} "
-                             "image.") from err
-        raise ImageError(f"This file is not an image this app can read. Upload a {_ACCEPTED_TEXT} "
-                         "image.") from err
+            raise ImageError(
+                f"This looks like {what}, which is not supported. Upload a {_ACCEPTED_TEXT} image."
+            ) from err
+        raise ImageError(f"This file is not an image this app can read. Upload a {_ACCEPTED_TEXT} image.") from err
     except MemoryError as err:
         raise ImageError("The image is too large to decode.") from err
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError,
-            KeyError, ZeroDivisionError) as err:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        struct.error,
+        IndexError,
+        TypeError,
+        KeyError,
+        ZeroDivisionError,
+    ) as err:
         if "truncated" in str(err).lower():
-            raise ImageError("The image file is truncated (incomplete): it may not have finished "
-                             "uploading or saving. Try the file again.") from err
+            raise ImageError(
+                "The image file is truncated (incomplete): it may not have finished "
+                "uploading or saving. Try the file again."
+            ) from err
         raise ImageError(f"The image file is corrupt and cannot be decoded ({err}).") from err
 
     try:
@@ -293,6 +327,8 @@ def _single_blas_thread(active: bool) -> Iterator[None]:
         return
     with _BLAS_LOCK, threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
 # Gradient-free methods: ScoreCAM runs the model once per layer3 channel (256 masked images).
 SCORECAM_BATCH = 64
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is running), called on predict's thread
@@ -425,8 +461,13 @@ class Predictor:
     ``ood``: the out-of-distribution reference for this QCNN, or None (no check; ``ood_note`` says why).
     """
 
-    def __init__(self, qcnn: LesionClassifier, classical: LesionClassifier, ood: OodReference | None = None,
-                 ood_note: str = "no out-of-distribution reference given") -> None:
+    def __init__(
+        self,
+        qcnn: LesionClassifier,
+        classical: LesionClassifier,
+        ood: OodReference | None = None,
+        ood_note: str = "no out-of-distribution reference given",
+    ) -> None:
         self.models = {"qcnn": qcnn.eval(), "classical": classical.eval()}
         self.ood, self.ood_note = ood, ("" if ood is not None else ood_note)
         self.device = next(qcnn.parameters()).device
@@ -439,7 +480,8 @@ class Predictor:
         self._locks = {kind: threading.Lock() for kind in self.models}
         q_state, c_state = qcnn.prefix.state_dict(), classical.prefix.state_dict()
         self.shared_prefix = q_state.keys() == c_state.keys() and all(
-            torch.equal(q_state[k], c_state[k]) for k in q_state)
+            torch.equal(q_state[k], c_state[k]) for k in q_state
+        )
 
     @classmethod
     def from_checkpoints(cls, checkpoint_dir: str | Path | None = None, device: str = "cpu") -> Predictor:
@@ -459,16 +501,24 @@ class Predictor:
         """One prediction on a blank image: the first call is several times slower than the next."""
         self.predict(Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (128, 128, 128)))
 
-    def _run_model(self, kind: str, x: torch.Tensor, prefix_features: torch.Tensor | None,
-                   cam_method: str, report: Callable[[float], None] | None = None) -> tuple[ModelOutput, float, float]:
+    def _run_model(
+        self,
+        kind: str,
+        x: torch.Tensor,
+        prefix_features: torch.Tensor | None,
+        cam_method: str,
+        report: Callable[[float], None] | None = None,
+    ) -> tuple[ModelOutput, float, float]:
         model = self.models[kind]
         wrapper = _CamModel(model, x, prefix_features)
         with self._locks[kind]:
             start = time.perf_counter()
             _PROGRESS.report = report
             try:
-                with (_single_blas_thread(cam_method in SINGLE_BLAS_THREAD_METHODS),
-                      CAM_CLASSES[cam_method](model=wrapper, target_layers=[wrapper.target]) as cam):
+                with (
+                    _single_blas_thread(cam_method in SINGLE_BLAS_THREAD_METHODS),
+                    CAM_CLASSES[cam_method](model=wrapper, target_layers=[wrapper.target]) as cam,
+                ):
                     if isinstance(cam, ScoreCAM):
                         cam.batch_size = SCORECAM_BATCH
                     heatmap = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)])[0]
@@ -515,18 +565,26 @@ class Predictor:
         outputs = {}
         for i, kind in enumerate(MODEL_KINDS):
             outputs[kind], timings[f"{kind}_forward"], timings[f"{kind}_cam"] = self._run_model(
-                kind, x, prefix_features, cam_method, self._model_progress(progress, i, kind, cam_method))
+                kind, x, prefix_features, cam_method, self._model_progress(progress, i, kind, cam_method)
+            )
             if progress is not None:
                 progress((i + 1) / len(MODEL_KINDS), f"{cam_method}: the {_MODEL_NAMES[kind]} is done")
         timings["total"] = time.perf_counter() - start
         distance = None if self.ood is None else float(self.ood.distance(outputs["qcnn"].pooled_features))
-        return Prediction(image=pixels.permute(1, 2, 0).numpy().copy(), qcnn=outputs["qcnn"],
-                          classical=outputs["classical"], cam_method=cam_method, timings=timings,
-                          ood_distance=distance, ood_threshold=None if self.ood is None else self.ood.threshold)
+        return Prediction(
+            image=pixels.permute(1, 2, 0).numpy().copy(),
+            qcnn=outputs["qcnn"],
+            classical=outputs["classical"],
+            cam_method=cam_method,
+            timings=timings,
+            ood_distance=distance,
+            ood_threshold=None if self.ood is None else self.ood.threshold,
+        )
 
     @staticmethod
-    def _model_progress(progress: Progress | None, index: int, kind: str,
-                        cam_method: str) -> Callable[[float], None] | None:
+    def _model_progress(
+        progress: Progress | None, index: int, kind: str, cam_method: str
+    ) -> Callable[[float], None] | None:
         """Model ``index``'s share of the overall progress: a fraction of its batches -> the whole call's."""
         if progress is None:
             return None
@@ -534,13 +592,26 @@ class Predictor:
         n_models = len(MODEL_KINDS)
 
         def report(fraction: float) -> None:
-            progress((index + fraction) / n_models, f"{cam_method} on the {_MODEL_NAMES[kind]}: "
-                                                    f"{round(fraction * n_masked)} of {n_masked} masked images")
+            progress(
+                (index + fraction) / n_models,
+                f"{cam_method} on the {_MODEL_NAMES[kind]}: {round(fraction * n_masked)} of {n_masked} masked images",
+            )
 
         return report
 
 
 __all__ = [
-    "ACCEPTED_EXTENSIONS", "CAM_METHODS", "IMAGE_SIZE", "ImageError", "ModelOutput", "Prediction", "Predictor",
-    "State", "bitstring", "entropy_bits", "load_image", "overlay", "top_states",
+    "ACCEPTED_EXTENSIONS",
+    "CAM_METHODS",
+    "IMAGE_SIZE",
+    "ImageError",
+    "ModelOutput",
+    "Prediction",
+    "Predictor",
+    "State",
+    "bitstring",
+    "entropy_bits",
+    "load_image",
+    "overlay",
+    "top_states",
 ]

@@ -11,8 +11,12 @@ METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "balanced_acc
 def confusion(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict[str, int]:
     pred = np.asarray(probabilities) >= threshold
     labels = np.asarray(labels).astype(bool)
-    return {"tp": int(np.sum(pred & labels)), "fp": int(np.sum(pred & ~labels)),
-            "tn": int(np.sum(~pred & ~labels)), "fn": int(np.sum(~pred & labels))}
+    return {
+        "tp": int(np.sum(pred & labels)),
+        "fp": int(np.sum(pred & ~labels)),
+        "tn": int(np.sum(~pred & ~labels)),
+        "fn": int(np.sum(~pred & labels)),
+    }
 
 
 def _ratio(num: float, den: float) -> float:
@@ -48,8 +52,10 @@ def curves(labels: np.ndarray, probabilities: np.ndarray, max_points: int = 400)
 
     fpr, tpr, roc_t = thin(fpr, tpr, roc_t)
     precision, recall, pr_t = thin(precision[:-1], recall[:-1], pr_t)
-    return {"roc": {"fpr": fpr, "tpr": tpr, "threshold": roc_t},
-            "pr": {"precision": precision, "recall": recall, "threshold": pr_t}}
+    return {
+        "roc": {"fpr": fpr, "tpr": tpr, "threshold": roc_t},
+        "pr": {"precision": precision, "recall": recall, "threshold": pr_t},
+    }
 
 
 def threshold_for_recall(labels: np.ndarray, probabilities: np.ndarray, target_recall: float) -> float:

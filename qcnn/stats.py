@@ -23,8 +23,13 @@ def _weighted_auc(labels: np.ndarray, groups: np.ndarray, n_groups: int, weights
     return float(np.sum(pos * (below + 0.5 * neg)) / denom) if denom else float("nan")
 
 
-def weighted_metrics(labels: np.ndarray, probabilities: np.ndarray, weights: np.ndarray,
-                     threshold: float = 0.5, rank: tuple[np.ndarray, int] | None = None) -> np.ndarray:
+def weighted_metrics(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    weights: np.ndarray,
+    threshold: float = 0.5,
+    rank: tuple[np.ndarray, int] | None = None,
+) -> np.ndarray:
     """The METRICS vector with per-image weights (bootstrap counts)."""
     pred = probabilities >= threshold
     tp = np.sum(weights * (pred & (labels == 1)))
@@ -35,8 +40,11 @@ def weighted_metrics(labels: np.ndarray, probabilities: np.ndarray, weights: np.
     precision, recall, specificity = div(tp, tp + fp), div(tp, tp + fn), div(tn, tn + fp)
     groups, n_groups = rank if rank is not None else _rank(probabilities)
     values = {
-        "accuracy": div(tp + tn, tp + fp + tn + fn), "precision": precision, "recall": recall,
-        "specificity": specificity, "f1": div(2 * precision * recall, precision + recall),
+        "accuracy": div(tp + tn, tp + fp + tn + fn),
+        "precision": precision,
+        "recall": recall,
+        "specificity": specificity,
+        "f1": div(2 * precision * recall, precision + recall),
         "balanced_accuracy": (recall + specificity) / 2,
         "auc": _weighted_auc(labels, groups, n_groups, weights),
     }
@@ -48,8 +56,14 @@ def _rank(probabilities: np.ndarray) -> tuple[np.ndarray, int]:
     return groups, len(unique)
 
 
-def lesion_bootstrap(labels: np.ndarray, lesion_ids: np.ndarray, probabilities: np.ndarray,
-                     n_bootstrap: int = 2000, seed: int = 0, threshold: float = 0.5) -> np.ndarray:
+def lesion_bootstrap(
+    labels: np.ndarray,
+    lesion_ids: np.ndarray,
+    probabilities: np.ndarray,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+    threshold: float = 0.5,
+) -> np.ndarray:
     """(n_bootstrap, n_runs, n_metrics) metrics over lesion resamples shared by all runs (paired).
 
     ``probabilities`` is (n_runs, n_images), all runs scored on the same images.
@@ -78,17 +92,28 @@ def mcnemar(labels: np.ndarray, prob_a: np.ndarray, prob_b: np.ndarray, threshol
     right_b = (prob_b >= threshold) == (labels == 1)
     only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
     p_value = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return {"threshold": threshold, "both_correct": int(np.sum(right_a & right_b)), "only_qcnn_correct": only_a,
-            "only_classical_correct": only_b, "both_wrong": int(np.sum(~right_a & ~right_b)),
-            "p_value": float(p_value), "test": "exact binomial, two-sided"}
+    return {
+        "threshold": threshold,
+        "both_correct": int(np.sum(right_a & right_b)),
+        "only_qcnn_correct": only_a,
+        "only_classical_correct": only_b,
+        "both_wrong": int(np.sum(~right_a & ~right_b)),
+        "p_value": float(p_value),
+        "test": "exact binomial, two-sided",
+    }
 
 
 def at_matched_recall(labels: np.ndarray, probabilities: np.ndarray, target_recall: float) -> dict:
     """Precision and specificity of a model at the threshold where its recall reaches ``target_recall``."""
     threshold = threshold_for_recall(labels, probabilities, target_recall)
     m = threshold_metrics(labels, probabilities, threshold)
-    return {"target_recall": target_recall, "threshold": threshold, "recall": m["recall"],
-            "precision": m["precision"], "specificity": m["specificity"]}
+    return {
+        "target_recall": target_recall,
+        "threshold": threshold,
+        "recall": m["recall"],
+        "precision": m["precision"],
+        "specificity": m["specificity"],
+    }
 
 
 INTERVAL_METHOD = (
@@ -103,8 +128,9 @@ LESION_ONLY_METHOD = (
 )
 
 
-def seed_lesion_interval(per_seed: np.ndarray, bootstrap: np.ndarray | None, level: float = 0.95,
-                         lesions_if_one_seed: bool = False) -> np.ndarray:
+def seed_lesion_interval(
+    per_seed: np.ndarray, bootstrap: np.ndarray | None, level: float = 0.95, lesions_if_one_seed: bool = False
+) -> np.ndarray:
     """(M, 2) interval of the mean over seeds that counts both seeds and test lesions.
 
     ``per_seed`` is (S, M): one value per training seed and metric (e.g. a paired QCNN − classical

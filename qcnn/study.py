@@ -14,9 +14,7 @@ QUESTION = (
     "(malignant vs benign) classification?"
 )
 STACK = "Python, PyTorch, PennyLane, ResNet18, an 8-qubit parameterised quantum circuit (PQC)"
-SELF_ASSESSMENT = (
-    "not a clinical result, not a universal claim — a narrow, reproducible advantage on one real problem"
-)
+SELF_ASSESSMENT = "not a clinical result, not a universal claim — a narrow, reproducible advantage on one real problem"
 
 # The metrics the study reports for Experiments 3 and 4, in its order.
 REPORTED_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
@@ -49,16 +47,22 @@ SECONDS_PER_EPOCH = {"qcnn": 850.0, "classical": 4.0}
 SLOWDOWN = "roughly 200×"
 
 FINDINGS = (
-    ("Superior generalisation (anti-overfitting)",
-     "The classical model drove training loss down to 0.06 while validation loss climbed to 0.79; "
-     "the QCNN's train and validation losses stayed balanced — the quantum layer acting as a "
-     "regulariser on a small dataset."),
-    ("Escaping the recall trap",
-     "The classical model inflated recall by calling almost everything positive; the QCNN kept 85 % "
-     "recall while raising precision."),
-    ("Quantum expressivity",
-     "Re-uploading plus projective measurement widened the output from 8 to 256 dimensions, allowing "
-     "finer discrimination between similar-looking lesions."),
+    (
+        "Superior generalisation (anti-overfitting)",
+        "The classical model drove training loss down to 0.06 while validation loss climbed to 0.79; "
+        "the QCNN's train and validation losses stayed balanced — the quantum layer acting as a "
+        "regulariser on a small dataset.",
+    ),
+    (
+        "Escaping the recall trap",
+        "The classical model inflated recall by calling almost everything positive; the QCNN kept 85 % "
+        "recall while raising precision.",
+    ),
+    (
+        "Quantum expressivity",
+        "Re-uploading plus projective measurement widened the output from 8 to 256 dimensions, allowing "
+        "finer discrimination between similar-looking lesions.",
+    ),
 )
 
 FOUR_MOVES = (
@@ -71,40 +75,47 @@ FOUR_MOVES = (
 # The timeline: four experiments, three dead ends, one reported advantage.
 EXPERIMENTS = (
     {
-        "number": 1, "name": "The Bottleneck", "status": "failed",
+        "number": 1,
+        "name": "The Bottleneck",
+        "status": "failed",
         "tried": "ConvNeXtBase (frozen) → 8-qubit circuit as the final classifier",
         "architecture": "Frozen ConvNeXtBase features (1024-D) fed to an 8-qubit circuit that acts as "
-                        "the classifier head.",
+        "the classifier head.",
         "outcome": "Information bottleneck: 1024 features crushed into 8 qubits; no better than a linear layer.",
         "results": None,
     },
     {
-        "number": 2, "name": "Quanvolutional Layer", "status": "failed",
-        "tried": "a PQC as a 1×1 \"quantum filter\" inside a shallow CNN, vs an identical CNN with a "
-                 "classical 1×1 conv; 3,000 balanced images",
+        "number": 2,
+        "name": "Quanvolutional Layer",
+        "status": "failed",
+        "tried": 'a PQC as a 1×1 "quantum filter" inside a shallow CNN, vs an identical CNN with a '
+        "classical 1×1 conv; 3,000 balanced images",
         "architecture": "Shallow CNN with a parameterised quantum circuit applied as a 1×1 convolution "
-                        "(\"quanvolution\"); the control swaps it for a classical 1×1 conv.",
+        '("quanvolution"); the control swaps it for a classical 1×1 conv.',
         "outcome": "2.1: 2-layer StronglyEntangling — identical to the classical control. "
-                   "2.2: 4-layer — worse, overfit. 2.3: 16 qubits — simulation (2^16) far too slow.",
+        "2.2: 4-layer — worse, overfit. 2.3: 16 qubits — simulation (2^16) far too slow.",
         "results": None,
     },
     {
-        "number": 3, "name": "Recall-Focused", "status": "partial",
+        "number": 3,
+        "name": "Recall-Focused",
+        "status": "partial",
         "tried": "simplified circuit (BasicEntanglerLayers, 4 layers, 8 qubits, 8 ⟨Z⟩ outputs); trained on "
-                 "3,000 balanced images (2,400 train / 600 val), tested on 9,942 unseen images (2,212 malignant)",
+        "3,000 balanced images (2,400 train / 600 val), tested on 9,942 unseen images (2,212 malignant)",
         "architecture": "Classical feature extractor → 8-qubit BasicEntanglerLayers circuit (4 layers) → "
-                        "8 ⟨Z⟩ expectation values → classifier.",
+        "8 ⟨Z⟩ expectation values → classifier.",
         "outcome": "High recall (79 %) bought with poor precision (42 %); the 8-dimensional output pushed the "
-                   "model toward one class.",
+        "model toward one class.",
         "results": "EXPERIMENT_3",
     },
     {
-        "number": 4, "name": "High-Resolution", "status": "success",
+        "number": 4,
+        "name": "High-Resolution",
+        "status": "success",
         "tried": "ResNet18 + data re-uploading + projective measurement",
         "architecture": "ResNet18 (partially unfrozen) → layer3 output 256 × 14 × 14 = 196 patches → "
-                        "8-qubit circuit with data re-uploading → probabilities of all 256 basis states.",
-        "outcome": "Reported advantage: +6.4 % accuracy, +6.7 % precision, better generalisation on the "
-                   "held-out set.",
+        "8-qubit circuit with data re-uploading → probabilities of all 256 basis states.",
+        "outcome": "Reported advantage: +6.4 % accuracy, +6.7 % precision, better generalisation on the held-out set.",
         "results": "EXPERIMENT_4",
     },
 )

@@ -51,14 +51,20 @@ def _history(rng: np.random.Generator, kind: str, epochs: int) -> pd.DataFrame:
         val = 0.52 + 0.004 * (e - 5) ** 2
     train = train + rng.normal(0, 0.01, epochs)
     val = val + rng.normal(0, 0.015, epochs)
-    auc = np.clip(0.80 + 0.06 * (1 - np.exp(-e / 2.5)) - 0.003 * np.maximum(e - 6, 0) + rng.normal(0, 0.005, epochs),
-                  0, 1)
-    history = pd.DataFrame({
-        "epoch": e, "train_loss": train, "val_loss": val, "val_auc": auc,
-        "val_accuracy": np.clip(auc - 0.08 + rng.normal(0, 0.01, epochs), 0, 1),
-        "lr": 1e-3 * 0.5 * (1 + np.cos(np.pi * (e - 1) / epochs)),
-        "seconds": rng.normal(40.0 if kind == "qcnn" else 9.0, 1.0, epochs).round(2),
-    })
+    auc = np.clip(
+        0.80 + 0.06 * (1 - np.exp(-e / 2.5)) - 0.003 * np.maximum(e - 6, 0) + rng.normal(0, 0.005, epochs), 0, 1
+    )
+    history = pd.DataFrame(
+        {
+            "epoch": e,
+            "train_loss": train,
+            "val_loss": val,
+            "val_auc": auc,
+            "val_accuracy": np.clip(auc - 0.08 + rng.normal(0, 0.01, epochs), 0, 1),
+            "lr": 1e-3 * 0.5 * (1 + np.cos(np.pi * (e - 1) / epochs)),
+            "seconds": rng.normal(40.0 if kind == "qcnn" else 9.0, 1.0, epochs).round(2),
+        }
+    )
     history["best"] = history.val_auc == history.val_auc.max()
     return history
 
@@ -70,9 +76,16 @@ def _probabilities(rng: np.random.Generator, labels: np.ndarray, latent: np.ndar
     return (1 / (1 + np.exp(-logit))).round(6)
 
 
-def write_synthetic_results(directory: str | Path, n_test: int = 800, seeds: tuple[int, ...] = (0, 1, 2),
-                            epochs: int = 10, n_bootstrap: int = 100, seed: int = 0,
-                            with_summary: bool = True, split: pd.DataFrame | None = None) -> Path:
+def write_synthetic_results(
+    directory: str | Path,
+    n_test: int = 800,
+    seeds: tuple[int, ...] = (0, 1, 2),
+    epochs: int = 10,
+    n_bootstrap: int = 100,
+    seed: int = 0,
+    with_summary: bool = True,
+    split: pd.DataFrame | None = None,
+) -> Path:
     """Write a complete synthetic results folder; returns its path.
 
     ``split`` (optional, a real split.csv frame): use its pools and image ids — ``n_test`` of its test
@@ -96,11 +109,17 @@ def write_synthetic_results(directory: str | Path, n_test: int = 800, seeds: tup
 
     bb_epochs = 6
     e = np.arange(1, bb_epochs + 1)
-    backbone = pd.DataFrame({
-        "epoch": e, "train_loss": 1.2 * np.exp(-e / 2.5) + 0.3, "val_loss": 1.1 * np.exp(-e / 3) + 0.45,
-        "val_accuracy": 0.5 + 0.3 * (1 - np.exp(-e / 2)), "val_balanced_accuracy": 0.45 + 0.3 * (1 - np.exp(-e / 2)),
-        "lr": 2e-3 * np.ones(bb_epochs), "seconds": 60.0 + rng.normal(0, 2, bb_epochs),
-    })
+    backbone = pd.DataFrame(
+        {
+            "epoch": e,
+            "train_loss": 1.2 * np.exp(-e / 2.5) + 0.3,
+            "val_loss": 1.1 * np.exp(-e / 3) + 0.45,
+            "val_accuracy": 0.5 + 0.3 * (1 - np.exp(-e / 2)),
+            "val_balanced_accuracy": 0.45 + 0.3 * (1 - np.exp(-e / 2)),
+            "lr": 2e-3 * np.ones(bb_epochs),
+            "seconds": 60.0 + rng.normal(0, 2, bb_epochs),
+        }
+    )
     backbone["selected"] = backbone.val_balanced_accuracy == backbone.val_balanced_accuracy.max()
     backbone.to_csv(directory / paths.BACKBONE_HISTORY_FILE, index=False)
     (directory / "backbone_history.json").write_text(json.dumps({"synthetic": True, "epochs": bb_epochs}))
@@ -118,20 +137,38 @@ def write_synthetic_results(directory: str | Path, n_test: int = 800, seeds: tup
             run.mkdir(parents=True, exist_ok=True)
             history = _history(seed_rng, kind, epochs)
             history.to_csv(run / "history.csv", index=False)
-            parameters = {"backbone": {"total": 2_782_784, "trainable": 2_099_712},
-                          "head": {"total": 12_345 if kind == "qcnn" else 6_529, "trainable": 12_345
-                                   if kind == "qcnn" else 6_529}}
+            parameters = {
+                "backbone": {"total": 2_782_784, "trainable": 2_099_712},
+                "head": {
+                    "total": 12_345 if kind == "qcnn" else 6_529,
+                    "trainable": 12_345 if kind == "qcnn" else 6_529,
+                },
+            }
             spec = RunSpec(kind, s, MODEL_PRESETS[kind], TrainConfig(epochs=epochs))
-            config = {**spec.to_json(), "epochs_run": epochs, "n_train": n_split["train"], "n_val": n_split["val"],
-                      "device": "synthetic", "parameters": parameters, "synthetic": True}
+            config = {
+                **spec.to_json(),
+                "epochs_run": epochs,
+                "n_train": n_split["train"],
+                "n_val": n_split["val"],
+                "device": "synthetic",
+                "parameters": parameters,
+                "synthetic": True,
+            }
             (run / "config.json").write_text(json.dumps(config, indent=1))
             p = _probabilities(seed_rng, labels, latent, kind)
             test[["image_id", "lesion_id", "dx", "label"]].assign(probability=p).to_csv(
-                run / "predictions.csv", index=False)
-            metrics = {"threshold": 0.5, "precision_policy": "fp32",
-                       "best_epoch": int(history.loc[history.val_auc.idxmax(), "epoch"]),
-                       "n": len(test), "n_malignant": int(labels.sum()), **threshold_metrics(labels, p),
-                       "confusion": confusion(labels, p), **curves(labels, p, max_points=120)}
+                run / "predictions.csv", index=False
+            )
+            metrics = {
+                "threshold": 0.5,
+                "precision_policy": "fp32",
+                "best_epoch": int(history.loc[history.val_auc.idxmax(), "epoch"]),
+                "n": len(test),
+                "n_malignant": int(labels.sum()),
+                **threshold_metrics(labels, p),
+                "confusion": confusion(labels, p),
+                **curves(labels, p, max_points=120),
+            }
             (run / "metrics.json").write_text(json.dumps(metrics))
     if with_summary:
         summarize(directory, n_bootstrap, seed)
@@ -139,8 +176,7 @@ def write_synthetic_results(directory: str | Path, n_test: int = 800, seeds: tup
     return directory
 
 
-def _write_referee_and_ledger(directory: Path, split: pd.DataFrame, rng: np.random.Generator, n_bootstrap: int
-                              ) -> None:
+def _write_referee_and_ledger(directory: Path, split: pd.DataFrame, rng: np.random.Generator, n_bootstrap: int) -> None:
     """referee.json (with made-up sex, age and body site per image) and ledger.json, by the real commands' code."""
     from qcnn.ledger import write_ledger
     from qcnn.referee import referee
@@ -148,8 +184,10 @@ def _write_referee_and_ledger(directory: Path, split: pd.DataFrame, rng: np.rand
     metadata = split[["image_id"]].assign(
         sex=rng.choice(["male", "female", "unknown"], len(split), p=[0.5, 0.47, 0.03]),
         age=rng.choice([np.nan, *range(5, 90, 5)], len(split)),
-        localization=rng.choice(["back", "trunk", "face", "lower extremity", "acral"], len(split),
-                                p=[0.3, 0.3, 0.2, 0.18, 0.02]))
+        localization=rng.choice(
+            ["back", "trunk", "face", "lower extremity", "acral"], len(split), p=[0.3, 0.3, 0.2, 0.18, 0.02]
+        ),
+    )
     referee(directory, n_bootstrap=n_bootstrap, metadata=metadata)
     write_ledger(directory, readme=None)
 
@@ -162,8 +200,14 @@ if __name__ == "__main__":
     print(write_synthetic_results(target, split=real_split))
 
 
-def write_synthetic_experiment(directory: str | Path, experiment_file: str | Path, seeds: tuple[int, ...] = (0, 1, 2),
-                               n_test: int = 300, strength: dict[str, float] | None = None, seed: int = 0) -> Path:
+def write_synthetic_experiment(
+    directory: str | Path,
+    experiment_file: str | Path,
+    seeds: tuple[int, ...] = (0, 1, 2),
+    n_test: int = 300,
+    strength: dict[str, float] | None = None,
+    seed: int = 0,
+) -> Path:
     """Runs of an experiment file from made-up probabilities, summarised by the real ``summarize_experiment``.
 
     ``strength`` shifts a variant's separation of the classes (0 = as good as the others), so a test can
@@ -193,10 +237,18 @@ def write_synthetic_experiment(directory: str | Path, experiment_file: str | Pat
         separation = 1.6 + (strength or {}).get(spec.variant, 0.0)
         logit = separation * labels + run_rng.normal(0, 1, len(labels)) - 1.0
         test[["image_id", "lesion_id", "dx", "label"]].assign(probability=(1 / (1 + np.exp(-logit))).round(6)).to_csv(
-            run / "predictions.csv", index=False)
+            run / "predictions.csv", index=False
+        )
         _history(run_rng, "qcnn", 4).to_csv(run / "history.csv", index=False)
-        config = {**spec.to_json(), "epochs_run": 4, "n_train": 1269, "n_val": 319, "device": "synthetic",
-                  "parameters": {"all": {"total": 2_785_193, "trainable": 2_102_121}}, "synthetic": True}
+        config = {
+            **spec.to_json(),
+            "epochs_run": 4,
+            "n_train": 1269,
+            "n_val": 319,
+            "device": "synthetic",
+            "parameters": {"all": {"total": 2_785_193, "trainable": 2_102_121}},
+            "synthetic": True,
+        }
         (run / "config.json").write_text(json.dumps(config))
         (run / RECORD_FILE).write_text(json.dumps({"spec": spec.to_json(), "synthetic": True}))
     summary = summarize_experiment(experiment, ws, n_bootstrap=50)

@@ -27,18 +27,25 @@ from qcnn.metrics import confusion
 from qcnn.stats import mcnemar
 
 APP = paths.REPO_ROOT / "streamlit_app.py"
-TITLES = {"overview": page_overview.TITLE, "timeline": page_timeline.TITLE, "results": page_results.TITLE,
-          "training": page_training.TITLE, "disagreements": page_disagreements.TITLE}
+TITLES = {
+    "overview": page_overview.TITLE,
+    "timeline": page_timeline.TITLE,
+    "results": page_results.TITLE,
+    "training": page_training.TITLE,
+    "disagreements": page_disagreements.TITLE,
+}
 RESULT_PAGES = ("overview", "results", "training", "disagreements")  # pages that read results/
 TIMEOUT = 60
 
 
 # --- fixtures -----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory) -> Path:
-    return write_synthetic_results(tmp_path_factory.mktemp("results"), n_test=300, seeds=(0, 1, 2), epochs=6,
-                                   n_bootstrap=40)
+    return write_synthetic_results(
+        tmp_path_factory.mktemp("results"), n_test=300, seeds=(0, 1, 2), epochs=6, n_bootstrap=40
+    )
 
 
 @pytest.fixture
@@ -97,6 +104,7 @@ def texts(at: AppTest) -> str:
 
 
 # --- every page, synthetic results ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("page", list(TITLES))
 def test_page_renders_with_its_title(synthetic, page):
@@ -199,8 +207,12 @@ def test_disagreements_mcnemar_follows_the_threshold(synthetic):
         assert at.metric[0].value == f"{test['p_value']:.3g}"
         cells = chart(at, "mcnemar_table")["layout"]["annotations"]
         counts = [int(a["text"].split("</b>")[0].replace("<b>", "").replace(",", "")) for a in cells]
-        assert counts == [test["both_correct"], test["only_qcnn_correct"], test["only_classical_correct"],
-                          test["both_wrong"]]
+        assert counts == [
+            test["both_correct"],
+            test["only_qcnn_correct"],
+            test["only_classical_correct"],
+            test["both_wrong"],
+        ]
 
 
 def test_disagreement_filters_and_download(synthetic):
@@ -224,6 +236,7 @@ def test_gallery_and_grad_cam_message_with_a_data_dir(fake_data_dir, tmp_path_fa
 
 
 # --- missing files -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("page", RESULT_PAGES)
 def test_page_explains_missing_results(page, tmp_path, monkeypatch):
@@ -252,8 +265,9 @@ def test_partial_results_without_summary(synthetic_dir, tmp_path, monkeypatch):
 
 def test_single_seed_summary(tmp_path, monkeypatch):
     """After the first seed the summary has one seed: no SD, the verdict rests on that seed's lesion interval."""
-    monkeypatch.setenv("QCNN_RESULTS_DIR", str(write_synthetic_results(tmp_path, n_test=200, seeds=(0,),
-                                                                       epochs=4, n_bootstrap=20)))
+    monkeypatch.setenv(
+        "QCNN_RESULTS_DIR", str(write_synthetic_results(tmp_path, n_test=200, seeds=(0,), epochs=4, n_bootstrap=20))
+    )
     for page in RESULT_PAGES:
         no_exception(open_page(page))
     at = open_page("results")
@@ -263,6 +277,7 @@ def test_single_seed_summary(tmp_path, monkeypatch):
 
 
 # --- the real results, when present --------------------------------------------------------------
+
 
 @pytest.mark.parametrize("page", list(TITLES))
 def test_page_renders_on_the_committed_results(page, monkeypatch):
@@ -275,6 +290,7 @@ def test_page_renders_on_the_committed_results(page, monkeypatch):
 
 
 # --- pieces --------------------------------------------------------------------------------------
+
 
 def test_pages_without_models_never_import_torch(synthetic_dir, tmp_path):
     """No page script imports torch itself. (With checkpoints present, qcnn.app.model_cache loads the models,
@@ -291,8 +307,9 @@ print("LOADED", loaded)
 """
     env = {**os.environ, "QCNN_RESULTS_DIR": str(synthetic_dir), "QCNN_CHECKPOINT_DIR": str(tmp_path)}
     env.pop("QCNN_DATA_DIR", None)
-    out = subprocess.run([sys.executable, "-c", code], cwd=paths.REPO_ROOT, env=env, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=paths.REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "LOADED []" in out.stdout
 
@@ -304,8 +321,11 @@ def test_verdict_rules():
     assert metric_verdict("recall", -0.07, -0.05, (-0.08, -0.02)).status == SUPPORTED  # same direction as the study
 
     def summary(intervals: dict) -> dict:
-        diff = {"mean": {m: sum(ci) / 2 for m, ci in intervals.items()}, "ci95": intervals,
-                "seed0": {m: {"value": sum(ci) / 2, "ci95": ci} for m, ci in intervals.items()}}
+        diff = {
+            "mean": {m: sum(ci) / 2 for m, ci in intervals.items()},
+            "ci95": intervals,
+            "seed0": {m: {"value": sum(ci) / 2, "ci95": ci} for m, ci in intervals.items()},
+        }
         return {"seeds": [0, 1, 2], "app_seed": 0, "difference": diff}
 
     base = {"recall": [-0.1, -0.05], "auc": [-0.01, 0.01]}
@@ -372,8 +392,9 @@ def test_the_timeline_names_each_experiments_reproduced_analogue(tmp_path):
     from qcnn.app.controls import analogue_text
     from qcnn.testing import write_synthetic_experiment
 
-    summary = json.loads((write_synthetic_experiment(tmp_path, CONTROLS_FILE) / "experiments" / "controls" /
-                          "summary.json").read_text())
+    summary = json.loads(
+        (write_synthetic_experiment(tmp_path, CONTROLS_FILE) / "experiments" / "controls" / "summary.json").read_text()
+    )
     assert "`bottleneck`" in analogue_text(summary, 1) and "against the full QCNN" in analogue_text(summary, 1)
     assert "not reproduced" in analogue_text(summary, 2)
     assert "`expval-8`" in analogue_text(summary, 3) and "test AUC" in analogue_text(summary, 4)

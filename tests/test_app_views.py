@@ -16,19 +16,41 @@ def histories(gaps: dict[str, list[float]], aucs: dict[str, float]) -> pd.DataFr
     for kind, per_seed in gaps.items():
         for seed, gap in enumerate(per_seed):
             for epoch in (1, 2):
-                rows.append({"kind": kind, "seed": seed, "epoch": epoch, "train_loss": 0.3, "val_loss": 0.3 + gap,
-                             "gap": gap, "val_auc": aucs[kind], "best": epoch == 2, "complete": True})
+                rows.append(
+                    {
+                        "kind": kind,
+                        "seed": seed,
+                        "epoch": epoch,
+                        "train_loss": 0.3,
+                        "val_loss": 0.3 + gap,
+                        "gap": gap,
+                        "val_auc": aucs[kind],
+                        "best": epoch == 2,
+                        "complete": True,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize(("gaps", "aucs", "tone", "answer"), [
-    ({"qcnn": [0.05, 0.06], "classical": [0.3, 0.4]}, {"qcnn": 0.85, "classical": 0.84}, "success", "**Yes.**"),
-    ({"qcnn": [0.05, 0.06], "classical": [0.3, 0.4]}, {"qcnn": 0.80, "classical": 0.84}, "warning",
-     "**Only by the loss gap.**"),
-    ({"qcnn": [0.5, 0.6], "classical": [0.3, 0.4]}, {"qcnn": 0.85, "classical": 0.84}, "error", "**No.**"),
-    ({"qcnn": [0.05, 0.6], "classical": [0.3, 0.4]}, {"qcnn": 0.85, "classical": 0.84}, "warning",
-     "**Not consistently.**"),
-])
+@pytest.mark.parametrize(
+    ("gaps", "aucs", "tone", "answer"),
+    [
+        ({"qcnn": [0.05, 0.06], "classical": [0.3, 0.4]}, {"qcnn": 0.85, "classical": 0.84}, "success", "**Yes.**"),
+        (
+            {"qcnn": [0.05, 0.06], "classical": [0.3, 0.4]},
+            {"qcnn": 0.80, "classical": 0.84},
+            "warning",
+            "**Only by the loss gap.**",
+        ),
+        ({"qcnn": [0.5, 0.6], "classical": [0.3, 0.4]}, {"qcnn": 0.85, "classical": 0.84}, "error", "**No.**"),
+        (
+            {"qcnn": [0.05, 0.6], "classical": [0.3, 0.4]},
+            {"qcnn": 0.85, "classical": 0.84},
+            "warning",
+            "**Not consistently.**",
+        ),
+    ],
+)
 def test_training_page_answers_its_question_from_the_histories(gaps, aucs, tone, answer) -> None:
     got_tone, text = page_training.generalisation_answer(histories(gaps, aucs))
     assert got_tone == tone and text.startswith(answer)
@@ -71,8 +93,12 @@ def test_error_bars_stay_inside_zero_one() -> None:
 def test_seed_strip_points_do_not_overlap() -> None:
     per_seed = {k: {str(s): {"accuracy": 0.8, "auc": 0.9} for s in range(5)} for k in charts.KINDS}
     fig = charts.seed_strip(per_seed, ["accuracy", "auc"], app_seed=0)
-    points = [(round(x, 6), y) for trace in fig.data if trace.mode == "markers" and trace.showlegend is not False
-              for x, y in zip(trace.x, trace.y, strict=True)]
+    points = [
+        (round(x, 6), y)
+        for trace in fig.data
+        if trace.mode == "markers" and trace.showlegend is not False
+        for x, y in zip(trace.x, trace.y, strict=True)
+    ]
     assert len(points) == 2 * 5 * 2 and len(set(points)) == len(points)  # same value, distinct positions
 
 

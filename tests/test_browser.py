@@ -21,8 +21,15 @@ from PIL import Image
 
 from qcnn import paths
 from qcnn.data import data_dir_available
-from qcnn.app import (page_controls, page_disagreements, page_hardware, page_overview, page_results, page_timeline,
-                      page_training)
+from qcnn.app import (
+    page_controls,
+    page_disagreements,
+    page_hardware,
+    page_overview,
+    page_results,
+    page_timeline,
+    page_training,
+)
 from qcnn.testing import write_synthetic_results
 from qcnn.app.server import CHROMIUM, CHROMIUM_ARGS, free_port, is_healthy, stop, streamlit_command
 
@@ -62,8 +69,14 @@ from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 
 def start_streamlit(port: int, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(streamlit_command(port), cwd=paths.REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        streamlit_command(port),
+        cwd=paths.REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_healthy(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -100,8 +113,9 @@ def app_url(tmp_path_factory):
     if (paths.RESULTS_DIR / paths.SUMMARY_FILE).is_file():
         env.pop("QCNN_RESULTS_DIR", None)
     else:
-        env["QCNN_RESULTS_DIR"] = str(write_synthetic_results(tmp_path_factory.mktemp("results"), n_test=300,
-                                                              n_bootstrap=40))
+        env["QCNN_RESULTS_DIR"] = str(
+            write_synthetic_results(tmp_path_factory.mktemp("results"), n_test=300, n_bootstrap=40)
+        )
     if not all((paths.CHECKPOINT_DIR / f"{f}.safetensors").is_file() for f in CHECKPOINT_FILES):
         env["QCNN_CHECKPOINT_DIR"] = str(random_checkpoints(tmp_path_factory.mktemp("checkpoints")))
     port = free_port()
@@ -134,8 +148,7 @@ def wait_rendered(page: Page, title: str) -> None:
     """The page's title is shown and the script has finished (no "running" status)."""
     expect(page.locator("h1").filter(has_text=title)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     page.wait_for_timeout(500)  # the "running" status shows only after a short delay: do not beat it
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                           timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=PAGE_TIMEOUT_MS)
 
 
 def no_exception_box(page: Page) -> None:
@@ -173,8 +186,11 @@ def test_results_shows_the_referee_sections_and_overview_the_ledger(browser_page
         section = browser_page.get_by_role("heading", name=heading)
         section.scroll_into_view_if_needed()
         expect(section).to_be_visible()
-    expect(browser_page.get_by_text("Explainable by threshold choice alone").or_(
-        browser_page.get_by_text("Not explainable by threshold choice alone"))).to_be_visible()
+    expect(
+        browser_page.get_by_text("Explainable by threshold choice alone").or_(
+            browser_page.get_by_text("Not explainable by threshold choice alone")
+        )
+    ).to_be_visible()
     no_exception_box(browser_page)
     browser_page.goto(app_url)
     wait_rendered(browser_page, page_overview.TITLE)
@@ -190,10 +206,12 @@ def test_try_it_predicts_an_uploaded_image(browser_page, app_url):
     png = io.BytesIO()
     Image.fromarray(pixels).save(png, format="PNG")
     browser_page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
-        files=[{"name": "lesion.png", "mimeType": "image/png", "buffer": png.getvalue()}])
+        files=[{"name": "lesion.png", "mimeType": "image/png", "buffer": png.getvalue()}]
+    )
     expect(browser_page.get_by_role("heading", name="Predictions")).to_be_visible(timeout=PREDICTION_TIMEOUT_MS)
-    browser_page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                                   timeout=PREDICTION_TIMEOUT_MS)
+    browser_page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=PREDICTION_TIMEOUT_MS
+    )
     no_exception_box(browser_page)
 
 
@@ -243,8 +261,12 @@ def test_key_tables_show_all_their_columns_at_1024(browser, app_url):
         wait_rendered(page, page_results.TITLE)
         expect(page.locator('[data-testid="stTable"]')).to_have_count(4, timeout=PAGE_TIMEOUT_MS)
         tables = {(first, last): shown for first, last, shown in page.evaluate(TABLE_COLUMNS_JS)}
-        expected = [("metric", "Δ"), ("metric", "verdict"), ("metric", "Δ QCNN − classical"),
-                    ("matched at", "classical specificity")]
+        expected = [
+            ("metric", "Δ"),
+            ("metric", "verdict"),
+            ("metric", "Δ QCNN − classical"),
+            ("matched at", "classical specificity"),
+        ]
         for key in expected:
             assert tables.get(key) is True, f"table {key} missing or cut: {tables}"
     finally:
@@ -268,13 +290,15 @@ def test_a_shared_url_restores_the_view(browser, app_url):
             fresh.goto(shared)
             wait_rendered(fresh, page_results.TITLE)
             expect(fresh.locator('input[type="range"][aria-label="QCNN threshold"]')).to_have_attribute(
-                "value", "0.47", timeout=PAGE_TIMEOUT_MS)
+                "value", "0.47", timeout=PAGE_TIMEOUT_MS
+            )
             expect(fresh.locator('[data-testid="stTable"] td').filter(has_text="0.47").first).to_be_visible()
 
             fresh.goto(f"{app_url}/disagreements?t=0.3&label=malignant&gap=0.1")
             wait_rendered(fresh, page_disagreements.TITLE)
-            expect(fresh.locator('input[type="range"][aria-label="Decision threshold (both models)"]')
-                   ).to_have_attribute("value", "0.3", timeout=PAGE_TIMEOUT_MS)
+            expect(
+                fresh.locator('input[type="range"][aria-label="Decision threshold (both models)"]')
+            ).to_have_attribute("value", "0.3", timeout=PAGE_TIMEOUT_MS)
             expect(fresh.get_by_text("At threshold 0.30", exact=False)).to_be_visible()
             labels = fresh.locator('[data-testid="stMultiSelect"]').filter(has_text="Label")
             expect(labels.get_by_text("malignant")).to_be_visible()
@@ -297,10 +321,14 @@ def _gallery_ids(page: Page) -> list[str]:
 def _cam_image(page: Page, image_id: str) -> None:
     """The Grad-CAM panel shows ``image_id`` (its first image's caption) with both models' maps."""
     page.wait_for_function(SCRIPT_DONE_JS, timeout=PREDICTION_TIMEOUT_MS)
-    expect(page.locator('[data-testid="stImageCaption"]').filter(has_text=f"{image_id} · ").filter(
-        has_not_text="classical")).to_have_count(1, timeout=PREDICTION_TIMEOUT_MS)  # the panel's first image
+    expect(
+        page.locator('[data-testid="stImageCaption"]')
+        .filter(has_text=f"{image_id} · ")
+        .filter(has_not_text="classical")
+    ).to_have_count(1, timeout=PREDICTION_TIMEOUT_MS)  # the panel's first image
     expect(page.locator('[data-testid="stImageCaption"]').filter(has_text="QCNN · p(malignant)")).to_have_count(
-        1, timeout=PREDICTION_TIMEOUT_MS)
+        1, timeout=PREDICTION_TIMEOUT_MS
+    )
     page.wait_for_url(f"**image={image_id}**", timeout=PAGE_TIMEOUT_MS)  # the selection is in the link too
 
 

@@ -13,8 +13,14 @@ from qcnn import paths
 
 
 def qcnn(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "qcnn", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})}, cwd=paths.REPO_ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "qcnn", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=paths.REPO_ROOT,
+    )
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess, *phrases: str) -> None:
@@ -25,42 +31,66 @@ def assert_clean_failure(result: subprocess.CompletedProcess, *phrases: str) -> 
 
 
 def test_missing_data_dir_says_how_to_set_it(tmp_path):
-    assert_clean_failure(qcnn("split", "--results-dir", str(tmp_path), env={"QCNN_DATA_DIR": ""}),
-                         "QCNN_DATA_DIR", "--data-dir")
+    assert_clean_failure(
+        qcnn("split", "--results-dir", str(tmp_path), env={"QCNN_DATA_DIR": ""}), "QCNN_DATA_DIR", "--data-dir"
+    )
     assert_clean_failure(qcnn("split", "--data-dir", str(tmp_path / "nope")), "not found", "nope")
     assert not (tmp_path / "split.csv").exists()
 
 
 def test_steps_out_of_order_name_the_command_to_run_first(tmp_path, data_dir):
-    assert_clean_failure(qcnn("train", "--model", "qcnn", "--results-dir", str(tmp_path), "--data-dir",
-                              str(data_dir)), "qcnn split")
-    assert_clean_failure(qcnn("evaluate", "--results-dir", str(tmp_path), "--data-dir", str(data_dir)),
-                         "qcnn train")
+    assert_clean_failure(
+        qcnn("train", "--model", "qcnn", "--results-dir", str(tmp_path), "--data-dir", str(data_dir)), "qcnn split"
+    )
+    assert_clean_failure(qcnn("evaluate", "--results-dir", str(tmp_path), "--data-dir", str(data_dir)), "qcnn train")
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / paths.SPLIT_FILE).write_text((paths.REPO_ROOT / "results" / paths.SPLIT_FILE).read_text())
-    assert_clean_failure(qcnn("train", "--model", "qcnn", "--results-dir", str(tmp_path / "results"),
-                              "--checkpoint-dir", str(tmp_path / "nothing"), "--data-dir", str(data_dir)),
-                         "qcnn pretrain-backbone")
+    assert_clean_failure(
+        qcnn(
+            "train",
+            "--model",
+            "qcnn",
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--checkpoint-dir",
+            str(tmp_path / "nothing"),
+            "--data-dir",
+            str(data_dir),
+        ),
+        "qcnn pretrain-backbone",
+    )
 
 
-@pytest.mark.parametrize("flags, phrase", [
-    (["--batch-size", "0"], "batch_size"), (["--lr-head", "-1"], "lr_head"), (["--fraction", "1.5"], "fraction"),
-    (["--grid", "5"], "grid"), (["--outcome-map", "gap", "--measurement", "expval"], "expval"),
-])
+@pytest.mark.parametrize(
+    "flags, phrase",
+    [
+        (["--batch-size", "0"], "batch_size"),
+        (["--lr-head", "-1"], "lr_head"),
+        (["--fraction", "1.5"], "fraction"),
+        (["--grid", "5"], "grid"),
+        (["--outcome-map", "gap", "--measurement", "expval"], "expval"),
+    ],
+)
 def test_bad_flags_get_one_line_before_any_work(tmp_path, flags, phrase):
     assert_clean_failure(qcnn("train", "--model", "qcnn", "--results-dir", str(tmp_path), *flags), phrase)
 
 
 def test_sweep_names_a_bad_experiment_file(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text('seeds = [0]\n[variants.x]\nmodel = { gird = 7 }\n')
+    bad.write_text("seeds = [0]\n[variants.x]\nmodel = { gird = 7 }\n")
     assert_clean_failure(qcnn("sweep", str(bad), "--results-dir", str(tmp_path)), "gird", "variants.x")
     assert_clean_failure(qcnn("sweep", str(tmp_path / "none.toml")), "not found")
 
 
 def test_imagenet_backbone_offline_fails_with_advice(tmp_path):
-    result = qcnn("pretrain-backbone", "--backbone", "imagenet", "--checkpoint-dir", str(tmp_path),
-                  env={"TORCH_HOME": str(tmp_path / "torch")})
+    result = qcnn(
+        "pretrain-backbone",
+        "--backbone",
+        "imagenet",
+        "--checkpoint-dir",
+        str(tmp_path),
+        env={"TORCH_HOME": str(tmp_path / "torch")},
+    )
     if result.returncode == 0:
         pytest.skip("this machine can download torchvision's weights")
     assert_clean_failure(result, "--backbone domain")
@@ -75,10 +105,30 @@ def test_split_command_reproduces_the_committed_split(tmp_path, data_dir):
 
 def test_every_knob_is_a_flag():
     help_text = qcnn("train", "--help").stdout
-    for flag in ("--epochs", "--batch-size", "--lr-layer3", "--lr-head", "--weight-decay", "--augment", "--precision",
-                 "--seed", "--model", "--device", "--cache-dir", "--outcome-map", "--n-layers", "--reuploads",
-                 "--entangling", "--measurement", "--train-circuit", "--backend", "--grid", "--train-layer3",
-                 "--fraction", "--split"):
+    for flag in (
+        "--epochs",
+        "--batch-size",
+        "--lr-layer3",
+        "--lr-head",
+        "--weight-decay",
+        "--augment",
+        "--precision",
+        "--seed",
+        "--model",
+        "--device",
+        "--cache-dir",
+        "--outcome-map",
+        "--n-layers",
+        "--reuploads",
+        "--entangling",
+        "--measurement",
+        "--train-circuit",
+        "--backend",
+        "--grid",
+        "--train-layer3",
+        "--fraction",
+        "--split",
+    ):
         assert flag in help_text
 
 
@@ -90,11 +140,17 @@ def test_committed_experiment_files_parse_to_their_intended_configs():
     assert controls.seeds == (0, 1, 2) and len(controls.variants) == 11 and len(controls.specs()) == 33
     model = {v.name: v.model for v in controls.variants}
     assert model["qcnn"] == MODEL_PRESETS["qcnn"] and model["classical"] == MODEL_PRESETS["classical"]
-    expected = {"frozen-backbone": ModelConfig(train_layer3=False), "grid-7": ModelConfig(grid=7),
-                "no-reupload": ModelConfig(reuploads=1), "expval-8": ModelConfig(measurement="expval"),
-                "bottleneck": ModelConfig(grid=1, measurement="expval"), "separable": ModelConfig(entangling="none"),
-                "untrained-circuit": ModelConfig(train_circuit=False), "fourier": ModelConfig(outcome_map="fourier"),
-                "gap-linear": ModelConfig(outcome_map="gap")}
+    expected = {
+        "frozen-backbone": ModelConfig(train_layer3=False),
+        "grid-7": ModelConfig(grid=7),
+        "no-reupload": ModelConfig(reuploads=1),
+        "expval-8": ModelConfig(measurement="expval"),
+        "bottleneck": ModelConfig(grid=1, measurement="expval"),
+        "separable": ModelConfig(entangling="none"),
+        "untrained-circuit": ModelConfig(train_circuit=False),
+        "fourier": ModelConfig(outcome_map="fourier"),
+        "gap-linear": ModelConfig(outcome_map="gap"),
+    }
     for name, config in expected.items():
         assert model[name] == config, name
 

@@ -20,8 +20,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def _run_fresh(code: str) -> subprocess.CompletedProcess:
     """Run ``code`` in a new interpreter from the repository root, so ``qcnn`` is importable."""
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_torchvision_models_build_after_the_remedy() -> None:

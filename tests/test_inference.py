@@ -45,8 +45,12 @@ def png_chunk(kind: bytes, payload: bytes) -> bytes:
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height 8-bit RGB, with (almost) no pixel data."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +84,24 @@ def corpus(photo: Image.Image) -> dict[str, bytes]:
     }
 
 
-CORPUS_NAMES = ["JPEG RGB", "JPEG L", "JPEG CMYK", "PNG RGB", "PNG L", "PNG LA", "PNG RGBA", "PNG P", "PNG I;16",
-                "PNG 1", "WebP", "BMP", "TIFF RGB", "TIFF I", "TIFF F", "GIF"]
+CORPUS_NAMES = [
+    "JPEG RGB",
+    "JPEG L",
+    "JPEG CMYK",
+    "PNG RGB",
+    "PNG L",
+    "PNG LA",
+    "PNG RGBA",
+    "PNG P",
+    "PNG I;16",
+    "PNG 1",
+    "WebP",
+    "BMP",
+    "TIFF RGB",
+    "TIFF I",
+    "TIFF F",
+    "GIF",
+]
 
 
 @pytest.mark.parametrize("name", CORPUS_NAMES)
@@ -157,13 +177,16 @@ def test_load_image_applies_exif_orientation(photo: Image.Image) -> None:
     assert corner[0] > 200 and corner[1] < 60 and corner[2] < 60
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b"", "empty"),
-    (b"Hello, I am a text file that was renamed to photo.jpg.\n" * 20, "not an image"),
-    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", "PDF"),
-    (b"<?xml version='1.0'?><svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'/>", "SVG"),
-    (b"\x00\x00\x00\x1cftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 100, "HEIC"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty"),
+        (b"Hello, I am a text file that was renamed to photo.jpg.\n" * 20, "not an image"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n", "PDF"),
+        (b"<?xml version='1.0'?><svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'/>", "SVG"),
+        (b"\x00\x00\x00\x1cftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 100, "HEIC"),
+    ],
+)
 def test_load_image_rejects_non_images(data: bytes, message: str) -> None:
     with pytest.raises(ImageError, match=message):
         load_image(data)
@@ -249,7 +272,7 @@ def test_load_image_from_many_threads(photo: Image.Image) -> None:
         results = list(pool.map(decode, files))
     for data, result in zip(files, results, strict=True):
         expected = decode(data)
-        assert (np.array_equal(result, expected) if isinstance(expected, np.ndarray) else result == expected)
+        assert np.array_equal(result, expected) if isinstance(expected, np.ndarray) else result == expected
     assert warnings.filters == filters, "the decompression-bomb filter leaked out of load_image"
 
 
@@ -321,11 +344,13 @@ def test_every_listed_cam_method_has_a_class() -> None:
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
-    missing = [f for f in ("backbone", "qcnn", "classical")
-               if not (paths.CHECKPOINT_DIR / f"{f}.safetensors").is_file()]
+    missing = [
+        f for f in ("backbone", "qcnn", "classical") if not (paths.CHECKPOINT_DIR / f"{f}.safetensors").is_file()
+    ]
     if missing:
-        pytest.skip(f"trained checkpoints {missing} not in {paths.CHECKPOINT_DIR}: run `qcnn reproduce` "
-                    "(CI has them committed)")
+        pytest.skip(
+            f"trained checkpoints {missing} not in {paths.CHECKPOINT_DIR}: run `qcnn reproduce` (CI has them committed)"
+        )
     return Predictor.from_checkpoints(paths.CHECKPOINT_DIR)
 
 
@@ -378,8 +403,14 @@ def test_predict_outputs(predictor: Predictor, test_images: list[Image.Image]) -
             features = predictor.models[kind].layer3(predictor.models[kind].prefix(preprocess(image)))
             head = predictor.models[kind].head.outputs(features).patch_outcomes[0].double().numpy()
         assert np.allclose(out.patch_distributions, head, atol=1e-6)
-    assert set(prediction.timings) >= {"preprocess", "qcnn_forward", "qcnn_cam", "classical_forward",
-                                       "classical_cam", "total"}
+    assert set(prediction.timings) >= {
+        "preprocess",
+        "qcnn_forward",
+        "qcnn_cam",
+        "classical_forward",
+        "classical_cam",
+        "total",
+    }
 
 
 def test_predict_is_deterministic_and_leaves_the_models_alone(predictor, test_images) -> None:
@@ -481,8 +512,10 @@ def test_committed_test_predictions_are_what_the_app_computes(data_dir) -> None:
     from qcnn.inference import Predictor
 
     predictor = Predictor.from_checkpoints(paths.CHECKPOINT_DIR)
-    tables = {k: pd.read_csv(paths.RESULTS_DIR / "runs" / f"{k}_seed0" / "predictions.csv", dtype={"image_id": str})
-              for k in ("qcnn", "classical")}
+    tables = {
+        k: pd.read_csv(paths.RESULTS_DIR / "runs" / f"{k}_seed0" / "predictions.csv", dtype={"image_id": str})
+        for k in ("qcnn", "classical")
+    }
     sample = tables["qcnn"].sample(6, random_state=0)
     for image_id in sample.image_id:
         prediction = predictor.predict(load_image_file(image_path(data_dir, image_id)))

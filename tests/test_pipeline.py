@@ -271,8 +271,9 @@ model = { outcome_map = "gap" }
         summary = summarize_experiment(experiment, ws, n_bootstrap=20)
         assert summary["n_complete"] == 2 and set(summary["variants"]) == {"qcnn-lite", "gap"}
         runs = ws.results_dir / "experiments" / "tiny" / "runs"
-        probabilities[executor] = {v: pd.read_csv(runs / f"{v}_seed0" / "predictions.csv").probability.to_numpy()
-                                   for v in ("qcnn-lite", "gap")}
+        probabilities[executor] = {
+            v: pd.read_csv(runs / f"{v}_seed0" / "predictions.csv").probability.to_numpy() for v in ("qcnn-lite", "gap")
+        }
     for variant, local in probabilities["local"].items():
         np.testing.assert_allclose(probabilities["ray"][variant], local, atol=1e-5)
 
@@ -282,17 +283,45 @@ def test_the_cli_trains_switches_and_guards_finished_runs(workspace):
     import sys
 
     def qcnn(*args: str) -> subprocess.CompletedProcess:
-        base = ["--results-dir", str(workspace.results_dir), "--checkpoint-dir", str(workspace.checkpoint_dir),
-                "--data-dir", str(workspace.data_dir), "--cache-dir", str(workspace.cache_dir), "--device", "cpu"]
-        return subprocess.run([sys.executable, "-m", "qcnn", "train", *base, *args], capture_output=True, text=True,
-                              timeout=600)
+        base = [
+            "--results-dir",
+            str(workspace.results_dir),
+            "--checkpoint-dir",
+            str(workspace.checkpoint_dir),
+            "--data-dir",
+            str(workspace.data_dir),
+            "--cache-dir",
+            str(workspace.cache_dir),
+            "--device",
+            "cpu",
+        ]
+        return subprocess.run(
+            [sys.executable, "-m", "qcnn", "train", *base, *args], capture_output=True, text=True, timeout=600
+        )
 
-    flags = ["--model", "qcnn", "--name", "cli", "--grid", "7", "--entangling", "none", "--reuploads", "1",
-             "--epochs", "1", "--batch-size", "8", "--precision", "fp32"]
+    flags = [
+        "--model",
+        "qcnn",
+        "--name",
+        "cli",
+        "--grid",
+        "7",
+        "--entangling",
+        "none",
+        "--reuploads",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--precision",
+        "fp32",
+    ]
     first = qcnn(*flags)
     assert first.returncode == 0, first.stderr
-    record = json.loads((workspace.results_dir / "experiments" / "adhoc" / "runs" / "cli_seed0" / RECORD_FILE)
-                        .read_text())
+    record = json.loads(
+        (workspace.results_dir / "experiments" / "adhoc" / "runs" / "cli_seed0" / RECORD_FILE).read_text()
+    )
     assert record["spec"]["model"] | {"grid": 7, "entangling": "none", "reuploads": 1} == record["spec"]["model"]
     refused = qcnn(*flags, "--lr-head", "0.001")
     assert refused.returncode == 2 and "lr_head" in refused.stderr and "--force" in refused.stderr

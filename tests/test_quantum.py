@@ -123,8 +123,9 @@ def test_torch_matches_pennylane_float32(n_layers: int, reuploads: int, entangli
 
 
 @pytest.mark.parametrize("entangling", ["strong", "none"])
-@pytest.mark.parametrize(("n_qubits", "path"), [*((n, "dense") for n in range(1, N_QUBITS + 1)),
-                                                *((n, "layerwise") for n in (1, 3, 6))])
+@pytest.mark.parametrize(
+    ("n_qubits", "path"), [*((n, "dense") for n in range(1, N_QUBITS + 1)), *((n, "layerwise") for n in (1, 3, 6))]
+)
 def test_fast_paths_match_gate_by_gate(n_qubits: int, path: str, entangling: str, monkeypatch) -> None:
     """The dense blocks with the analytic backward at every width they serve, and the formulation used
     above DENSE_MAX_QUBITS forced at small widths (3 layers: three CNOT rings)."""

@@ -7,8 +7,16 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from qcnn.metrics import METRICS, threshold_for_recall, threshold_metrics
-from qcnn.stats import (at_matched_recall, interval, interval_method, lesion_bootstrap, lesion_weights, mcnemar,
-                         seed_lesion_interval, weighted_metrics)
+from qcnn.stats import (
+    at_matched_recall,
+    interval,
+    interval_method,
+    lesion_bootstrap,
+    lesion_weights,
+    mcnemar,
+    seed_lesion_interval,
+    weighted_metrics,
+)
 
 
 @pytest.fixture
@@ -53,8 +61,12 @@ def test_mcnemar_counts_and_exact_p_value():
     qcnn = np.array([0.9, 0.9, 0.1, 0.1, 0.1, 0.9, 0.9, 0.1])  # right on all but #2 and #5
     classical = np.array([0.9, 0.1, 0.1, 0.9, 0.9, 0.9, 0.9, 0.1])  # wrong on #1 #2 #3 #4 #5
     result = mcnemar(labels, qcnn, classical)
-    assert (result["both_correct"], result["only_qcnn_correct"], result["only_classical_correct"],
-            result["both_wrong"]) == (3, 3, 0, 2)
+    assert (
+        result["both_correct"],
+        result["only_qcnn_correct"],
+        result["only_classical_correct"],
+        result["both_wrong"],
+    ) == (3, 3, 0, 2)
     assert result["p_value"] == pytest.approx(0.25)  # two-sided exact: 2 * 0.5**3
 
 
@@ -67,8 +79,9 @@ def test_matched_recall_reaches_the_target(scores):
         assert matched["recall"] >= target and matched["threshold"] == threshold
 
 
-def _simulated_study(rng: np.random.Generator, seed_sd: float, n_seeds: int = 5, n_images: int = 300,
-                     n_bootstrap: int = 200) -> tuple[float, np.ndarray, np.ndarray]:
+def _simulated_study(
+    rng: np.random.Generator, seed_sd: float, n_seeds: int = 5, n_images: int = 300, n_bootstrap: int = 200
+) -> tuple[float, np.ndarray, np.ndarray]:
     """A paired per-image difference with a known mean: (truth, per-seed means (S, 1), bootstrap (B, S, 1)).
 
     Per image i and seed s: d = truth + seed effect + image effect (shared by all seeds: the one test set)

@@ -20,8 +20,10 @@ def have_checkpoints() -> bool:
     return all((paths.CHECKPOINT_DIR / f"{f}.safetensors").is_file() for f in ("backbone", "qcnn", "classical"))
 
 
-needs_models = pytest.mark.skipif(not have_checkpoints(), reason=f"trained checkpoints not in {paths.CHECKPOINT_DIR}: "
-                                  "run `qcnn reproduce` (CI has them committed)")
+needs_models = pytest.mark.skipif(
+    not have_checkpoints(),
+    reason=f"trained checkpoints not in {paths.CHECKPOINT_DIR}: run `qcnn reproduce` (CI has them committed)",
+)
 
 
 def app(monkeypatch: pytest.MonkeyPatch, data_dir: Path | None = None):

@@ -51,8 +51,9 @@ def disagreement_cells(paired: pd.DataFrame, threshold: float) -> pd.DataFrame:
     right_q = (paired.p_qcnn.to_numpy() >= threshold) == truth
     right_c = (paired.p_classical.to_numpy() >= threshold) == truth
     cell = np.select([right_q & right_c, right_q & ~right_c, ~right_q & right_c], CELLS[:3], CELLS[3])
-    return paired.assign(qcnn_right=right_q, classical_right=right_c, cell=cell,
-                         gap=(paired.p_qcnn - paired.p_classical).round(6))
+    return paired.assign(
+        qcnn_right=right_q, classical_right=right_c, cell=cell, gap=(paired.p_qcnn - paired.p_classical).round(6)
+    )
 
 
 def mcnemar_at(paired: pd.DataFrame, threshold: float) -> dict:
@@ -63,6 +64,7 @@ def mcnemar_at(paired: pd.DataFrame, threshold: float) -> dict:
 
 
 # --- tables -------------------------------------------------------------------------------------
+
 
 def reproduced_table(summary: dict, mode: str, metrics: tuple[str, ...]) -> pd.DataFrame:
     """Reproduced QCNN, classical and difference per metric.
@@ -79,8 +81,11 @@ def reproduced_table(summary: dict, mode: str, metrics: tuple[str, ...]) -> pd.D
             block = models[kind]
             if mode == "mean":
                 sd = block["sd"][m]
-                row[name] = (f"{block['mean'][m]:.4f} ± {sd:.4f}" if m == "auc"
-                             else f"{100 * block['mean'][m]:.2f} ± {100 * sd:.2f} %")
+                row[name] = (
+                    f"{block['mean'][m]:.4f} ± {sd:.4f}"
+                    if m == "auc"
+                    else f"{100 * block['mean'][m]:.2f} ± {100 * sd:.2f} %"
+                )
             else:
                 v, (lo, hi) = block["seed0"][m]["value"], block["seed0"][m]["ci95"]
                 row[name] = f"{fmt_value(m, v)}  [{fmt_value(m, lo)}, {fmt_value(m, hi)}]"
@@ -92,8 +97,9 @@ def reproduced_table(summary: dict, mode: str, metrics: tuple[str, ...]) -> pd.D
             row["Δ"], row["Δ 95% interval"] = f"{d:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]"
         else:
             row["Δ"], row["Δ 95% interval"] = f"{100 * d:+.2f} pts", f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
-        row["verdict" if mode == "mean" else "excludes 0"] = (direction((lo, hi)) if mode == "mean" else
-                                                              "yes" if lo > 0 or hi < 0 else "no")
+        row["verdict" if mode == "mean" else "excludes 0"] = (
+            direction((lo, hi)) if mode == "mean" else "yes" if lo > 0 or hi < 0 else "no"
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -102,10 +108,18 @@ def delta_rows(summary: dict, metrics: tuple[str, ...] = study.REPORTED_METRICS)
     diff = summary["difference"]
     rows = []
     for m in metrics:
-        rows.append({"metric": m, "reported": study.EXPERIMENT_4_DELTA.get(m, np.nan),
-                     "seed0": diff["seed0"][m]["value"], "seed0_lo": diff["seed0"][m]["ci95"][0],
-                     "seed0_hi": diff["seed0"][m]["ci95"][1], "mean": diff["mean"][m],
-                     "mean_lo": diff["ci95"][m][0], "mean_hi": diff["ci95"][m][1]})
+        rows.append(
+            {
+                "metric": m,
+                "reported": study.EXPERIMENT_4_DELTA.get(m, np.nan),
+                "seed0": diff["seed0"][m]["value"],
+                "seed0_lo": diff["seed0"][m]["ci95"][0],
+                "seed0_hi": diff["seed0"][m]["ci95"][1],
+                "mean": diff["mean"][m],
+                "mean_lo": diff["ci95"][m][0],
+                "mean_hi": diff["ci95"][m][1],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -115,8 +129,7 @@ def bar_inputs(summary: dict, mode: str, metrics: tuple[str, ...]) -> tuple[dict
     for kind, block in summary["models"].items():
         if mode == "mean":
             values[kind] = {m: block["mean"][m] for m in metrics}
-            errors[kind] = {m: (block["mean"][m] - block["sd"][m], block["mean"][m] + block["sd"][m])
-                            for m in metrics}
+            errors[kind] = {m: (block["mean"][m] - block["sd"][m], block["mean"][m] + block["sd"][m]) for m in metrics}
         else:
             values[kind] = {m: block["seed0"][m]["value"] for m in metrics}
             errors[kind] = {m: tuple(block["seed0"][m]["ci95"]) for m in metrics}
@@ -130,18 +143,32 @@ def matched_recall_table(summary: dict) -> pd.DataFrame | None:
     if not mr:
         return None
     seed = str(mr.get("seed", summary.get("app_seed", 0)))
-    at_half = {k: summary["models"][k]["per_seed"].get(seed) or {m: summary["models"][k]["seed0"][m]["value"]
-                                                                 for m in summary["metrics"]}
-               for k in ("qcnn", "classical")}
+    at_half = {
+        k: summary["models"][k]["per_seed"].get(seed)
+        or {m: summary["models"][k]["seed0"][m]["value"] for m in summary["metrics"]}
+        for k in ("qcnn", "classical")
+    }
     q_at_c, c_at_q = mr["qcnn_at_classical_recall"], mr["classical_at_qcnn_recall"]
     rows = [
-        {"matched at": "the classical model's recall at 0.5", "recall": q_at_c["target_recall"],
-         "QCNN threshold": q_at_c["threshold"], "classical threshold": 0.5,
-         "QCNN precision": q_at_c["precision"], "classical precision": at_half["classical"]["precision"],
-         "QCNN specificity": q_at_c["specificity"], "classical specificity": at_half["classical"]["specificity"]},
-        {"matched at": "the QCNN's recall at 0.5", "recall": c_at_q["target_recall"],
-         "QCNN threshold": 0.5, "classical threshold": c_at_q["threshold"],
-         "QCNN precision": at_half["qcnn"]["precision"], "classical precision": c_at_q["precision"],
-         "QCNN specificity": at_half["qcnn"]["specificity"], "classical specificity": c_at_q["specificity"]},
+        {
+            "matched at": "the classical model's recall at 0.5",
+            "recall": q_at_c["target_recall"],
+            "QCNN threshold": q_at_c["threshold"],
+            "classical threshold": 0.5,
+            "QCNN precision": q_at_c["precision"],
+            "classical precision": at_half["classical"]["precision"],
+            "QCNN specificity": q_at_c["specificity"],
+            "classical specificity": at_half["classical"]["specificity"],
+        },
+        {
+            "matched at": "the QCNN's recall at 0.5",
+            "recall": c_at_q["target_recall"],
+            "QCNN threshold": 0.5,
+            "classical threshold": c_at_q["threshold"],
+            "QCNN precision": at_half["qcnn"]["precision"],
+            "classical precision": c_at_q["precision"],
+            "QCNN specificity": at_half["qcnn"]["specificity"],
+            "classical specificity": c_at_q["specificity"],
+        },
     ]
     return pd.DataFrame(rows)

@@ -17,8 +17,11 @@ MOVES = {  # variant -> the move it removes (the study's "four moves")
     "expval-8": "the 256-D projective measurement",
 }
 QUANTUM_INGREDIENTS = {"separable": "entanglement", "untrained-circuit": "training the circuit"}
-CLASSICAL_STAND_INS = {"classical": "the classical 8 → 256 map", "fourier": "the Fourier surrogate",
-                       "gap-linear": "the plain pooled linear head"}
+CLASSICAL_STAND_INS = {
+    "classical": "the classical 8 → 256 map",
+    "fourier": "the Fourier surrogate",
+    "gap-linear": "the plain pooled linear head",
+}
 DEAD_ENDS = {"bottleneck": "the Experiment 1 bottleneck (one global patch, 8 ⟨Z⟩)"}
 EFFECTS = ("worse", "better", "no clear difference", "not yet measured")
 
@@ -89,8 +92,10 @@ def quantum_answer(summary: dict, metric: str) -> str:
     if better:
         sentences.append(f"No: {_join(better)} {'does' if len(better) == 1 else 'do'} better than the circuit.")
     elif level and not worse:
-        sentences.append(f"No evidence that it is: {_join(level)} {'does' if len(level) == 1 else 'do'} as well "
-                         "as the circuit (no clear difference).")
+        sentences.append(
+            f"No evidence that it is: {_join(level)} {'does' if len(level) == 1 else 'do'} as well "
+            "as the circuit (no clear difference)."
+        )
     elif worse and not level:
         sentences.append(f"The circuit beats every classical stand-in measured ({_join(worse)}).")
     elif worse:
@@ -118,9 +123,11 @@ ANALOGUES = {  # the study's experiment -> its nearest variant in the controls m
     3: "expval-8",
     4: "qcnn",
 }
-NOT_REPRODUCED = {2: "a quanvolutional 1 × 1 filter inside a shallow CNN is a different architecture from this "
-                     "project's ResNet18 head, and the study itself found it identical to its control (2.1) or "
-                     "worse (2.2, 2.3): not reproduced"}
+NOT_REPRODUCED = {
+    2: "a quanvolutional 1 × 1 filter inside a shallow CNN is a different architecture from this "
+    "project's ResNet18 head, and the study itself found it identical to its control (2.1) or "
+    "worse (2.2, 2.3): not reproduced"
+}
 
 
 def analogue_text(summary: dict | None, number: int) -> str:
@@ -132,8 +139,10 @@ def analogue_text(summary: dict | None, number: int) -> str:
     if not block:
         return f"`{variant}` in the controls matrix: not yet measured"
     seeds = len(block["seeds"])
-    text = (f"`{variant}` in the controls matrix: test AUC {block['mean']['auc']:.3f} "
-            f"({seeds} seed{'s' if seeds > 1 else ''})")
+    text = (
+        f"`{variant}` in the controls matrix: test AUC {block['mean']['auc']:.3f} "
+        f"({seeds} seed{'s' if seeds > 1 else ''})"
+    )
     if variant != "qcnn":
         text += f"; against the full QCNN {effect(summary, variant, 'auc').text()}"
     return text

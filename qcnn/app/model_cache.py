@@ -45,7 +45,8 @@ def _stamps(directory: Path) -> tuple[int, ...]:
         raise ModelsUnavailable(
             f"The trained models are not available yet: {', '.join(missing)} missing in `{directory}`. "
             "Run `qcnn reproduce` to train and export both models (or set `QCNN_CHECKPOINT_DIR` to a "
-            "folder holding them).")
+            "folder holding them)."
+        )
     return tuple((directory / name).stat().st_mtime_ns for name in CHECKPOINT_FILES)
 
 
@@ -59,7 +60,8 @@ def _load(directory: str) -> Predictor:
     except (QcnnError, FileNotFoundError, ValueError, RuntimeError, OSError) as err:
         raise ModelsUnavailable(
             f"The checkpoints in `{directory}` could not be loaded ({err}). Run `qcnn reproduce` to "
-            "train and export both models again.") from err
+            "train and export both models again."
+        ) from err
 
 
 def _future() -> Future:

@@ -16,8 +16,16 @@ SUMMARY_FILE = results.CONTROLS_SUMMARY_FILE
 def _metric() -> str:
     """The chosen metric, kept in the URL so a view can be shared."""
     current = st.query_params.get("metric", "auc")
-    metric = st.segmented_control("Metric", METRIC_CHOICES, default=current if current in METRIC_CHOICES else "auc",
-                                  format_func=METRIC_LABELS.get, key="controls_metric") or "auc"
+    metric = (
+        st.segmented_control(
+            "Metric",
+            METRIC_CHOICES,
+            default=current if current in METRIC_CHOICES else "auc",
+            format_func=METRIC_LABELS.get,
+            key="controls_metric",
+        )
+        or "auc"
+    )
     st.query_params["metric"] = metric
     return metric
 
@@ -27,21 +35,26 @@ def _table(summary: dict, order: list[str], metric: str) -> pd.DataFrame:
     for variant in order:
         block = summary["variants"][variant]
         vs_q = controls.effect(summary, variant, metric)
-        rows.append({
-            "variant": variant,
-            "what it changes": block.get("description", ""),
-            "seeds": len(block["seeds"]),
-            METRIC_LABELS[metric]: fmt_value(metric, block["mean"][metric]),
-            "vs QCNN": "—" if variant == "qcnn" else vs_q.text(),
-            "trainable parameters": f"{block['parameters']['all']['trainable']:,}",
-            "s / epoch": f"{block['seconds_per_epoch_median']:.1f}",
-        })
+        rows.append(
+            {
+                "variant": variant,
+                "what it changes": block.get("description", ""),
+                "seeds": len(block["seeds"]),
+                METRIC_LABELS[metric]: fmt_value(metric, block["mean"][metric]),
+                "vs QCNN": "—" if variant == "qcnn" else vs_q.text(),
+                "trainable parameters": f"{block['parameters']['all']['trainable']:,}",
+                "s / epoch": f"{block['seconds_per_epoch_median']:.1f}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def render() -> None:
-    ui.page_header(TITLE, "Each variant changes one thing of the reproduction's QCNN and is trained and "
-                          f"evaluated like it ({ui.REPRODUCED}). Differences count seeds and test lesions.")
+    ui.page_header(
+        TITLE,
+        "Each variant changes one thing of the reproduction's QCNN and is trained and "
+        f"evaluated like it ({ui.REPRODUCED}). Differences count seeds and test lesions.",
+    )
     summary = results.load_controls_summary()
     if summary is None:
         ui.missing("controls matrix", SUMMARY_FILE, f"qcnn sweep experiments/{controls.EXPERIMENT}.toml")
@@ -49,15 +62,19 @@ def render() -> None:
     ui.synthetic_notice(summary)
     done, total = controls.progress(summary)
     if done < total:
-        st.warning(f"**{done} of {total} runs finished.** The sweep resumes where it stopped "
-                   f"(`qcnn sweep experiments/{controls.EXPERIMENT}.toml`); variants with one seed have no "
-                   "interval yet and are drawn hollow.", icon=":material/hourglass_top:")
+        st.warning(
+            f"**{done} of {total} runs finished.** The sweep resumes where it stopped "
+            f"(`qcnn sweep experiments/{controls.EXPERIMENT}.toml`); variants with one seed have no "
+            "interval yet and are drawn hollow.",
+            icon=":material/hourglass_top:",
+        )
     metric = _metric()
     order = [v for v in summary["variants"]]
 
     st.subheader("The answers, from the numbers")
-    st.markdown(f"**Which of the four moves matter?** On {METRIC_LABELS[metric]}: "
-                f"{controls.moves_answer(summary, metric)}")
+    st.markdown(
+        f"**Which of the four moves matter?** On {METRIC_LABELS[metric]}: {controls.moves_answer(summary, metric)}"
+    )
     st.markdown(f"**Is it the quantum part?** {controls.quantum_answer(summary, metric)}")
 
     st.subheader("Each variant against the full QCNN and against the classical control")

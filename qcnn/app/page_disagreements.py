@@ -23,11 +23,21 @@ def _controls(seeds: list[int], default: int) -> tuple[int, float]:
     c1, c2 = st.columns([1, 3], gap="large")
     ui.from_url(KEY + "seed", "seed", default, int, lambda v: v in seeds)
     ui.from_url(KEY + "threshold", "t", THRESHOLD, lambda t: round(float(t), 2), lambda v: 0.01 <= v <= 0.99)
-    seed = c1.selectbox("Seed", seeds, key=KEY + "seed",
-                        help="The training seed whose test predictions are compared (seed 0 is fixed in advance).")
-    threshold = c2.slider("Decision threshold (both models)", 0.01, 0.99, step=0.01, key=KEY + "threshold",
-                          help="One threshold for both, as in the study (0.5). A prediction is right when "
-                               "probability ≥ threshold matches the label (1 = malignant).")
+    seed = c1.selectbox(
+        "Seed",
+        seeds,
+        key=KEY + "seed",
+        help="The training seed whose test predictions are compared (seed 0 is fixed in advance).",
+    )
+    threshold = c2.slider(
+        "Decision threshold (both models)",
+        0.01,
+        0.99,
+        step=0.01,
+        key=KEY + "threshold",
+        help="One threshold for both, as in the study (0.5). A prediction is right when "
+        "probability ≥ threshold matches the label (1 = malignant).",
+    )
     ui.to_url("seed", seed, default)
     ui.to_url("t", threshold, THRESHOLD, "{:.2f}".format)
     return seed, threshold
@@ -39,20 +49,31 @@ def _mcnemar(frame: pd.DataFrame, test: dict, threshold: float) -> None:
         st.plotly_chart(charts.disagreement_figure(test), key="mcnemar_table", config={"displayModeBar": False})
     with right:
         only_q, only_c = test["only_qcnn_correct"], test["only_classical_correct"]
-        st.metric("McNemar's exact test, p-value", f"{test['p_value']:.3g}", border=True,
-                  help="Two-sided exact binomial test on the discordant images: under 'no difference', an image "
-                       "that only one model gets right is equally likely to favour either (scipy binomtest).")
+        st.metric(
+            "McNemar's exact test, p-value",
+            f"{test['p_value']:.3g}",
+            border=True,
+            help="Two-sided exact binomial test on the discordant images: under 'no difference', an image "
+            "that only one model gets right is equally likely to favour either (scipy binomtest).",
+        )
         n = len(frame)
         accuracy_q = (test["both_correct"] + only_q) / n
         accuracy_c = (test["both_correct"] + only_c) / n
-        st.markdown(f"At threshold **{threshold:.2f}** the models disagree on **{only_q + only_c:,}** of {n:,} "
-                    f"images: **{only_q:,}** only the QCNN gets right, **{only_c:,}** only the classical model. "
-                    f"Accuracy {100 * accuracy_q:.2f} % vs {100 * accuracy_c:.2f} % "
-                    f"({100 * (accuracy_q - accuracy_c):+.2f} pts).")
-        verdict = ("The difference in accuracy is unlikely to be chance alone (p < 0.05)." if test["p_value"] < 0.05
-                   else "This split of the discordant images is compatible with chance (p ≥ 0.05).")
-        st.caption(verdict + " McNemar's test treats images as independent; images of one lesion are not, so read "
-                   "p-values near 0.05 with care (the Results page's intervals resample whole lesions).")
+        st.markdown(
+            f"At threshold **{threshold:.2f}** the models disagree on **{only_q + only_c:,}** of {n:,} "
+            f"images: **{only_q:,}** only the QCNN gets right, **{only_c:,}** only the classical model. "
+            f"Accuracy {100 * accuracy_q:.2f} % vs {100 * accuracy_c:.2f} % "
+            f"({100 * (accuracy_q - accuracy_c):+.2f} pts)."
+        )
+        verdict = (
+            "The difference in accuracy is unlikely to be chance alone (p < 0.05)."
+            if test["p_value"] < 0.05
+            else "This split of the discordant images is compatible with chance (p ≥ 0.05)."
+        )
+        st.caption(
+            verdict + " McNemar's test treats images as independent; images of one lesion are not, so read "
+            "p-values near 0.05 with care (the Results page's intervals resample whole lesions)."
+        )
 
 
 def _filters(frame: pd.DataFrame) -> pd.DataFrame:
@@ -66,10 +87,16 @@ def _filters(frame: pd.DataFrame) -> pd.DataFrame:
     ui.from_url(KEY + "gap", "gap", 0.0, lambda g: round(float(g), 2), lambda v: 0.0 <= v <= 1.0)
     cells = c1.multiselect("Cell", analysis.CELLS, key=KEY + "cells", placeholder="all cells")
     labels = c2.multiselect("Label", LABELS, key=KEY + "labels", placeholder="both labels")
-    dx = c3.multiselect("Diagnosis", diagnoses, key=KEY + "dx", placeholder="all diagnoses",
-                        format_func=lambda d: f"{d} · {DX_NAMES.get(d, d)}")
-    gap = c4.slider("Min. probability gap", 0.0, 1.0, step=0.05, key=KEY + "gap",
-                    help="|QCNN probability − classical probability|")
+    dx = c3.multiselect(
+        "Diagnosis",
+        diagnoses,
+        key=KEY + "dx",
+        placeholder="all diagnoses",
+        format_func=lambda d: f"{d} · {DX_NAMES.get(d, d)}",
+    )
+    gap = c4.slider(
+        "Min. probability gap", 0.0, 1.0, step=0.05, key=KEY + "gap", help="|QCNN probability − classical probability|"
+    )
     ui.to_url("cell", cells, DEFAULT_CELLS)
     ui.to_url("label", labels, [])
     ui.to_url("dx", dx, [])
@@ -112,18 +139,38 @@ def _table(chosen: pd.DataFrame, seed: int, threshold: float) -> None:
     shown = chosen[["image_id", "lesion_id", "dx", "label", "p_qcnn", "p_classical", "gap", "cell"]].copy()
     shown["label"] = np.where(shown.label == 1, "malignant", "benign")
     st.session_state[KEY + "table_ids"] = shown.image_id.tolist()  # row positions -> images, for the callback
-    st.dataframe(shown, hide_index=True, width="stretch", height=320, key=KEY + "table", on_select=_on_table_select,
-                 selection_mode="single-row", column_config={
-        "image_id": "image", "lesion_id": "lesion",
-        "p_qcnn": st.column_config.ProgressColumn("QCNN p(malignant)", min_value=0.0, max_value=1.0, format="%.3f",
-                                                  color=charts.MODEL_COLOURS["qcnn"]),
-        "p_classical": st.column_config.ProgressColumn("classical p(malignant)", min_value=0.0, max_value=1.0,
-                                                       format="%.3f", color=charts.MODEL_COLOURS["classical"]),
-        "gap": st.column_config.NumberColumn("gap (QCNN − classical)", format="%+.3f"),
-    })
-    st.download_button("Download these rows (CSV)", shown.to_csv(index=False).encode(),
-                       file_name=f"disagreements_seed{seed}_t{threshold:.2f}.csv", mime="text/csv",
-                       key=KEY + "download", icon=":material/download:")
+    st.dataframe(
+        shown,
+        hide_index=True,
+        width="stretch",
+        height=320,
+        key=KEY + "table",
+        on_select=_on_table_select,
+        selection_mode="single-row",
+        column_config={
+            "image_id": "image",
+            "lesion_id": "lesion",
+            "p_qcnn": st.column_config.ProgressColumn(
+                "QCNN p(malignant)", min_value=0.0, max_value=1.0, format="%.3f", color=charts.MODEL_COLOURS["qcnn"]
+            ),
+            "p_classical": st.column_config.ProgressColumn(
+                "classical p(malignant)",
+                min_value=0.0,
+                max_value=1.0,
+                format="%.3f",
+                color=charts.MODEL_COLOURS["classical"],
+            ),
+            "gap": st.column_config.NumberColumn("gap (QCNN − classical)", format="%+.3f"),
+        },
+    )
+    st.download_button(
+        "Download these rows (CSV)",
+        shown.to_csv(index=False).encode(),
+        file_name=f"disagreements_seed{seed}_t{threshold:.2f}.csv",
+        mime="text/csv",
+        key=KEY + "download",
+        icon=":material/download:",
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -144,11 +191,21 @@ def _gallery(chosen: pd.DataFrame, data_dir) -> None:
                 st.caption(f"{row.image_id}: {err}")
                 continue
             truth = "malignant" if row.label == 1 else "benign"
-            st.image(image, width="stretch",
-                     caption=f"{row.image_id} · {row.dx} ({truth}) · QCNN {row.p_qcnn:.2f} · "
-                             f"classical {row.p_classical:.2f}")
-            st.button("Grad-CAM", key=KEY + f"pick_{row.image_id}", icon=":material/visibility:", width="stretch",
-                      help=f"Show where both models look on {row.image_id}", on_click=_pick, args=(row.image_id,))
+            st.image(
+                image,
+                width="stretch",
+                caption=f"{row.image_id} · {row.dx} ({truth}) · QCNN {row.p_qcnn:.2f} · "
+                f"classical {row.p_classical:.2f}",
+            )
+            st.button(
+                "Grad-CAM",
+                key=KEY + f"pick_{row.image_id}",
+                icon=":material/visibility:",
+                width="stretch",
+                help=f"Show where both models look on {row.image_id}",
+                on_click=_pick,
+                args=(row.image_id,),
+            )
 
 
 def weights_seed() -> int | None:
@@ -187,17 +244,27 @@ def _grad_cam(chosen: pd.DataFrame, data_dir, seed: int) -> None:
     ui.from_url(KEY + "cam_image", "image", ids[0], valid=lambda v: v in ids)
     if st.session_state[KEY + "cam_image"] not in ids:  # the filters changed under the selection
         st.session_state[KEY + "cam_image"] = ids[0]
-    image_id = c1.selectbox("Image", ids, key=KEY + "cam_image",
-                            help="Or click a row of the table, a point of the scatter or a gallery button.")
+    image_id = c1.selectbox(
+        "Image",
+        ids,
+        key=KEY + "cam_image",
+        help="Or click a row of the table, a point of the scatter or a gallery button.",
+    )
     ui.to_url("image", image_id, None)
     present = weights_seed()
     if present is None:
-        c2.warning("No trained weights with a known seed in `checkpoints/`: run `qcnn reproduce` to train and "
-                   "export both models, then Grad-CAM shows where they look.", icon=":material/info:")
+        c2.warning(
+            "No trained weights with a known seed in `checkpoints/`: run `qcnn reproduce` to train and "
+            "export both models, then Grad-CAM shows where they look.",
+            icon=":material/info:",
+        )
         return
     if present != seed:
-        c2.warning(f"Grad-CAM needs seed {seed}'s trained weights; only seed {present}'s are in `checkpoints/`. "
-                   f"Choose seed {present} above to see where both models look.", icon=":material/info:")
+        c2.warning(
+            f"Grad-CAM needs seed {seed}'s trained weights; only seed {present}'s are in `checkpoints/`. "
+            f"Choose seed {present} above to see where both models look.",
+            icon=":material/info:",
+        )
         return
     from qcnn.app.model_cache import ModelsUnavailable, get_predictor  # lazy: torch only from here on
 
@@ -223,20 +290,31 @@ def _grad_cam(chosen: pd.DataFrame, data_dir, seed: int) -> None:
     alpha = st.columns([1, 2])[0].slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key=KEY + "alpha")
     row = chosen[chosen.image_id == image_id].iloc[0]
     cols = st.columns(3)
-    cols[0].image(prediction.image, caption=f"{image_id} · {row.dx} ({'malignant' if row.label == 1 else 'benign'})",
-                  width="stretch")
+    cols[0].image(
+        prediction.image,
+        caption=f"{image_id} · {row.dx} ({'malignant' if row.label == 1 else 'benign'})",
+        width="stretch",
+    )
     for col, kind in zip(cols[1:], charts.KINDS, strict=True):
         out = prediction.output(kind)
-        col.image(overlay(prediction.image, out.heatmap, alpha), width="stretch",
-                  caption=f"{charts.MODEL_LABELS[kind]} · p(malignant) {out.probability:.3f}")
-    st.caption(f"Grad-CAM on layer3's 14 × 14 output, targeting the malignancy logit, from seed {seed}'s exported "
-               "models (checkpoints/). Their probabilities are recomputed from the image and agree closely with the "
-               "table's (the pipeline scored the test pool at lower numerical precision).")
+        col.image(
+            overlay(prediction.image, out.heatmap, alpha),
+            width="stretch",
+            caption=f"{charts.MODEL_LABELS[kind]} · p(malignant) {out.probability:.3f}",
+        )
+    st.caption(
+        f"Grad-CAM on layer3's 14 × 14 output, targeting the malignancy logit, from seed {seed}'s exported "
+        "models (checkpoints/). Their probabilities are recomputed from the image and agree closely with the "
+        "table's (the pipeline scored the test pool at lower numerical precision)."
+    )
 
 
 def render() -> None:
-    ui.page_header(TITLE, "Per test image: is each model right at the chosen threshold? Where they disagree, "
-                          "McNemar's exact test asks whether one wins more often than chance allows.")
+    ui.page_header(
+        TITLE,
+        "Per test image: is each model right at the chosen threshold? Where they disagree, "
+        "McNemar's exact test asks whether one wins more often than chance allows.",
+    )
     ui.model_legend()
     seeds = results.available_seeds("predictions.csv")
     if not seeds:
@@ -260,19 +338,30 @@ def _explorer(seeds: list[int], default_seed: int) -> None:
     test = analysis.mcnemar_at(paired, threshold)
     _mcnemar(frame, test, threshold)
     chosen = _filters(frame)
-    st.plotly_chart(charts.probability_scatter(frame, threshold, set(chosen.image_id)), key=KEY + "scatter",
-                    on_select=_on_scatter_select, selection_mode="points")
-    st.caption("Each point is a test image (× malignant, ○ benign); dotted lines mark the threshold. Points off the "
-               "diagonal are images the two models score differently. Images that match the filters are drawn "
-               "strong, the others faint; click a point to see its Grad-CAMs below.")
-    st.markdown(f"**{len(chosen):,} images** match the filters (sorted by the size of the probability gap; click a "
-                "column header to sort, a row's checkbox to see its Grad-CAMs).")
+    st.plotly_chart(
+        charts.probability_scatter(frame, threshold, set(chosen.image_id)),
+        key=KEY + "scatter",
+        on_select=_on_scatter_select,
+        selection_mode="points",
+    )
+    st.caption(
+        "Each point is a test image (× malignant, ○ benign); dotted lines mark the threshold. Points off the "
+        "diagonal are images the two models score differently. Images that match the filters are drawn "
+        "strong, the others faint; click a point to see its Grad-CAMs below."
+    )
+    st.markdown(
+        f"**{len(chosen):,} images** match the filters (sorted by the size of the probability gap; click a "
+        "column header to sort, a row's checkbox to see its Grad-CAMs)."
+    )
     _table(chosen, seed, threshold)
     data_dir = data_dir_available()
     if data_dir is None:
-        st.info("**Images not shown:** the HAM10000 folder is not configured. Set `QCNN_DATA_DIR` to the folder "
-                "holding `HAM10000_metadata.csv` and `images/`, then restart the app, to see a gallery of the "
-                "selected images and their Grad-CAMs.", icon=":material/image:")
+        st.info(
+            "**Images not shown:** the HAM10000 folder is not configured. Set `QCNN_DATA_DIR` to the folder "
+            "holding `HAM10000_metadata.csv` and `images/`, then restart the app, to see a gallery of the "
+            "selected images and their Grad-CAMs.",
+            icon=":material/image:",
+        )
         return
     if not len(chosen):
         st.caption("No image matches the filters.")

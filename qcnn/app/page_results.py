@@ -13,8 +13,10 @@ from qcnn.constants import THRESHOLD
 TITLE = "Results: reported vs reproduced"
 BAR_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 TABLE_METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "balanced_accuracy", "auc")
-VIEW_OPTIONS = {"mean": "mean over seeds (± SD), Δ with 95% intervals over seeds and lesions",
-                "seed0": "seed 0 alone, with its lesion-only 95% interval"}
+VIEW_OPTIONS = {
+    "mean": "mean over seeds (± SD), Δ with 95% intervals over seeds and lesions",
+    "seed0": "seed 0 alone, with its lesion-only 95% interval",
+}
 
 
 def _tables(summary: dict, mode: str) -> None:
@@ -27,13 +29,17 @@ def _tables(summary: dict, mode: str) -> None:
         n = len(summary["seeds"])
         st.markdown(f"**{ui.REPRODUCED}** · {VIEW_OPTIONS[mode]}, {n} seed{'s' if n > 1 else ''}")
         st.table(analysis.reproduced_table(summary, mode, TABLE_METRICS), hide_index=True)
-        st.caption(f"Test pool: {summary['n_test']:,} images, {summary['n_test_malignant']:,} malignant "
-                   f"({100 * summary['n_test_malignant'] / summary['n_test']:.1f} %). "
-                   + (f"Δ intervals: 95 %, {summary['difference'].get('interval_method', '')}; "
-                      f"{summary['bootstrap_unit']}-level bootstrap, {summary['n_bootstrap']:,} resamples."
-                      if mode == "mean" else
-                      f"Intervals: 95 %, seed 0 alone, {summary['bootstrap_unit']}-level bootstrap "
-                      f"({summary['n_bootstrap']:,} resamples): test-set sampling only, no training randomness."))
+        st.caption(
+            f"Test pool: {summary['n_test']:,} images, {summary['n_test_malignant']:,} malignant "
+            f"({100 * summary['n_test_malignant'] / summary['n_test']:.1f} %). "
+            + (
+                f"Δ intervals: 95 %, {summary['difference'].get('interval_method', '')}; "
+                f"{summary['bootstrap_unit']}-level bootstrap, {summary['n_bootstrap']:,} resamples."
+                if mode == "mean"
+                else f"Intervals: 95 %, seed 0 alone, {summary['bootstrap_unit']}-level bootstrap "
+                f"({summary['n_bootstrap']:,} resamples): test-set sampling only, no training randomness."
+            )
+        )
 
 
 def _charts(summary: dict, mode: str) -> None:
@@ -57,8 +63,10 @@ def _valid_threshold(value: float) -> bool:
 
 
 UNDEFINED = "—"
-UNDEFINED_PRECISION = ("Precision = true positives / images called malignant. \"—\": no image is called malignant at "
-                       "this threshold, so precision is undefined (not 0).")
+UNDEFINED_PRECISION = (
+    'Precision = true positives / images called malignant. "—": no image is called malignant at '
+    "this threshold, so precision is undefined (not 0)."
+)
 
 
 def positives(conf: dict) -> int:
@@ -74,6 +82,7 @@ def live_table(thresholds: dict, confs: dict, metrics: dict) -> pd.DataFrame:
 
     Metrics as rows keep the table four columns wide, so it fits a phone. Undefined precision is "—".
     """
+
     def shown(kind: str, m: str) -> str:
         if m == "precision" and not positives(confs[kind]):
             return UNDEFINED
@@ -101,25 +110,32 @@ def _threshold_explorer(summary: dict | None) -> None:
     default = results.default_seed(seeds, summary)
     left, right = st.columns([1, 4], gap="large", vertical_alignment="center")
     ui.from_url("results_seed", "seed", default, int, lambda v: v in seeds)
-    seed = left.selectbox("Seed", seeds, key="results_seed",
-                          help="Which training seed's test predictions to explore (seed 0 is fixed in advance).")
+    seed = left.selectbox(
+        "Seed",
+        seeds,
+        key="results_seed",
+        help="Which training seed's test predictions to explore (seed 0 is fixed in advance).",
+    )
     ui.to_url("seed", seed, default)
     paired = results.load_paired_predictions(seed)
     if paired is None or not len(paired):  # a file being rewritten by the pipeline right now
         ui.missing(f"readable test-set predictions for seed {seed}", results.missing_run_file("predictions.csv", seed))
         return
     labels = paired.label.to_numpy()
-    right.caption("Each model gets its own threshold slider: the two are calibrated differently, so the same "
-                  "probability cut-off does not mean the same trade-off for both. 0.5 is the study's setting; "
-                  "the matched-recall table below compares them at equal recall instead. Everything in this "
-                  "section is recomputed live from predictions.csv.")
+    right.caption(
+        "Each model gets its own threshold slider: the two are calibrated differently, so the same "
+        "probability cut-off does not mean the same trade-off for both. 0.5 is the study's setting; "
+        "the matched-recall table below compares them at equal recall instead. Everything in this "
+        "section is recomputed live from predictions.csv."
+    )
     thresholds, confs, metrics = {}, {}, {}
     cols = st.container(key="wide_thresholds").columns(2, gap="large")
     for col, kind in zip(cols, charts.KINDS, strict=True):
         with col:
             ui.from_url(f"threshold_{kind}", f"t_{kind}", THRESHOLD, _threshold, _valid_threshold)
-            thresholds[kind] = st.slider(f"{charts.MODEL_LABELS[kind]} threshold", 0.01, 0.99, step=0.01,
-                                         key=f"threshold_{kind}")
+            thresholds[kind] = st.slider(
+                f"{charts.MODEL_LABELS[kind]} threshold", 0.01, 0.99, step=0.01, key=f"threshold_{kind}"
+            )
             ui.to_url(f"t_{kind}", thresholds[kind], THRESHOLD, "{:.2f}".format)
             probs = paired[f"p_{kind}"].to_numpy()
             confs[kind], metrics[kind] = analysis.at_threshold(labels, probs, thresholds[kind])
@@ -143,8 +159,10 @@ def _threshold_explorer(summary: dict | None) -> None:
         pr = {k: (v["pr"]["recall"], v["pr"]["precision"]) for k, v in curves.items()}
         points = {k: (metrics[k]["recall"], metrics[k]["precision"]) for k in charts.KINDS if positives(confs[k])}
         st.plotly_chart(charts.curve_figure(pr, "pr", points, prevalence=float(labels.mean())), key="pr")
-    st.caption("The dots mark each model at its slider's threshold. The curves cover every threshold at once: "
-               "where they cross or overlap, neither model dominates.")
+    st.caption(
+        "The dots mark each model at its slider's threshold. The curves cover every threshold at once: "
+        "where they cross or overlap, neither model dominates."
+    )
 
 
 def _matched_recall(summary: dict) -> None:
@@ -153,9 +171,11 @@ def _matched_recall(summary: dict) -> None:
         return
     st.header("At matched recall")
     seed = summary["matched_recall"].get("seed", summary.get("app_seed", 0))
-    st.caption(f"Seed {seed}. Accuracy and precision at 0.5 depend on calibration. Here one model's threshold is "
-               "moved until its recall equals the other's at 0.5; then precision and specificity compare like "
-               "with like.")
+    st.caption(
+        f"Seed {seed}. Accuracy and precision at 0.5 depend on calibration. Here one model's threshold is "
+        "moved until its recall equals the other's at 0.5; then precision and specificity compare like "
+        "with like."
+    )
     shown = table.copy()
     for col in shown.columns[1:]:
         shown[col] = [f"{v:.3f}" if "threshold" in col else f"{100 * v:.1f} %" for v in table[col]]
@@ -166,9 +186,11 @@ def _seeds(summary: dict) -> None:
     st.header("Every seed")
     per_seed = {k: summary["models"][k]["per_seed"] for k in charts.KINDS}
     st.plotly_chart(charts.seed_strip(per_seed, BAR_METRICS, summary.get("app_seed")), key="strip")
-    st.caption(f"One point per training seed ({len(summary['seeds'])} seeds; the larger point is seed "
-               f"{summary.get('app_seed', 0)}). The spread is how much a single run — like the study's — can move "
-               "by chance alone.")
+    st.caption(
+        f"One point per training seed ({len(summary['seeds'])} seeds; the larger point is seed "
+        f"{summary.get('app_seed', 0)}). The spread is how much a single run — like the study's — can move "
+        "by chance alone."
+    )
 
 
 @st.fragment
@@ -176,8 +198,9 @@ def _reproduced(summary: dict) -> None:
     """Tables and charts of the summary; a fragment, so switching the view reruns this part only."""
     if len(summary["seeds"]) > 1:
         ui.from_url("results_view", "view", "mean", valid=lambda v: v in VIEW_OPTIONS)
-        mode = st.radio("Reproduced numbers", list(VIEW_OPTIONS), format_func=VIEW_OPTIONS.get, horizontal=True,
-                        key="results_view")
+        mode = st.radio(
+            "Reproduced numbers", list(VIEW_OPTIONS), format_func=VIEW_OPTIONS.get, horizontal=True, key="results_view"
+        )
         ui.to_url("view", mode, "mean")
     else:
         mode = "seed0"
@@ -187,8 +210,11 @@ def _reproduced(summary: dict) -> None:
 
 
 def render() -> None:
-    ui.page_header(TITLE, "Experiment 4 of the study next to this project's reproduction: same metrics, same "
-                          "0.5 threshold, plus what one run cannot show — intervals, seeds, all thresholds.")
+    ui.page_header(
+        TITLE,
+        "Experiment 4 of the study next to this project's reproduction: same metrics, same "
+        "0.5 threshold, plus what one run cannot show — intervals, seeds, all thresholds.",
+    )
     ui.model_legend()
     summary = results.load_summary()
     ui.synthetic_notice(summary)

@@ -26,15 +26,28 @@ def _end_points(histories: pd.DataFrame, highlight: int) -> pd.DataFrame:
             own = f"{last.loc[highlight, col]:.3f}" if highlight in last.index else "–"
             return f"{own} / {last[col].mean():.3f}"
 
-        rows.append({"model": charts.MODEL_LABELS[kind], "seeds": str(len(last)),
-                     train_col: both("train_loss"), val_col: both("val_loss"),
-                     "final gap (mean)": f"{(last.val_loss - last.train_loss).mean():+.3f}",
-                     "kept epoch (median)": f"{best.epoch.median():.0f}" if len(best) else "–",
-                     "val AUC, kept (mean)": f"{best.val_auc.mean():.3f}" if len(best) else "–"})
-    rows.append({"model": f"Classical CNN · {ui.REPORTED}", "seeds": "1 run",
-                 train_col: f"{study.CLASSICAL_END_TRAIN_LOSS:.2f}", val_col: f"{study.CLASSICAL_END_VAL_LOSS:.2f}",
-                 "final gap (mean)": f"{study.CLASSICAL_END_VAL_LOSS - study.CLASSICAL_END_TRAIN_LOSS:+.2f}",
-                 "kept epoch (median)": "–", "val AUC, kept (mean)": "–"})
+        rows.append(
+            {
+                "model": charts.MODEL_LABELS[kind],
+                "seeds": str(len(last)),
+                train_col: both("train_loss"),
+                val_col: both("val_loss"),
+                "final gap (mean)": f"{(last.val_loss - last.train_loss).mean():+.3f}",
+                "kept epoch (median)": f"{best.epoch.median():.0f}" if len(best) else "–",
+                "val AUC, kept (mean)": f"{best.val_auc.mean():.3f}" if len(best) else "–",
+            }
+        )
+    rows.append(
+        {
+            "model": f"Classical CNN · {ui.REPORTED}",
+            "seeds": "1 run",
+            train_col: f"{study.CLASSICAL_END_TRAIN_LOSS:.2f}",
+            val_col: f"{study.CLASSICAL_END_VAL_LOSS:.2f}",
+            "final gap (mean)": f"{study.CLASSICAL_END_VAL_LOSS - study.CLASSICAL_END_TRAIN_LOSS:+.2f}",
+            "kept epoch (median)": "–",
+            "val AUC, kept (mean)": "–",
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -56,8 +69,11 @@ def generalisation_answer(histories: pd.DataFrame) -> tuple[str, str] | None:
         return None
     gap = {k: last.loc[k].loc[seeds].gap for k in charts.KINDS}
     smaller, n = int((gap["qcnn"].to_numpy() < gap["classical"].to_numpy()).sum()), len(seeds)
-    auc = ({k: float(best.loc[k].val_auc.mean()) for k in charts.KINDS}
-           if set(charts.KINDS) <= set(best.index.get_level_values(0)) else None)
+    auc = (
+        {k: float(best.loc[k].val_auc.mean()) for k in charts.KINDS}
+        if set(charts.KINDS) <= set(best.index.get_level_values(0))
+        else None
+    )
     auc_holds = auc is None or auc["qcnn"] >= auc["classical"]
     if smaller == n and auc_holds:
         tone, answer = "success", "Yes"
@@ -67,19 +83,37 @@ def generalisation_answer(histories: pd.DataFrame) -> tuple[str, str] | None:
         tone, answer = "error", "No"
     else:
         tone, answer = "warning", "Not consistently"
-    text = (f"**{answer}.** At the last epoch the QCNN's validation − training loss gap is smaller than the classical "
-            f"control's in {smaller} of {n} seed{'s' if n > 1 else ''} (mean {gap['qcnn'].mean():+.3f} vs "
-            f"{gap['classical'].mean():+.3f}; the study's classical model ended at "
-            f"{study.CLASSICAL_END_VAL_LOSS - study.CLASSICAL_END_TRAIN_LOSS:+.2f}).")
+    text = (
+        f"**{answer}.** At the last epoch the QCNN's validation − training loss gap is smaller than the classical "
+        f"control's in {smaller} of {n} seed{'s' if n > 1 else ''} (mean {gap['qcnn'].mean():+.3f} vs "
+        f"{gap['classical'].mean():+.3f}; the study's classical model ended at "
+        f"{study.CLASSICAL_END_VAL_LOSS - study.CLASSICAL_END_TRAIN_LOSS:+.2f})."
+    )
     if auc is not None:
-        text += (f" Validation AUC at the kept epoch: QCNN {auc['qcnn']:.3f} vs classical {auc['classical']:.3f} "
-                 "(mean over seeds)" + ("." if auc_holds else ": the smaller gap comes with a lower validation "
-                                         "score, so the QCNN fits less rather than generalises better."))
+        text += (
+            f" Validation AUC at the kept epoch: QCNN {auc['qcnn']:.3f} vs classical {auc['classical']:.3f} "
+            "(mean over seeds)"
+            + (
+                "."
+                if auc_holds
+                else ": the smaller gap comes with a lower validation "
+                "score, so the QCNN fits less rather than generalises better."
+            )
+        )
     return tone, text
 
 
-SETTINGS = ("epochs_run", "batch_size", "lr_layer3", "lr_head", "weight_decay", "augment", "precision", "n_train",
-            "n_val")
+SETTINGS = (
+    "epochs_run",
+    "batch_size",
+    "lr_layer3",
+    "lr_head",
+    "weight_decay",
+    "augment",
+    "precision",
+    "n_train",
+    "n_val",
+)
 
 
 def _configs(seed: int) -> None:
@@ -93,19 +127,25 @@ def _configs(seed: int) -> None:
         for kind, config in configs.items():
             for part, counts in config.get("parameters", {}).items():
                 parts.setdefault(part, {})[charts.MODEL_LABELS[kind]] = (
-                    f"{counts['trainable']:,} trainable / {counts['total']:,}")
+                    f"{counts['trainable']:,} trainable / {counts['total']:,}"
+                )
         left, right = st.container(key="wide_configs").columns([3, 2], gap="large")
         with left:
             st.markdown("**Parameters per part**")
             order = [p for p in parts if p != "all"] + (["all"] if "all" in parts else [])
             st.table(pd.DataFrame(parts).T.loc[order].fillna("–").rename_axis("part"))
-            st.caption("The models share everything except the 8 → 256 map: the quantum circuit or its classical "
-                       "control.")
+            st.caption(
+                "The models share everything except the 8 → 256 map: the quantum circuit or its classical control."
+            )
         with right:
             st.markdown("**Training settings**")
-            settings = pd.DataFrame({charts.MODEL_LABELS[k]: [str(results.training_settings(c).get(s, "–"))
-                                                                 for s in SETTINGS]
-                                     for k, c in configs.items()}, index=list(SETTINGS))
+            settings = pd.DataFrame(
+                {
+                    charts.MODEL_LABELS[k]: [str(results.training_settings(c).get(s, "–")) for s in SETTINGS]
+                    for k, c in configs.items()
+                },
+                index=list(SETTINGS),
+            )
             st.table(settings.rename_axis("setting"))
 
 
@@ -122,19 +162,26 @@ def _timing(histories: pd.DataFrame) -> None:
         st.plotly_chart(charts.timing_figure(table), key="timing", config={"displayModeBar": False})
     with right:
         rep = study.SECONDS_PER_EPOCH
-        st.markdown(f"**{ui.REPORTED}:** about {rep['qcnn']:.0f} s per epoch for the QCNN (PennyLane default.qubit "
-                    f"on a GPU) against about {rep['classical']:.0f} s for the classical control — {study.SLOWDOWN}.")
+        st.markdown(
+            f"**{ui.REPORTED}:** about {rep['qcnn']:.0f} s per epoch for the QCNN (PennyLane default.qubit "
+            f"on a GPU) against about {rep['classical']:.0f} s for the classical control — {study.SLOWDOWN}."
+        )
         ours = table[table.source == ui.REPRODUCED].set_index("kind").seconds
         if {"qcnn", "classical"} <= set(ours.index):
-            st.markdown(f"**{ui.REPRODUCED}:** median {ours['qcnn']:.1f} s vs {ours['classical']:.1f} s per epoch "
-                        f"(×{ours['qcnn'] / ours['classical']:.1f}) on a 2-core CPU, from history.csv. Epochs here "
-                        "reuse cached backbone features, so the two setups' absolute times are not comparable; "
-                        "the ratio is the point.")
+            st.markdown(
+                f"**{ui.REPRODUCED}:** median {ours['qcnn']:.1f} s vs {ours['classical']:.1f} s per epoch "
+                f"(×{ours['qcnn'] / ours['classical']:.1f}) on a 2-core CPU, from history.csv. Epochs here "
+                "reuse cached backbone features, so the two setups' absolute times are not comparable; "
+                "the ratio is the point."
+            )
 
 
 def render() -> None:
-    ui.page_header(TITLE, "The study's first finding: the classical model overfits (train loss 0.06, val loss 0.79) "
-                          "while the QCNN's losses stay balanced. Here: every reproduced run, epoch by epoch.")
+    ui.page_header(
+        TITLE,
+        "The study's first finding: the classical model overfits (train loss 0.06, val loss 0.79) "
+        "while the QCNN's losses stay balanced. Here: every reproduced run, epoch by epoch.",
+    )
     ui.model_legend()
     histories = results.load_histories()
     if histories is None:
@@ -148,19 +195,28 @@ def render() -> None:
         if answer is not None:
             tone, text = answer
             {"success": st.success, "warning": st.warning, "error": st.error}[tone](text, icon=":material/balance:")
-        st.caption(f"Seed {highlight} bold, the other seeds faint; ★ marks the kept epoch (best validation AUC). "
-                   "Losses are the binary cross-entropy of each epoch.")
-        st.plotly_chart(charts.loss_figure(histories, highlight, study.CLASSICAL_END_TRAIN_LOSS,
-                                           study.CLASSICAL_END_VAL_LOSS), key="losses")
-        st.caption("Dashed lines: the study's reported end points of its classical model (train 0.06, val 0.79), "
-                   "for comparison with the reproduced curves.")
+        st.caption(
+            f"Seed {highlight} bold, the other seeds faint; ★ marks the kept epoch (best validation AUC). "
+            "Losses are the binary cross-entropy of each epoch."
+        )
+        st.plotly_chart(
+            charts.loss_figure(histories, highlight, study.CLASSICAL_END_TRAIN_LOSS, study.CLASSICAL_END_VAL_LOSS),
+            key="losses",
+        )
+        st.caption(
+            "Dashed lines: the study's reported end points of its classical model (train 0.06, val 0.79), "
+            "for comparison with the reproduced curves."
+        )
         left, right = st.container(key="wide_curves").columns(2, gap="large")
         with left:
             st.markdown("**Generalisation gap** (validation − training loss)")
-            st.plotly_chart(charts.line_figure(histories, "gap", highlight, "val − train loss", zero_line=True),
-                            key="gap")
-            st.caption("Above 0: the model fits the training set better than unseen lesions. A gap that widens "
-                       "over epochs is overfitting.")
+            st.plotly_chart(
+                charts.line_figure(histories, "gap", highlight, "val − train loss", zero_line=True), key="gap"
+            )
+            st.caption(
+                "Above 0: the model fits the training set better than unseen lesions. A gap that widens "
+                "over epochs is overfitting."
+            )
         with right:
             st.markdown("**Validation AUC**")
             st.plotly_chart(charts.line_figure(histories, "val_auc", highlight, "validation AUC"), key="auc")
@@ -179,9 +235,11 @@ def render() -> None:
         if backbone is None:
             ui.missing("backbone history", "backbone_history.csv")
         else:
-            st.caption("ResNet18 (conv1..layer3) pretrained to tell apart the four benign diagnoses (nv, bkl, df, "
-                       "vasc) of the pretrain pool — it never sees a malignant lesion — since ImageNet weights cannot "
-                       "be downloaded here. Loss on a log scale; the kept epoch is marked.")
+            st.caption(
+                "ResNet18 (conv1..layer3) pretrained to tell apart the four benign diagnoses (nv, bkl, df, "
+                "vasc) of the pretrain pool — it never sees a malignant lesion — since ImageNet weights cannot "
+                "be downloaded here. Loss on a log scale; the kept epoch is marked."
+            )
             st.plotly_chart(charts.backbone_figure(backbone), key="backbone")
             config = results.load_backbone_config()
             if config:

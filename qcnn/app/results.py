@@ -71,6 +71,7 @@ def read_json(path: Path) -> dict | None:
 
 # --- split --------------------------------------------------------------------------------------
 
+
 def load_split() -> pd.DataFrame | None:
     return read_csv(results_dir() / paths.SPLIT_FILE)
 
@@ -87,9 +88,14 @@ def _split_summary(path: str, mtime: int) -> dict:
             pool["malignant"] += int(row["label"])
             lesions.add(row["lesion_id"])
     order = [p for p in POOL_ORDER if p in pools] + sorted(p for p in pools if p not in POOL_ORDER)
-    return {"n_images": sum(p["images"] for p in pools.values()), "n_lesions": len(lesions),
-            "pools": {p: {"images": pools[p]["images"], "lesions": len(pools[p]["lesions"]),
-                          "malignant": pools[p]["malignant"]} for p in order}}
+    return {
+        "n_images": sum(p["images"] for p in pools.values()),
+        "n_lesions": len(lesions),
+        "pools": {
+            p: {"images": pools[p]["images"], "lesions": len(pools[p]["lesions"]), "malignant": pools[p]["malignant"]}
+            for p in order
+        },
+    }
 
 
 def split_summary() -> dict | None:
@@ -105,6 +111,7 @@ def split_summary() -> dict | None:
 
 
 # --- summary and backbone -----------------------------------------------------------------------
+
 
 def load_summary() -> dict | None:
     summary = read_json(results_dir() / paths.SUMMARY_FILE)
@@ -143,6 +150,7 @@ def load_backbone_config() -> dict | None:
 
 
 # --- runs ---------------------------------------------------------------------------------------
+
 
 def available_seeds(file: str = "history.csv") -> list[int]:
     """Seeds for which both models have ``file``."""
@@ -204,8 +212,10 @@ def load_config(kind: str, seed: int) -> dict | None:
 
 def training_settings(config: dict) -> dict:
     """A run's config.json as one flat table: its TrainConfig and what the run measured about itself."""
-    return {**config.get("train", {}), **{k: config[k] for k in ("epochs_run", "n_train", "n_val", "device")
-                                          if k in config}}
+    return {
+        **config.get("train", {}),
+        **{k: config[k] for k in ("epochs_run", "n_train", "n_val", "device") if k in config},
+    }
 
 
 def load_predictions(kind: str, seed: int) -> pd.DataFrame | None:
@@ -218,7 +228,8 @@ def load_paired_predictions(seed: int) -> pd.DataFrame | None:
     if q is None or c is None:
         return None
     paired = q.rename(columns={"probability": "p_qcnn"}).merge(
-        c[["image_id", "probability"]].rename(columns={"probability": "p_classical"}), on="image_id", how="inner")
+        c[["image_id", "probability"]].rename(columns={"probability": "p_classical"}), on="image_id", how="inner"
+    )
     return paired[["image_id", "lesion_id", "dx", "label", "p_qcnn", "p_classical"]]
 
 

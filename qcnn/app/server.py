@@ -12,8 +12,16 @@ from qcnn.paths import REPO_ROOT
 
 APP = REPO_ROOT / "streamlit_app.py"
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; never `playwright install`, it downloads a browser
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -24,9 +32,23 @@ def free_port() -> int:
 
 def streamlit_command(port: int) -> list[str]:
     """`streamlit run` on loopback (no external-IP lookup), no file watcher, no usage statistics."""
-    return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-            "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
-            "--browser.gatherUsageStats", "false"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
 
 
 def is_healthy(port: int, timeout: float = 2.0) -> bool:

@@ -20,13 +20,20 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from qcnn.app.charts import (MODEL_COLOURS, MODEL_LABELS, distribution_figure, fmt_probability,
-                             outcome_categories, patch_map_figure, probability_figure, verdict)
+from qcnn.app.charts import (
+    MODEL_COLOURS,
+    MODEL_LABELS,
+    distribution_figure,
+    fmt_probability,
+    outcome_categories,
+    patch_map_figure,
+    probability_figure,
+    verdict,
+)
 from qcnn.app.model_cache import ModelsUnavailable, check_available, get_predictor, start_loading
 from qcnn.app.shots_panel import show_shot_spread
 from qcnn.app.ui import not_clinical_notice, page_header, to_url
-from qcnn.constants import (CAM_METHODS, MODEL_KINDS, N_QUBITS, SLOW_CAM_METHODS, THRESHOLD,
-                            UPLOAD_EXTENSIONS)
+from qcnn.constants import CAM_METHODS, MODEL_KINDS, N_QUBITS, SLOW_CAM_METHODS, THRESHOLD, UPLOAD_EXTENSIONS
 from qcnn.data import DX_NAMES, DataError, data_dir_available, image_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,17 +50,17 @@ PREDICTIONS_HEADER = "Predictions"
 # malignancy logit). EigenCAM has no target: it cannot say what raises the malignancy score.
 CAM_CAPTIONS = {
     "GradCAM": "each layer3 channel weighted by the mean gradient of the malignancy logit; warm colours are where "
-               "the features raise that logit.",
+    "the features raise that logit.",
     "GradCAM++": "like GradCAM, with per-location weights from higher-order gradients of the malignancy logit; "
-                 "spreads over several regions that raise it.",
+    "spreads over several regions that raise it.",
     "HiResCAM": "gradient × activation of the malignancy logit at every location (no averaging), so the map is "
-                "faithful to what the head computes.",
+    "faithful to what the head computes.",
     "XGradCAM": "gradients of the malignancy logit scaled by normalised activations; close to GradCAM.",
     "LayerCAM": "positive gradients × activations of the malignancy logit per location; fine-grained.",
     "EigenCAM": "the first principal component of layer3's activations. Class-agnostic: it shows what dominates "
-                "the features (often the surrounding skin), not what raises the malignancy score.",
+    "the features (often the surrounding skin), not what raises the malignancy score.",
     "ScoreCAM": "gradient-free: each of the 256 layer3 channels masks the image, weighted by how much the masked "
-                "image raises the malignancy logit. Runs each model 256 more times.",
+    "image raises the malignancy logit. Runs each model 256 more times.",
 }
 KEY = "try_it_"  # session-state and widget key prefix
 
@@ -103,8 +110,12 @@ def truth_text(truth: dict) -> str:
 def _choose_from_pool(pool: pd.DataFrame, data_dir) -> ChosenImage | None:
     dx_options = ["any"] + sorted(pool["dx"].unique())
     c1, c2, c3 = st.columns([2, 3, 1], vertical_alignment="bottom")
-    dx = c1.selectbox("Diagnosis", dx_options, key=KEY + "dx",
-                      format_func=lambda d: "any diagnosis" if d == "any" else f"{DX_NAMES.get(d, d)} ({d})")
+    dx = c1.selectbox(
+        "Diagnosis",
+        dx_options,
+        key=KEY + "dx",
+        format_func=lambda d: "any diagnosis" if d == "any" else f"{DX_NAMES.get(d, d)} ({d})",
+    )
     rows = pool if dx == "any" else pool[pool["dx"] == dx]
     ids = rows["image_id"].tolist()
     if c3.button("Random", key=KEY + "random", help="Pick a random image of this diagnosis"):
@@ -137,12 +148,18 @@ def choose_image() -> ChosenImage | None:
     if source == SOURCES[1]:
         return _choose_from_pool(pool, data_dir)
     to_url("image", None, None)
-    uploaded = st.file_uploader("A dermoscopic image of a skin lesion", type=UPLOAD_TYPES, key=KEY + "upload",
-                                help="JPEG, PNG, WebP, BMP, TIFF or GIF; at least 32 px a side, at most "
-                                     "40 megapixels and 20 MB. It stays in this session's memory only.")
+    uploaded = st.file_uploader(
+        "A dermoscopic image of a skin lesion",
+        type=UPLOAD_TYPES,
+        key=KEY + "upload",
+        help="JPEG, PNG, WebP, BMP, TIFF or GIF; at least 32 px a side, at most "
+        "40 megapixels and 20 MB. It stays in this session's memory only.",
+    )
     if pool is None:
-        st.caption("Set `QCNN_DATA_DIR` to the HAM10000 folder (and run `qcnn split`) to pick images "
-                   "from the held-out test pool instead.")
+        st.caption(
+            "Set `QCNN_DATA_DIR` to the HAM10000 folder (and run `qcnn split`) to pick images "
+            "from the held-out test pool instead."
+        )
     if uploaded is None:
         return None
     return ChosenImage(uploaded.getvalue(), uploaded.name)
@@ -179,12 +196,16 @@ def ood_message(prediction: Prediction, note: str) -> tuple[str, str]:
         return "caption", f"No out-of-distribution check for this image: {note}."
     distance, threshold = prediction.ood_distance, prediction.ood_threshold
     if prediction.unusual:
-        return "warning", (f"This image is unlike the dermoscopy images these models were trained on (Mahalanobis "
-                           f"distance {distance:.1f} of the QCNN's pooled layer3 features, above the 99th percentile "
-                           f"{threshold:.1f} of the test pool); treat both predictions with caution.")
-    return "caption", (f"Out-of-distribution check: the QCNN's pooled layer3 features lie at Mahalanobis distance "
-                       f"{distance:.1f} from the training images, within the test pool's 99th percentile "
-                       f"({threshold:.1f}).")
+        return "warning", (
+            f"This image is unlike the dermoscopy images these models were trained on (Mahalanobis "
+            f"distance {distance:.1f} of the QCNN's pooled layer3 features, above the 99th percentile "
+            f"{threshold:.1f} of the test pool); treat both predictions with caution."
+        )
+    return "caption", (
+        f"Out-of-distribution check: the QCNN's pooled layer3 features lie at Mahalanobis distance "
+        f"{distance:.1f} from the training images, within the test pool's 99th percentile "
+        f"({threshold:.1f})."
+    )
 
 
 # --- figures --------------------------------------------------------------------------------------
@@ -194,8 +215,17 @@ def top_states_table(distribution: np.ndarray, k: int = 5) -> pd.DataFrame:
     from qcnn.inference import top_states
 
     uniform = 1.0 / np.asarray(distribution).size
-    return pd.DataFrame([{"outcome": f"|{s.bits}⟩", "index": s.index, "probability": s.probability,
-                          "× uniform": s.probability / uniform} for s in top_states(distribution, k)])
+    return pd.DataFrame(
+        [
+            {
+                "outcome": f"|{s.bits}⟩",
+                "index": s.index,
+                "probability": s.probability,
+                "× uniform": s.probability / uniform,
+            }
+            for s in top_states(distribution, k)
+        ]
+    )
 
 
 def patch_values(output: ModelOutput, view: str) -> np.ndarray:
@@ -225,8 +255,10 @@ def circuit_drawings(weights_digest: str, _layer) -> tuple[str, bytes | None]:
 
 
 def _chip(kind: str) -> str:
-    return (f"<span style='display:inline-block;padding:1px 9px;border-radius:9px;background:{MODEL_COLOURS[kind]};"
-            f"color:white;font-size:0.85em'>{MODEL_LABELS[kind]}</span>")
+    return (
+        f"<span style='display:inline-block;padding:1px 9px;border-radius:9px;background:{MODEL_COLOURS[kind]};"
+        f"color:white;font-size:0.85em'>{MODEL_LABELS[kind]}</span>"
+    )
 
 
 def show_predictions(prediction: Prediction, truth: dict | None, ood_note: str) -> None:
@@ -239,54 +271,71 @@ def show_predictions(prediction: Prediction, truth: dict | None, ood_note: str) 
         out = prediction.output(kind)
         with column:
             st.markdown(_chip(kind), unsafe_allow_html=True)
-            st.metric(f"{MODEL_LABELS[kind]} · P(malignant)", fmt_probability(out.probability),
-                      help=f"sigmoid of the logit {out.logit:+.3f}; threshold {THRESHOLD}")
+            st.metric(
+                f"{MODEL_LABELS[kind]} · P(malignant)",
+                fmt_probability(out.probability),
+                help=f"sigmoid of the logit {out.logit:+.3f}; threshold {THRESHOLD}",
+            )
             right = "" if truth is None else (" ✓ right" if int(out.malignant) == int(truth["label"]) else " ✗ wrong")
             st.markdown(f"calls it **{verdict(out.probability)}**{right}")
     q, c = prediction.qcnn, prediction.classical
     if prediction.agree:
-        st.success(f"The two models **agree**: both call it {verdict(q.probability)} "
-                   f"(QCNN {fmt_probability(q.probability)}, classical {fmt_probability(c.probability)}).",
-                   icon=":material/handshake:")
+        st.success(
+            f"The two models **agree**: both call it {verdict(q.probability)} "
+            f"(QCNN {fmt_probability(q.probability)}, classical {fmt_probability(c.probability)}).",
+            icon=":material/handshake:",
+        )
     else:
-        st.warning(f"The two models **disagree**: the QCNN says **{verdict(q.probability)}** "
-                   f"({fmt_probability(q.probability)}), the classical control **{verdict(c.probability)}** "
-                   f"({fmt_probability(c.probability)}).",
-                   icon=":material/balance:")
+        st.warning(
+            f"The two models **disagree**: the QCNN says **{verdict(q.probability)}** "
+            f"({fmt_probability(q.probability)}), the classical control **{verdict(c.probability)}** "
+            f"({fmt_probability(c.probability)}).",
+            icon=":material/balance:",
+        )
     if truth is not None:
         st.markdown(f"Ground truth: {truth_text(truth)}")
     if ood_level == "caption":
         st.caption(ood_text)
-    st.plotly_chart(probability_figure({k: prediction.output(k).probability for k in KINDS}),
-                    key=KEY + "probability_chart")
+    st.plotly_chart(
+        probability_figure({k: prediction.output(k).probability for k in KINDS}), key=KEY + "probability_chart"
+    )
 
 
 def show_cams(prediction: Prediction, alpha: float) -> None:
     from qcnn.inference import overlay
 
     st.subheader("Where each model looks")
-    st.caption(f"{prediction.cam_method} on the output of layer3 (the 14 × 14 grid of patches the quantum layer, or "
-               f"its classical control, sees): {CAM_CAPTIONS[prediction.cam_method]} Each map is scaled to its own "
-               "maximum, so compare where, not how much.")
+    st.caption(
+        f"{prediction.cam_method} on the output of layer3 (the 14 × 14 grid of patches the quantum layer, or "
+        f"its classical control, sees): {CAM_CAPTIONS[prediction.cam_method]} Each map is scaled to its own "
+        "maximum, so compare where, not how much."
+    )
     columns = st.columns(3)
     columns[0].image(prediction.image, caption="What the models saw (224 × 224, resized)", width="stretch")
     for column, kind in zip(columns[1:], KINDS, strict=True):
         out = prediction.output(kind)
-        column.image(overlay(prediction.image, out.heatmap, alpha),
-                     caption=f"{MODEL_LABELS[kind]} · {prediction.cam_method}", width="stretch")
+        column.image(
+            overlay(prediction.image, out.heatmap, alpha),
+            caption=f"{MODEL_LABELS[kind]} · {prediction.cam_method}",
+            width="stretch",
+        )
     if prediction.cam_method in SLOW_CAM_METHODS:
         seconds = {kind: prediction.timings[f"{kind}_cam"] for kind in KINDS}
-        st.caption(f"{prediction.cam_method} took {sum(seconds.values()):.1f} s on this machine's CPU "
-                   f"(QCNN {seconds['qcnn']:.1f} s, classical {seconds['classical']:.1f} s: 256 masked images each).")
+        st.caption(
+            f"{prediction.cam_method} took {sum(seconds.values()):.1f} s on this machine's CPU "
+            f"(QCNN {seconds['qcnn']:.1f} s, classical {seconds['classical']:.1f} s: 256 masked images each)."
+        )
 
 
 def show_distributions(prediction: Prediction) -> None:
     from qcnn.inference import entropy_bits
 
     st.subheader("The measurement: 256 outcomes")
-    st.caption("Each patch's 8 angles go through the 8-qubit circuit, measured in all 2⁸ = 256 basis states "
-               "(wire 0 is the leftmost bit). The classifier reads the mean over the 196 patches. The classical "
-               "control maps the same 8 angles to 256 outcomes with a linear layer and a softmax.")
+    st.caption(
+        "Each patch's 8 angles go through the 8-qubit circuit, measured in all 2⁸ = 256 basis states "
+        "(wire 0 is the leftmost bit). The classifier reads the mean over the 196 patches. The classical "
+        "control maps the same 8 angles to 256 outcomes with a linear layer and a softmax."
+    )
     y_max = 1.1 * max(float(prediction.output(k).mean_distribution.max()) for k in KINDS)
     columns = st.columns(2)
     for column, kind in zip(columns, KINDS, strict=True):
@@ -296,13 +345,29 @@ def show_distributions(prediction: Prediction) -> None:
             h = entropy_bits(out.mean_distribution)
             h_patch = float(np.mean(entropy_bits(out.patch_distributions)))
             m1, m2 = st.columns(2)
-            m1.metric("Entropy of the mean", f"{h:.3f} bits", f"{h - N_QUBITS:+.3f} vs uniform",
-                      delta_color="off", help="Shannon entropy of the 256-outcome mean; uniform is 8 bits")
-            m2.metric("Mean entropy per patch", f"{h_patch:.3f} bits", f"{h_patch - N_QUBITS:+.3f} vs uniform",
-                      delta_color="off", help="Average over the 196 patches of each patch's entropy")
-            st.dataframe(top_states_table(out.mean_distribution), hide_index=True, width="stretch",
-                         column_config={"probability": st.column_config.NumberColumn(format="%.4f"),
-                                        "× uniform": st.column_config.NumberColumn(format="%.2f")})
+            m1.metric(
+                "Entropy of the mean",
+                f"{h:.3f} bits",
+                f"{h - N_QUBITS:+.3f} vs uniform",
+                delta_color="off",
+                help="Shannon entropy of the 256-outcome mean; uniform is 8 bits",
+            )
+            m2.metric(
+                "Mean entropy per patch",
+                f"{h_patch:.3f} bits",
+                f"{h_patch - N_QUBITS:+.3f} vs uniform",
+                delta_color="off",
+                help="Average over the 196 patches of each patch's entropy",
+            )
+            st.dataframe(
+                top_states_table(out.mean_distribution),
+                hide_index=True,
+                width="stretch",
+                column_config={
+                    "probability": st.column_config.NumberColumn(format="%.4f"),
+                    "× uniform": st.column_config.NumberColumn(format="%.2f"),
+                },
+            )
 
 
 def show_patches(prediction: Prediction, alpha: float) -> None:
@@ -313,18 +378,23 @@ def show_patches(prediction: Prediction, alpha: float) -> None:
     z_range, categories = None, None
     if view == "entropy":
         z_range = (min(float(m.min()) for m in maps.values()), max(float(m.max()) for m in maps.values()))
-        st.caption(f"Both maps share one colour scale ({z_range[0]:.2f}–{z_range[1]:.2f} bits; a uniform "
-                   "distribution has 8). Low entropy: the patch concentrates on few outcomes.")
+        st.caption(
+            f"Both maps share one colour scale ({z_range[0]:.2f}–{z_range[1]:.2f} bits; a uniform "
+            "distribution has 8). Low entropy: the patch concentrates on few outcomes."
+        )
     else:
         categories = outcome_categories(maps.values())
-        st.caption(f"The basis state each patch is most likely to be measured in: a category, so each of the "
-                   f"{len(categories)} most frequent outcomes (over both maps) has its own colour, the same in both "
-                   "maps, and any other outcome is grey. Hover for the bitstring.")
+        st.caption(
+            f"The basis state each patch is most likely to be measured in: a category, so each of the "
+            f"{len(categories)} most frequent outcomes (over both maps) has its own colour, the same in both "
+            "maps, and any other outcome is grey. Hover for the bitstring."
+        )
     columns = st.columns(2)
     for column, kind in zip(columns, KINDS, strict=True):
-        column.plotly_chart(patch_map_figure(prediction.image, maps[kind], kind, view, max(alpha, 0.15), z_range,
-                                             categories),
-                            key=KEY + f"patch_{kind}")
+        column.plotly_chart(
+            patch_map_figure(prediction.image, maps[kind], kind, view, max(alpha, 0.15), z_range, categories),
+            key=KEY + f"patch_{kind}",
+        )
 
 
 def show_circuit(predictor: Predictor) -> None:
@@ -333,9 +403,11 @@ def show_circuit(predictor: Predictor) -> None:
             return
         layer = predictor.models["qcnn"].head.outcome_map
         digest = hashlib.sha256(layer.weights.detach().cpu().numpy().tobytes()).hexdigest()
-        st.caption(f"{layer.n_qubits} qubits; the angles are embedded {layer.reuploads} times (data re-uploading), "
-                   f"each followed by {layer.n_layers} trained StronglyEntanglingLayers; measured as probabilities "
-                   "of all 256 basis states. Drawn by PennyLane with the trained weights.")
+        st.caption(
+            f"{layer.n_qubits} qubits; the angles are embedded {layer.reuploads} times (data re-uploading), "
+            f"each followed by {layer.n_layers} trained StronglyEntanglingLayers; measured as probabilities "
+            "of all 256 basis states. Drawn by PennyLane with the trained weights."
+        )
         text, png = circuit_drawings(digest, layer)
         if png is not None:
             st.image(png, width=640)
@@ -343,16 +415,25 @@ def show_circuit(predictor: Predictor) -> None:
 
 
 def show_timings(prediction: Prediction) -> None:
-    names = {"preprocess": "preprocess", "prefix": "conv1..layer2 (shared)", "qcnn_forward": "QCNN forward",
-             "qcnn_cam": f"QCNN {prediction.cam_method}", "classical_forward": "classical forward",
-             "classical_cam": f"classical {prediction.cam_method}", "total": "total"}
+    names = {
+        "preprocess": "preprocess",
+        "prefix": "conv1..layer2 (shared)",
+        "qcnn_forward": "QCNN forward",
+        "qcnn_cam": f"QCNN {prediction.cam_method}",
+        "classical_forward": "classical forward",
+        "classical_cam": f"classical {prediction.cam_method}",
+        "total": "total",
+    }
     parts = " · ".join(f"{names.get(k, k)} {1000 * v:.0f} ms" for k, v in prediction.timings.items())
     st.caption(f"Time on this machine's CPU: {parts}.")
 
 
 def render() -> None:
-    page_header("Try it", "One image through both models: the malignancy probabilities, where each model looks, "
-                          "and what the quantum layer measured.")
+    page_header(
+        "Try it",
+        "One image through both models: the malignancy probabilities, where each model looks, "
+        "and what the quantum layer measured.",
+    )
     not_clinical_notice()
     try:
         check_available()
@@ -368,9 +449,13 @@ def render() -> None:
 def show_analysis(chosen: ChosenImage | None) -> None:
     """The CAM controls and everything they drive: a fragment, so a new method or opacity reruns this part only."""
     c1, c2 = st.columns(2)
-    cam_method = c1.selectbox("Class-activation method", CAM_METHODS, key=KEY + "cam_method",
-                              help="pytorch-grad-cam methods on layer3's output. ScoreCAM is gradient-free and "
-                                   "slow (it runs each model on 256 masked copies of the image).")
+    cam_method = c1.selectbox(
+        "Class-activation method",
+        CAM_METHODS,
+        key=KEY + "cam_method",
+        help="pytorch-grad-cam methods on layer3's output. ScoreCAM is gradient-free and "
+        "slow (it runs each model on 256 masked copies of the image).",
+    )
     alpha = c2.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key=KEY + "alpha")
     st.caption(f"**{cam_method}:** {CAM_CAPTIONS[cam_method]}")
     if chosen is None:

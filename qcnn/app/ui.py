@@ -30,8 +30,11 @@ def missing(what: str, file: str, command: str | None = None) -> None:
     """A clear note instead of a failure: which file is missing and which command writes it."""
     command = command or COMMANDS.get(file.split("/")[0], "qcnn reproduce")
     path = results_dir() / file
-    st.info(f"**No {what} yet.** `{_short(path)}` is missing. Run `{command}` to produce it "
-            f"(or point the app at another results folder with `QCNN_RESULTS_DIR`).", icon=":material/info:")
+    st.info(
+        f"**No {what} yet.** `{_short(path)}` is missing. Run `{command}` to produce it "
+        f"(or point the app at another results folder with `QCNN_RESULTS_DIR`).",
+        icon=":material/info:",
+    )
 
 
 def ensure_app_entry() -> None:
@@ -64,21 +67,28 @@ def model_legend() -> None:
     chips = " ".join(
         f"<span style='display:inline-block;padding:2px 10px;margin-right:6px;border-radius:10px;"
         f"background:{MODEL_COLOURS[k]};color:white;font-size:0.85em'>{MODEL_LABELS[k]}</span>"
-        for k in MODEL_COLOURS)
-    st.markdown(f"{chips} <span style='color:#777;font-size:0.85em'>· the same colours on every chart</span>",
-                unsafe_allow_html=True)
+        for k in MODEL_COLOURS
+    )
+    st.markdown(
+        f"{chips} <span style='color:#777;font-size:0.85em'>· the same colours on every chart</span>",
+        unsafe_allow_html=True,
+    )
 
 
 def synthetic_notice(summary_or_config: dict | None) -> None:
     if summary_or_config and summary_or_config.get("synthetic"):
-        st.warning("These result files are **synthetic demo data** (qcnn.testing), not a real reproduction.",
-                   icon=":material/science:")
+        st.warning(
+            "These result files are **synthetic demo data** (qcnn.testing), not a real reproduction.",
+            icon=":material/science:",
+        )
 
 
 def not_clinical_notice() -> None:
-    st.warning("**Not a clinical tool.** This app re-examines a research comparison on a public data set. "
-               "It must not be used to diagnose or triage skin lesions; see a dermatologist.",
-               icon=":material/medical_services:")
+    st.warning(
+        "**Not a clinical tool.** This app re-examines a research comparison on a public data set. "
+        "It must not be used to diagnose or triage skin lesions; see a dermatologist.",
+        icon=":material/medical_services:",
+    )
 
 
 def apply_layout() -> None:
@@ -89,8 +99,10 @@ def apply_layout() -> None:
 def sidebar_info() -> None:
     """Where the numbers come from, folded away: a presenter's sidebar shows only the navigation."""
     with st.sidebar, st.expander("About the data"):
-        st.caption("Images: HAM10000 (10,015 dermoscopy images of pigmented skin lesions, public). Every "
-                   "reproduced number is read from the project's result files, written by its `qcnn` commands.")
+        st.caption(
+            "Images: HAM10000 (10,015 dermoscopy images of pigmented skin lesions, public). Every "
+            "reproduced number is read from the project's result files, written by its `qcnn` commands."
+        )
         st.caption(f"Result files: `{_short(results_dir())}` (set `QCNN_RESULTS_DIR` to use another folder).")
 
 
@@ -104,8 +116,14 @@ def _short(path: Path) -> str:
 # --- shareable views: widget values mirrored in the URL's query string ------------------------------
 
 
-def from_url(key: str, param: str, default: Any, parse: Callable[[str], Any] = str,
-             valid: Callable[[Any], bool] = lambda _: True, many: bool = False) -> None:
+def from_url(
+    key: str,
+    param: str,
+    default: Any,
+    parse: Callable[[str], Any] = str,
+    valid: Callable[[Any], bool] = lambda _: True,
+    many: bool = False,
+) -> None:
     """Give widget ``key`` its starting value: the URL's ``param`` when valid, else ``default``.
 
     Call before creating the widget, and create it without a value/index/default argument (its

@@ -74,16 +74,22 @@ def metric_verdict(metric: str, reported: float, value: float, ci: tuple[float, 
             size = "but smaller than reported: the reported size lies outside the interval"
         else:
             size = "and larger than reported"
-        sentence = (f"{name} — reproduced {_pts(value)}, 95% interval {_interval((lo, hi))} excludes 0 in the "
-                    f"study's direction ({_pts(reported)} reported), {size}.")
+        sentence = (
+            f"{name} — reproduced {_pts(value)}, 95% interval {_interval((lo, hi))} excludes 0 in the "
+            f"study's direction ({_pts(reported)} reported), {size}."
+        )
     elif sign * hi < 0:
         status = CONTRADICTED
-        sentence = (f"{name} — reproduced {_pts(value)}, 95% interval {_interval((lo, hi))} lies on the opposite "
-                    f"side of 0 from the study's {_pts(reported)}.")
+        sentence = (
+            f"{name} — reproduced {_pts(value)}, 95% interval {_interval((lo, hi))} lies on the opposite "
+            f"side of 0 from the study's {_pts(reported)}."
+        )
     else:
         status = INCONCLUSIVE
-        sentence = (f"{name} — reproduced {_pts(value)}, 95% interval {_interval((lo, hi))} includes 0: no "
-                    f"detectable difference (study: {_pts(reported)}).")
+        sentence = (
+            f"{name} — reproduced {_pts(value)}, 95% interval {_interval((lo, hi))} includes 0: no "
+            f"detectable difference (study: {_pts(reported)})."
+        )
     return MetricVerdict(metric, reported, float(value), (lo, hi), status, sentence)
 
 
@@ -128,22 +134,32 @@ def verdict(summary: dict) -> Verdict:
         return Verdict("not supported", "No reproduced differences to judge yet.", basis, all_metrics)
     if all(s == SUPPORTED for s in statuses):
         level = "supported"
-        text = ("Supported: the 95% intervals of the accuracy, precision and F1 differences all lie above 0, "
-                "as the study reports.")
+        text = (
+            "Supported: the 95% intervals of the accuracy, precision and F1 differences all lie above 0, "
+            "as the study reports."
+        )
     elif all(s == CONTRADICTED for s in statuses):
         level = "contradicted"
-        text = ("Contradicted: the 95% intervals of the accuracy, precision and F1 differences all lie below 0 — "
-                "the classical control is better here.")
+        text = (
+            "Contradicted: the 95% intervals of the accuracy, precision and F1 differences all lie below 0 — "
+            "the classical control is better here."
+        )
     elif SUPPORTED in statuses:
         level = "partly supported"
         held = " and ".join(_name(v.metric) for v in headline if v.status == SUPPORTED)
-        failed = "; ".join(f"{_name(v.metric)}: reproduced {_pts(v.value)}, 95% interval {_interval(v.ci)} "
-                           + ("includes 0" if v.status == INCONCLUSIVE else "lies below 0")
-                           for v in headline if v.status != SUPPORTED)
+        failed = "; ".join(
+            f"{_name(v.metric)}: reproduced {_pts(v.value)}, 95% interval {_interval(v.ci)} "
+            + ("includes 0" if v.status == INCONCLUSIVE else "lies below 0")
+            for v in headline
+            if v.status != SUPPORTED
+        )
         text = f"Partly supported: the advantage holds for {held} (95% intervals above 0), but not for {failed}."
     else:
         level = "not supported"
-        parts = [f"the 95% interval of the {_name(v.metric)} difference {_interval(v.ci)} "
-                 + ("includes 0" if v.status == INCONCLUSIVE else "is negative") for v in headline]
+        parts = [
+            f"the 95% interval of the {_name(v.metric)} difference {_interval(v.ci)} "
+            + ("includes 0" if v.status == INCONCLUSIVE else "is negative")
+            for v in headline
+        ]
         text = "Not supported: " + "; ".join(parts) + "."
     return Verdict(level, text, basis, all_metrics)
