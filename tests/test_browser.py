@@ -13,7 +13,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
@@ -309,13 +309,16 @@ def test_a_shared_url_restores_the_view(browser, app_url):
         page.close()
 
 
-def _gallery_ids(page: Page) -> list[str]:
-    """The gallery's images in table order (the gallery fills 4 columns round-robin; the DOM lists column by
-    column; the default 8 images fill every column)."""
+def _gallery_ids(page: Page) -> set[str]:
+    """The image ids the gallery shows (its captions name the image, then both models)."""
     captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
-    dom = [c.split(" · ")[0] for c in captions if "classical" in c and "p(malignant)" not in c]
-    per_column = len(dom) // 4
-    return [dom[(i % 4) * per_column + i // 4] for i in range(len(dom))]
+    return {c.split(" · ")[0] for c in captions if "classical" in c and "p(malignant)" not in c}
+
+
+def _selected(page: Page) -> str:
+    """The image the view has selected, from its shareable URL."""
+    page.wait_for_url("**image=*", timeout=PAGE_TIMEOUT_MS)
+    return parse_qs(urlparse(page.url).query)["image"][0]
 
 
 def _cam_image(page: Page, image_id: str) -> None:
@@ -340,14 +343,18 @@ def test_clicking_a_table_row_shows_its_grad_cams(browser, app_url):
         page.goto(f"{app_url}/disagreements")
         wait_rendered(page, page_disagreements.TITLE)
         expect(page.locator('[data-testid="stImageCaption"]').first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
-        ids = _gallery_ids(page)
-        _cam_image(page, ids[0])  # the top image, without a button
+        first = _selected(page)
+        assert first in _gallery_ids(page), "the view opens on the table's top image"
+        _cam_image(page, first)  # without a button
 
         grid = page.locator('[data-testid="stDataFrame"]').first
         grid.scroll_into_view_if_needed()
         box = grid.bounding_box()
         page.mouse.click(box["x"] + 14, box["y"] + 35 + 35 + 17)  # the second row's selection checkbox
-        _cam_image(page, ids[1])
+        page.wait_for_function(f"() => !location.search.includes('image={first}')", timeout=PAGE_TIMEOUT_MS)
+        second = _selected(page)
+        assert second != first and second in _gallery_ids(page)
+        _cam_image(page, second)
 
         no_exception_box(page)
 
