@@ -19,7 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> dict:
 
     median = {m: statistics.median(v) for m, v in totals.items()}
     result = {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.machine(),

@@ -26,7 +26,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -277,7 +277,7 @@ def run(args: argparse.Namespace) -> dict:
             for statistic, reduce in (("median", statistics.median), ("best", min))
         }
     return {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
         "pennylane_version": qml.__version__,
         "peers_installed": {name: _version(name) for name in peers},

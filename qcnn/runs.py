@@ -164,7 +164,7 @@ def write_record(run_dir: Path, asked: dict[str, Any], device: torch.device, **s
     record = {
         **asked,
         "device": str(device),
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **{k: round(v, 1) for k, v in seconds.items()},
     }
     write_json(run_dir / RECORD_FILE, record)
