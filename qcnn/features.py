@@ -9,6 +9,7 @@ Where: ``--cache-dir``, else $QCNN_CACHE_DIR, else ~/.cache/qcnn (``paths.cache_
 from __future__ import annotations
 
 import hashlib
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -28,8 +29,9 @@ from qcnn.runtime import CPU, autocast, storage_dtype
 STAGES = ("layer2", "layer3")
 
 
-def images_digest(data_dir: str | Path, image_ids: list[str]) -> str:
-    """SHA-256 over the ids and bytes of the images, in order (about a second for the whole data set)."""
+@cache
+def images_digest(data_dir: Path, image_ids: tuple[str, ...]) -> str:
+    """SHA-256 over the ids and bytes of the images, in order; read once per process and image list."""
     h = hashlib.sha256()
     for image_id in image_ids:
         h.update(image_id.encode())
@@ -78,7 +80,9 @@ def cached_features(
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     image_ids = split.loc[split.pool == pool, "image_id"].tolist()
-    key = hashlib.sha256(("\n".join(image_ids) + images_digest(data_dir, image_ids)).encode()).hexdigest()[:12]
+    key = hashlib.sha256(("\n".join(image_ids) + images_digest(Path(data_dir), tuple(image_ids))).encode()).hexdigest()[
+        :12
+    ]
     folder = paths.cache_dir(cache_dir) / "features" / file_digest(Path(checkpoint_dir) / BACKBONE_FILE)
     files = [folder / f"{pool}-{key}-{stage}-{precision}-v{v}.safetensors" for v in range(variants)]
     missing = [v for v, f in enumerate(files) if not f.is_file()]

@@ -12,15 +12,17 @@ from typing import Any
 import torch
 
 
+_UMASK = os.umask(0)  # read once: setting the umask is process-wide, not safe to toggle per write
+os.umask(_UMASK)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make shared results unreadable to others
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would make shared results unreadable to others
     try:
         write(Path(tmp))
         os.replace(tmp, path)

@@ -15,7 +15,6 @@ import json
 import math
 import time
 from dataclasses import dataclass, replace
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +83,6 @@ def load_split(ws: Workspace, unit: str) -> pd.DataFrame:
     return read_split(path)
 
 
-@cache
-def _data_digest(data_dir: Path, image_ids: tuple[str, ...]) -> str:
-    return images_digest(data_dir, list(image_ids))
-
-
 def expected_record(spec: RunSpec, ws: Workspace, split: pd.DataFrame) -> dict[str, Any]:
     """What a finished run of ``spec`` in this workspace must have recorded."""
     backbone = ws.checkpoint_dir / BACKBONE_FILE
@@ -98,7 +92,7 @@ def expected_record(spec: RunSpec, ws: Workspace, split: pd.DataFrame) -> dict[s
     return {
         "spec": spec.to_json(),
         "split_digest": hashlib.sha256(used[["image_id", "pool"]].to_csv(index=False).encode()).hexdigest()[:16],
-        "data_digest": _data_digest(Path(ws.data_dir), tuple(used.image_id)),
+        "data_digest": images_digest(Path(ws.data_dir), tuple(used.image_id)),
         "backbone_digest": file_digest(backbone),
         "eval_precision": ws.eval_precision,
     }

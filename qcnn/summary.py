@@ -6,7 +6,7 @@ Read by the app's experiment pages and by the claim ledger; written only by ``qc
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 from typing import Any
 
 import numpy as np
@@ -42,11 +42,8 @@ def _comparison(seeds: list[int], point: np.ndarray, boot: np.ndarray) -> dict[s
 
 def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_bootstrap: int) -> dict[str, Any]:
     """Every variant of one (fraction, split) setting, over the seeds whose runs are complete."""
-    done = {
-        (s.variant, s.seed): run_paths(s, ws, experiment.name)[0]
-        for s in specs
-        if read_record(run_paths(s, ws, experiment.name)[0]) is not None
-    }
+    folders = {(s.variant, s.seed): run_paths(s, ws, experiment.name)[0] for s in specs}
+    done = {key: folder for key, folder in folders.items() if read_record(folder) is not None}
     if not done:
         return {"variants": {}}
     frames = {key: pd.read_csv(folder / "predictions.csv", dtype={"image_id": str}) for key, folder in done.items()}
@@ -68,7 +65,7 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
             continue
         rows = [index[(v.name, s)] for s in seeds]
         folder = done[(v.name, seeds[0])]
-        config = _read(folder / "config.json")
+        config = json.loads((folder / "config.json").read_text())
         seconds = np.concatenate([pd.read_csv(done[(v.name, s)] / "history.csv").seconds.to_numpy() for s in seeds])
         block = {
             "description": v.description,
@@ -131,9 +128,3 @@ def summarize_experiment(
         summary["settings"] = settings
     write_json(path, summary)
     return summary
-
-
-def _read(path: Path) -> dict:
-    import json
-
-    return json.loads(path.read_text())

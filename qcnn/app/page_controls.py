@@ -10,7 +10,6 @@ from qcnn.app.style import METRIC_LABELS, fmt_value
 
 TITLE = "Controls: which of the four moves matter?"
 METRIC_CHOICES = ("auc", "f1", "balanced_accuracy")
-SUMMARY_FILE = results.CONTROLS_SUMMARY_FILE
 
 
 def _metric() -> str:
@@ -57,7 +56,9 @@ def render() -> None:
     )
     summary = results.load_controls_summary()
     if summary is None:
-        ui.missing("controls matrix", SUMMARY_FILE, f"qcnn sweep experiments/{controls.EXPERIMENT}.toml")
+        ui.missing(
+            "controls matrix", results.CONTROLS_SUMMARY_FILE, f"qcnn sweep experiments/{controls.EXPERIMENT}.toml"
+        )
         return
     ui.synthetic_notice(summary)
     done, total = controls.progress(summary)
