@@ -25,7 +25,7 @@ from qcnn import paths
 from qcnn.backbone import BACKBONE_FILE, file_digest
 from qcnn.config import MODEL_PRESETS, RunSpec, differences
 from qcnn.data import resolve_data_dir
-from qcnn.errors import MissingFileError, RunMismatchError
+from qcnn.errors import ConfigError, MissingFileError, RunMismatchError
 from qcnn.features import images_digest
 from qcnn.io import write_json
 from qcnn.runtime import resolve_device
@@ -57,15 +57,35 @@ def preset_of(spec: RunSpec) -> str | None:
     return next((kind for kind, config in MODEL_PRESETS.items() if config == spec.model), None)
 
 
+def _shares_reproduction_run(spec: RunSpec, reproduction_run: Path) -> bool:
+    """Whether the reproduction's folder is free for ``spec`` or already holds this very run.
+
+    A folder from before completion records (only a ``config.json``) counts by its configuration, so an
+    experiment never overwrites the reproduction's earlier seeds.
+    """
+    if preset_of(spec) != spec.variant:
+        return False
+    record, config = read_record(reproduction_run), reproduction_run / "config.json"
+    if record is not None:
+        return record["spec"] == spec.to_json()
+    if not config.is_file():
+        return True
+    try:
+        return RunSpec.from_json(json.loads(config.read_text())) == spec
+    except (KeyError, TypeError, ValueError, ConfigError):
+        return False
+
+
 def run_paths(spec: RunSpec, ws: Workspace, experiment: str | None = None) -> tuple[Path, Path]:
     """(results folder, weights file) of a run.
 
     An experiment's variant named ``qcnn`` or ``classical`` that is exactly that model on the
-    reproduction's protocol lives in the reproduction's folder: the experiment reuses the run instead
-    of training it twice (its completion record still has to equal what the experiment asks).
+    reproduction's split and data lives in the reproduction's folder, unless that folder holds a
+    finished run trained otherwise (e.g. in another precision): the experiment reuses the run instead
+    of training it twice, and never competes with the reproduction for its folder.
     """
     results, weights = ws.results_dir / paths.RUNS_DIR, ws.checkpoint_dir / paths.RUNS_DIR
-    if experiment is not None and preset_of(spec) != spec.variant:
+    if experiment is not None and not _shares_reproduction_run(spec, results / spec.name):
         results = ws.results_dir / paths.EXPERIMENTS_DIR / experiment / paths.RUNS_DIR
         weights = ws.checkpoint_dir / paths.EXPERIMENTS_DIR / experiment / paths.RUNS_DIR
     return results / spec.name, weights / f"{spec.name}.safetensors"

@@ -176,3 +176,27 @@ def test_the_learning_curve_reuses_the_reproduction_at_full_data():
             assert "experiments/lowdata" in str(folder)
     image = load_experiment(paths.REPO_ROOT / "experiments" / "imagesplit.toml")
     assert {s.split for s in image.specs()} == {"image"} and len(image.specs()) == 6
+
+
+def test_an_experiment_never_takes_over_a_reproduction_folder_trained_otherwise(tmp_path):
+    """The controls train their baseline pair in fp32; the reproduction's bf16 runs keep their folders."""
+    import json
+    from dataclasses import replace
+
+    from qcnn.config import MODEL_PRESETS, RunSpec
+    from qcnn.runs import RECORD_FILE, Workspace, run_paths
+
+    ws = Workspace(tmp_path / "results", tmp_path / "checkpoints")
+    bf16 = RunSpec("qcnn", 1, MODEL_PRESETS["qcnn"])
+    fp32 = replace(bf16, train=replace(bf16.train, precision="fp32"))
+    reproduction = ws.results_dir / "runs" / "qcnn_seed1"
+    assert run_paths(fp32, ws, "controls")[0] == reproduction, "an empty folder is free"
+
+    reproduction.mkdir(parents=True)
+    (reproduction / "config.json").write_text(json.dumps({**bf16.to_json(), "epochs_run": 30}))
+    assert run_paths(bf16, ws, "controls")[0] == reproduction, "a run from before records counts by its config"
+    assert run_paths(fp32, ws, "controls")[0] == ws.results_dir / "experiments" / "controls" / "runs" / "qcnn_seed1"
+
+    (reproduction / RECORD_FILE).write_text(json.dumps({"spec": fp32.to_json()}))
+    assert run_paths(fp32, ws, "controls")[0] == reproduction, "the record decides once there is one"
+    assert "experiments" in str(run_paths(bf16, ws, "controls")[0])
