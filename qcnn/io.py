@@ -51,3 +51,27 @@ def save_safetensors(
     from safetensors.torch import save_file
 
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def resume_path(checkpoint_path: str | Path) -> Path:
+    """Where a training loop keeps the state it needs to continue after an interruption."""
+    path = Path(checkpoint_path)
+    return path.with_name(path.name + ".resume.pt")
+
+
+def save_resume(checkpoint_path: str | Path, identity: str, state: dict[str, Any]) -> Path:
+    """Write the loop's state after an epoch, tagged with what it was made for, atomically."""
+    payload = {"identity": identity, **state}
+    return atomic_write(resume_path(checkpoint_path), lambda tmp: torch.save(payload, tmp))
+
+
+def load_resume(checkpoint_path: str | Path, identity: str) -> dict[str, Any] | None:
+    """The saved state if it was made for ``identity``; None (and the stale file kept aside) otherwise."""
+    path = resume_path(checkpoint_path)
+    if not path.is_file():
+        return None
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    if state.get("identity") != identity:
+        print(f"{path} was made with other settings: starting over")
+        return None
+    return state

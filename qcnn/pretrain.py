@@ -25,7 +25,7 @@ from qcnn.augment import pretrain_augmentation
 from qcnn.backbone import FEATURE_CHANNELS, Backbone, normalize, save_backbone
 from qcnn.config import PretrainConfig
 from qcnn.images import load_images
-from qcnn.io import atomic_write, write_csv, write_json
+from qcnn.io import load_resume, resume_path, save_resume, write_csv, write_json
 from qcnn.runtime import CPU, autocast
 from qcnn.split import stratified_lesions
 
@@ -66,10 +66,6 @@ def _evaluate(
     return loss, float(np.mean(pred == y)), _balanced_accuracy(y, pred, n_classes)
 
 
-def _resume_path(checkpoint_path: Path) -> Path:
-    return checkpoint_path.with_name(checkpoint_path.name + ".resume.pt")
-
-
 def pretrain_backbone(
     split: pd.DataFrame,
     data_dir: str | Path,
@@ -105,20 +101,16 @@ def pretrain_backbone(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps, pct_start=0.15)
 
     rows, best, best_state, first_epoch = [], -1.0, None, 1
-    resume = _resume_path(checkpoint_path)
-    if resume.is_file():
-        state = torch.load(resume, weights_only=True, map_location="cpu")
-        if state["config"] == str(asdict(cfg)):
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["torch_rng"])
-            generator.set_state(state["sampler_rng"])
-            rows, best, best_state = list(state["rows"]), float(state["best"]), state["best_state"]
-            first_epoch = len(rows) + 1
-            print(f"resuming the pretraining after epoch {len(rows)} ({resume})")
-        else:
-            print(f"{resume} was made with other settings: starting over")
+    state = load_resume(checkpoint_path, str(asdict(cfg)))
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        generator.set_state(state["sampler_rng"])
+        rows, best, best_state = list(state["rows"]), float(state["best"]), state["best_state"]
+        first_epoch = len(rows) + 1
+        print(f"resuming the pretraining after epoch {len(rows)} ({resume_path(checkpoint_path)})")
 
     for epoch in range(first_epoch, cfg.epochs + 1):
         start, model = time.perf_counter(), model.train()
@@ -154,7 +146,6 @@ def pretrain_backbone(
             best = val_bacc
             best_state = {k: v.detach().cpu().clone() for k, v in model.backbone.state_dict().items()}
         state = {
-            "config": str(asdict(cfg)),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
@@ -164,7 +155,7 @@ def pretrain_backbone(
             "best": best,
             "best_state": best_state,
         }
-        atomic_write(resume, lambda tmp, state=state: torch.save(state, tmp))
+        save_resume(checkpoint_path, str(asdict(cfg)), state)
 
     backbone = Backbone()
     backbone.load_state_dict(best_state)
@@ -176,5 +167,5 @@ def pretrain_backbone(
         Path(history_path).with_suffix(".json"),
         {**asdict(cfg), "classes": classes, "n_train": int((~is_val).sum()), "n_holdout": int(is_val.sum())},
     )
-    resume.unlink()
+    resume_path(checkpoint_path).unlink()
     return history

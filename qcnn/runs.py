@@ -10,7 +10,6 @@ Ray tasks call it alike.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 import time
@@ -29,7 +28,7 @@ from qcnn.errors import ConfigError, MissingFileError, RunMismatchError
 from qcnn.features import images_digest
 from qcnn.io import write_json
 from qcnn.runtime import resolve_device
-from qcnn.split import read_split, train_subset
+from qcnn.split import pools_digest, read_split, train_subset
 
 RECORD_FILE = "complete.json"
 MODEL_POOLS = ("train", "val", "test")
@@ -111,7 +110,7 @@ def expected_record(spec: RunSpec, ws: Workspace, split: pd.DataFrame) -> dict[s
     used = split[split.pool.isin(MODEL_POOLS)]
     return {
         "spec": spec.to_json(),
-        "split_digest": hashlib.sha256(used[["image_id", "pool"]].to_csv(index=False).encode()).hexdigest()[:16],
+        "split_digest": pools_digest(used),
         "data_digest": images_digest(Path(ws.data_dir), tuple(used.image_id)),
         "backbone_digest": file_digest(backbone),
         "eval_precision": ws.eval_precision,

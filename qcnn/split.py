@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,11 @@ def write_split(split: pd.DataFrame, path: str | Path) -> None:
 
 def read_split(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"image_id": str, "lesion_id": str, "dx": str, "pool": str})
+
+
+def pools_digest(split: pd.DataFrame) -> str:
+    """Which images are in which pool, in 16 hex digits: two runs on the same digest saw the same pools."""
+    return hashlib.sha256(split[["image_id", "pool"]].to_csv(index=False).encode()).hexdigest()[:16]
 
 
 def train_subset(split: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:

@@ -2,11 +2,14 @@
 
 Runs every epoch and records it; keeps the weights of the epoch with the best validation AUC, as
 the study did. Writes ``history.csv`` and ``config.json`` into the run's folder and the weights to
-``weights_path``, all atomically.
+``weights_path``, all atomically. After every epoch the loop's whole state (weights, optimiser,
+schedule, generators) goes to ``<weights>.resume.pt``, so an interrupted run continues exactly where
+it stopped: the same epochs, batches and augmentations as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -17,14 +20,14 @@ from torch import nn
 from tqdm import tqdm
 
 from qcnn.augment import N_DIHEDRAL
-from qcnn.backbone import BACKBONE_FILE, load_backbone
+from qcnn.backbone import BACKBONE_FILE, file_digest, load_backbone
 from qcnn.config import RunSpec, TrainConfig
 from qcnn.features import cached_features
-from qcnn.io import write_csv, write_json
+from qcnn.io import load_resume, resume_path, save_resume, write_csv, write_json
 from qcnn.metrics import threshold_metrics
 from qcnn.models import LesionClassifier, build_model, predict, save_model
 from qcnn.runtime import CPU, autocast
-from qcnn.split import train_subset
+from qcnn.split import pools_digest, train_subset
 
 
 def train_step(
@@ -109,7 +112,17 @@ def train_run(
     )
 
     rows, best_auc = [], -np.inf
-    bar = tqdm(range(1, epochs + 1), desc=spec.name, disable=None)
+    identity = json.dumps({**spec.to_json(), "backbone": file_digest(backbone_path), "split": pools_digest(split)})
+    state = load_resume(weights_path, identity)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        rows, best_auc = list(state["rows"]), float(state["best_auc"])
+        print(f"{spec.name}: resuming after epoch {len(rows)} of {epochs}")
+    bar = tqdm(range(len(rows) + 1, epochs + 1), desc=spec.name, disable=None)
     for epoch in bar:
         start = time.perf_counter()
         model.train()
@@ -132,8 +145,8 @@ def train_run(
                 "epoch": epoch,
                 "train_loss": total / len(train_y),
                 "val_loss": val_loss,
-                "val_auc": val["auc"],
-                "val_accuracy": val["accuracy"],
+                "val_auc": float(val["auc"]),
+                "val_accuracy": float(val["accuracy"]),
                 "lr": optimizer.param_groups[-1]["lr"],
                 "seconds": time.perf_counter() - start,
             }
@@ -145,4 +158,17 @@ def train_run(
         history = pd.DataFrame(rows)
         history["best"] = history.val_auc == best_auc
         write_csv(history, run_dir / "history.csv")
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": json.dumps(rng.bit_generator.state),
+            "rows": rows,
+            "best_auc": best_auc,
+        }
+        save_resume(weights_path, identity, state)
+    resume_path(weights_path).unlink(missing_ok=True)
+    history = pd.DataFrame(rows)
+    history["best"] = history.val_auc == best_auc
     return history

@@ -185,6 +185,46 @@ def test_an_interrupted_run_is_not_done(workspace):
     assert (run / "predictions.csv").is_file()
 
 
+def test_a_run_killed_mid_training_resumes_exactly_where_it_stopped(workspace, tmp_path, monkeypatch):
+    """Same epochs, batches, augmentations and weights as a run that was never interrupted."""
+    from qcnn import train
+    from qcnn.io import resume_path
+    from qcnn.runs import load_split
+
+    spec = RunSpec("resumed", 0, MODEL_PRESETS["qcnn"], TrainConfig(epochs=3, batch_size=8, precision="fp32"))
+    split, ws = load_split(workspace, "lesion"), workspace.with_data()
+
+    def train_into(folder):
+        weights = tmp_path / folder / "weights.safetensors"
+        args = (split, ws.data_dir, tmp_path / folder, weights, ws.checkpoint_dir)
+        return train.train_run(spec, *args, cache_dir=ws.cache_dir), weights
+
+    straight, straight_weights = train_into("straight")
+    epochs_scored, real_metrics = [], train.threshold_metrics
+
+    def dies_in_the_third_epoch(*args):
+        epochs_scored.append(1)
+        if len(epochs_scored) == 3:
+            raise KeyboardInterrupt
+        return real_metrics(*args)
+
+    monkeypatch.setattr(train, "threshold_metrics", dies_in_the_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_into("resumed")
+    assert resume_path(tmp_path / "resumed" / "weights.safetensors").is_file()
+    scored_after_resuming = []
+    monkeypatch.setattr(train, "threshold_metrics", lambda *a: scored_after_resuming.append(1) or real_metrics(*a))
+    resumed, resumed_weights = train_into("resumed")
+    assert len(scored_after_resuming) == 1, "only the third epoch is trained again"
+
+    columns = ["epoch", "train_loss", "val_loss", "val_auc", "best"]
+    pd.testing.assert_frame_equal(resumed[columns], straight[columns])
+    assert not resume_path(resumed_weights).exists()
+    models = [load_model(model_path=w, checkpoint_dir=ws.checkpoint_dir) for w in (straight_weights, resumed_weights)]
+    for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_bad_configurations_are_named():
     with pytest.raises(ConfigError, match="grid"):
         ModelConfig(grid=5)
