@@ -129,7 +129,7 @@ def run(results_dir: Path, checkpoint_dir: Path, log=print) -> dict:
     """results/fourier.json for the seed-0 QCNN's circuit, read out by its classifier (r = 256 w)."""
     from qcnn.constants import N_OUTCOMES
     from qcnn.models import load_model
-    from qcnn.shots import write_json
+    from qcnn.io import write_json
 
     model = load_model("qcnn", checkpoint_dir)
     readout = N_OUTCOMES * model.head.classifier.weight.detach().double().numpy()[0]

@@ -329,7 +329,8 @@ def run(
     n_images: int = N_IMAGES,
     log=print,
 ) -> dict:
-    from qcnn.shots import patch_distributions, write_json
+    from qcnn.io import write_json
+    from qcnn.shots import patch_distributions
 
     def save(payload: dict) -> None:
         write_json(results_dir / NOISE_FILE, payload)

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from qcnn.constants import GRID, N_OUTCOMES, N_QUBITS, THRESHOLD
+from qcnn.io import write_json
 from qcnn.metrics import threshold_metrics
 from qcnn.stats import _rank, interval, weighted_metrics
 
@@ -240,8 +241,13 @@ def shots_experiment(
     seed: int = SEED,
     log=print,
     save=None,
+    previous: dict | None = None,
 ) -> dict:
-    """Test-pool metrics at each shot count; ``save`` (if given) receives the payload after each."""
+    """Test-pool metrics at each shot count; ``save`` (if given) receives the payload after each.
+
+    ``previous`` is an earlier, interrupted payload: its shot counts are kept, not sampled again,
+    when it was made from the same model, pool and settings (its exact entry is identical).
+    """
     labels, lesions = dists.test.label.to_numpy(), dists.test.lesion_id.to_numpy()
     exact = sigmoid(exact_logits(dists.probs, dists.readout, dists.bias))
     n_weights = int(np.prod(dists.weights.shape))
@@ -287,30 +293,58 @@ def shots_experiment(
         "shot_counts": list(shot_counts),
         "complete": False,
     }
+    done = _resumable_entries(previous, payload)
     for shots in shot_counts:
-        t0 = time.perf_counter()
-        draws = np.stack(
-            [
-                sigmoid(shot_logits(dists.probs, dists.readout, dists.bias, shots, draw_rng(seed, shots, d)))
-                for d in range(n_draws)
-            ]
-        )
-        seconds = time.perf_counter() - t0
-        entries.append(
-            {
-                "shots": shots,
-                "label": f"{shots:,} shots",
-                "n_draws": n_draws,
-                "seconds": round(seconds, 1),
-                "metrics": _metrics_block(labels, lesions, draws, n_bootstrap, seed),
-                "mean_abs_probability_change": round(float(np.abs(draws - exact).mean()), 6),
-            }
-        )
-        log(f"{shots:>6} shots: AUC {entries[-1]['metrics']['auc']['mean']:.4f} ({seconds:.0f} s sampling)")
+        if shots in done:
+            entries.append(done[shots])
+            log(f"{shots:>6} shots: kept from the earlier run")
+        else:
+            entry = _shots_entry(dists, labels, lesions, exact, shots, n_draws, n_bootstrap, seed)
+            entries.append(entry)
+            log(f"{shots:>6} shots: AUC {entry['metrics']['auc']['mean']:.4f} ({entry['seconds']:.0f} s sampling)")
         payload["complete"] = shots == shot_counts[-1]
         if save:
             save(payload)
     return payload
+
+
+def _shots_entry(
+    dists: PatchDistributions,
+    labels: np.ndarray,
+    lesions: np.ndarray,
+    exact: np.ndarray,
+    shots: int,
+    n_draws: int,
+    n_bootstrap: int,
+    seed: int,
+) -> dict:
+    """Metrics at ``shots`` per circuit over ``n_draws`` independent draws."""
+    t0 = time.perf_counter()
+    draws = np.stack(
+        [
+            sigmoid(shot_logits(dists.probs, dists.readout, dists.bias, shots, draw_rng(seed, shots, d)))
+            for d in range(n_draws)
+        ]
+    )
+    seconds = time.perf_counter() - t0
+    return {
+        "shots": shots,
+        "label": f"{shots:,} shots",
+        "n_draws": n_draws,
+        "seconds": round(seconds, 1),
+        "metrics": _metrics_block(labels, lesions, draws, n_bootstrap, seed),
+        "mean_abs_probability_change": round(float(np.abs(draws - exact).mean()), 6),
+    }
+
+
+def _resumable_entries(previous: dict | None, payload: dict) -> dict[int, dict]:
+    """Shot-count entries of an earlier payload made with exactly this model and these settings."""
+    same = ("model", "n_test", "n_test_malignant", "threshold", "seed", "n_draws", "n_bootstrap", "method")
+    if not previous or any(previous.get(k) != payload[k] for k in same):
+        return {}
+    if previous["entries"][0] != payload["entries"][0]:
+        return {}
+    return {e["shots"]: e for e in previous["entries"][1:]}
 
 
 def check_against_evaluation(exact: np.ndarray, image_ids: pd.Series, predictions_csv: Path) -> dict:
@@ -327,14 +361,6 @@ def check_against_evaluation(exact: np.ndarray, image_ids: pd.Series, prediction
         "max_abs_difference": round(float(diff.max()), 8),
         "mean_abs_difference": round(float(diff.mean()), 8),
     }
-
-
-def write_json(path: Path, payload: dict) -> None:
-    """Atomic write (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(path)
 
 
 def run(
@@ -358,6 +384,14 @@ def run(
             )
         write_json(results_dir / SHOTS_FILE, out)
 
+    path = results_dir / SHOTS_FILE
+    previous = json.loads(path.read_text()) if path.is_file() else None
     return shots_experiment(
-        dists, int((split.pool == "train").sum()), n_draws=n_draws, n_bootstrap=n_bootstrap, log=log, save=save
+        dists,
+        int((split.pool == "train").sum()),
+        n_draws=n_draws,
+        n_bootstrap=n_bootstrap,
+        log=log,
+        save=save,
+        previous=previous,
     )

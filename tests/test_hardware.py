@@ -11,6 +11,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from qcnn import fourier, noise, paths, shots
+from qcnn.io import write_json
 from qcnn.quantum import QuantumLayer, simulate
 
 APP = paths.REPO_ROOT / "streamlit_app.py"
@@ -213,10 +214,8 @@ def test_spectrum_reconstructs_the_trained_circuit():
 # --- the page -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def hardware_results(tmp_path_factory):
-    """shots.json, noise.json and fourier.json made by the real functions from a small synthetic model."""
-    folder = tmp_path_factory.mktemp("results")
+def synthetic_model() -> tuple[QuantumLayer, shots.PatchDistributions]:
+    """A small random circuit read out linearly, with labels it can partly predict."""
     rng = np.random.default_rng(0)
     n, patches, qubits = 40, 3, 3
     layer = QuantumLayer(qubits, 2, 2)
@@ -239,7 +238,30 @@ def hardware_results(tmp_path_factory):
         test=test,
         weights=layer.weights.detach().numpy(),
     )
-    shots.write_json(
+    return layer, dists
+
+
+def test_an_interrupted_shots_run_keeps_its_finished_shot_counts():
+    _, dists = synthetic_model()
+    settings = dict(n_train=100, n_draws=3, n_bootstrap=50, log=lambda *_: None)
+    whole = shots.shots_experiment(dists, shot_counts=(1, 10, 100), **settings)
+    interrupted = json.loads(json.dumps(shots.shots_experiment(dists, shot_counts=(1, 10), **settings)))
+    interrupted["entries"][1]["seconds"] = -1.0  # marks the entry that must be kept, not sampled again
+    resumed = shots.shots_experiment(dists, shot_counts=(1, 10, 100), previous=interrupted, **settings)
+    assert resumed["entries"][1]["seconds"] == -1.0 and resumed["complete"]
+    for kept, fresh in zip(resumed["entries"][2:], whole["entries"][2:], strict=True):
+        assert kept["metrics"] == fresh["metrics"]
+    other = shots.shots_experiment(dists, shot_counts=(1,), previous={**interrupted, "n_draws": 5}, **settings)
+    assert other["entries"][1]["seconds"] != -1.0, "a payload with other settings is not reused"
+
+
+@pytest.fixture(scope="module")
+def hardware_results(tmp_path_factory):
+    """shots.json, noise.json and fourier.json made by the real functions from a small synthetic model."""
+    folder = tmp_path_factory.mktemp("results")
+    layer, dists = synthetic_model()
+    readout = dists.readout
+    write_json(
         folder / shots.SHOTS_FILE,
         {
             k: v
@@ -249,11 +271,11 @@ def hardware_results(tmp_path_factory):
             if k != "exact_probabilities"
         },
     )
-    shots.write_json(
+    write_json(
         folder / noise.NOISE_FILE,
         noise.noise_experiment(dists, gate_errors=(0.0, 1e-2, 1e-1), n_bootstrap=50, log=quiet),
     )
-    shots.write_json(folder / fourier.FOURIER_FILE, fourier.fourier_report(layer, readout, log=quiet))
+    write_json(folder / fourier.FOURIER_FILE, fourier.fourier_report(layer, readout, log=quiet))
     return folder
 
 
