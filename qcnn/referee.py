@@ -278,8 +278,15 @@ def matched_operating_points(labels: np.ndarray, weights: np.ndarray, seeds: lis
 def validation_thresholds(
     results_dir: Path, labels: np.ndarray, weights: np.ndarray, seeds: list[int], p: dict
 ) -> dict:
-    """Thresholds chosen on each run's validation predictions (Youden's J; recall 85 %), applied to test."""
-    val = load_predictions(results_dir, seeds, VAL_PREDICTIONS_FILE)
+    """Thresholds chosen on each run's validation predictions (Youden's J; recall 85 %), applied to test.
+
+    Over the seeds whose runs wrote validation predictions (older evaluations did not); the interval
+    says what it counts: seeds and lesions with two or more such seeds, test lesions only with one.
+    """
+    with_val = [
+        s for s in seeds if all(_run_file(results_dir, k, s, VAL_PREDICTIONS_FILE).is_file() for k in MODEL_KINDS)
+    ]
+    val = load_predictions(results_dir, with_val, VAL_PREDICTIONS_FILE) if with_val else None
     if val is None:
         return {
             "status": "not yet measured",
@@ -287,15 +294,20 @@ def validation_thresholds(
             "`qcnn evaluate` has to write them",
         }
     val_labels = val["frame"].label.to_numpy()
-    out = {"status": "measured"}
+    missing = [s for s in seeds if s not in with_val]
+    out = {
+        "status": "measured",
+        "seeds": with_val,
+        "interval_method": interval_method(len(with_val)),
+        "seeds_without_validation_predictions": missing,
+    }
     for rule, choose in (
         ("youden", lambda y, q: youden_threshold(y, q)),
         ("recall_85", lambda y, q: threshold_for_recall(y, q, FIXED_RECALL)),
     ):
-        thresholds = {key: choose(val_labels, val["p"][key]) for key in p}
-        out[rule] = _paired_block(
-            labels, weights, seeds, {key: p[key] >= t for key, t in thresholds.items()}, thresholds
-        )
+        thresholds = {key: choose(val_labels, val["p"][key]) for key in val["p"]}
+        predicted = {key: p[key] >= t for key, t in thresholds.items()}
+        out[rule] = _paired_block(labels, weights, with_val, predicted, thresholds)
     return out
 
 

@@ -85,8 +85,12 @@ def write_synthetic_results(
     seed: int = 0,
     with_summary: bool = True,
     split: pd.DataFrame | None = None,
+    val_seeds: tuple[int, ...] = (0,),
 ) -> Path:
     """Write a complete synthetic results folder; returns its path.
+
+    ``val_seeds``: the seeds whose runs also wrote validation predictions (the committed reproduction:
+    only seed 0's evaluation wrote them).
 
     ``split`` (optional, a real split.csv frame): use its pools and image ids — ``n_test`` of its test
     images — so that a gallery can show real images next to made-up probabilities.
@@ -170,10 +174,20 @@ def write_synthetic_results(
                 **curves(labels, p, max_points=120),
             }
             (run / "metrics.json").write_text(json.dumps(metrics))
+            if s in val_seeds:
+                _write_val_predictions(split, run, np.random.default_rng([seed, s, len(kind)]), kind)
     if with_summary:
         summarize(directory, n_bootstrap, seed)
         _write_referee_and_ledger(directory, split, rng, n_bootstrap)
     return directory
+
+
+def _write_val_predictions(split: pd.DataFrame, run: Path, rng: np.random.Generator, kind: str) -> None:
+    """The run's validation-pool predictions, from their own generator so the test pool's stay as they were."""
+    val = split[split.pool == "val"].reset_index(drop=True)
+    labels = val.label.to_numpy()
+    p = _probabilities(rng, labels, 1.6 * labels + rng.normal(0, 1, len(labels)), kind)
+    val[["image_id", "lesion_id", "dx", "label"]].assign(probability=p).to_csv(run / "val_predictions.csv", index=False)
 
 
 def _write_referee_and_ledger(directory: Path, split: pd.DataFrame, rng: np.random.Generator, n_bootstrap: int) -> None:

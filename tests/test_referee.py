@@ -188,3 +188,28 @@ def test_subgroups_count_groups_flag_small_ones_and_leave_undefined_metrics_empt
     assert {g["group"] for g in out["by"]["age_band"]} == {"45–59", "unknown"}
     lo, hi = by_dx["mel"]["difference"]["ci95"]["accuracy"]
     assert -1 <= lo <= hi <= 1
+
+
+def test_validation_thresholds_use_the_seeds_that_have_validation_predictions(tmp_path):
+    """Two seeds with validation predictions: seeds-and-lesions intervals; one: lesion-only; none: not measured."""
+    from qcnn.referee import load_predictions, validation_thresholds
+    from qcnn.stats import INTERVAL_METHOD, LESION_ONLY_METHOD, lesion_weights
+    from qcnn.testing import write_synthetic_results
+
+    def measured(val_seeds: tuple[int, ...]) -> dict:
+        folder = write_synthetic_results(
+            tmp_path / str(len(val_seeds)), n_test=300, val_seeds=val_seeds, with_summary=False
+        )
+        test = load_predictions(folder, [0, 1, 2])
+        labels = test["frame"].label.to_numpy()
+        weights = lesion_weights(test["frame"].lesion_id.to_numpy(), 200).astype(float)
+        return validation_thresholds(folder, labels, weights, [0, 1, 2], test["p"])
+
+    assert measured(())["status"] == "not yet measured"
+    one = measured((0,))
+    assert one["seeds"] == [0] and one["seeds_without_validation_predictions"] == [1, 2]
+    assert one["interval_method"] == LESION_ONLY_METHOD and len(one["youden"]["qcnn"]["thresholds"]) == 1
+    two = measured((0, 2))
+    assert two["seeds"] == [0, 2] and two["interval_method"] == INTERVAL_METHOD
+    lo, hi = two["recall_85"]["difference"]["ci95"]["recall"]
+    assert lo <= two["recall_85"]["difference"]["mean"]["recall"] <= hi

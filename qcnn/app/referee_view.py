@@ -190,6 +190,30 @@ def _validation(validation: dict) -> None:
             }
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="referee_validation")
+    st.caption(_validation_caption(validation))
+
+
+def _validation_caption(validation: dict) -> str:
+    """What the validation-threshold intervals count, and which seeds they leave out."""
+    seeds = validation.get("seeds", [])
+    missing = validation.get("seeds_without_validation_predictions", [])
+    text = (
+        f"Each run's threshold is chosen on its own validation predictions, then applied to test. "
+        f"Seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; "
+    )
+    if len(seeds) > 1:
+        text += "mean over seeds [95% interval over seeds and test lesions]."
+    else:
+        text += (
+            "**one seed only: the interval counts test lesions, not training randomness**, so it is narrower "
+            "than an interval over seeds would be and carries no verdict."
+        )
+    if missing:
+        text += (
+            f" Seeds {', '.join(map(str, missing))} are left out: their evaluations predate validation "
+            "predictions and their weights were not kept."
+        )
+    return text
 
 
 def render_threshold(referee: dict | None) -> None:
