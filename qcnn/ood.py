@@ -18,11 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from qcnn import paths
 from qcnn.backbone import file_digest
 from qcnn.constants import FEATURE_CHANNELS
 from qcnn.errors import QcnnError
 
-REFERENCE_FILE = "ood_reference.safetensors"
+REFERENCE_FILE = paths.OOD_REFERENCE_FILE
 PERCENTILE = 99.0
 POOL_BATCH = 64
 

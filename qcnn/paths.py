@@ -21,6 +21,7 @@ RUNS_DIR = "runs"
 EXPERIMENTS_DIR = "experiments"
 SUMMARY_FILE = "summary.json"
 BACKBONE_HISTORY_FILE = "backbone_history.csv"
+OOD_REFERENCE_FILE = "ood_reference.safetensors"  # checkpoints/: the Try-it out-of-distribution check
 
 
 def results_dir() -> Path:

@@ -269,3 +269,14 @@ def test_without_a_reference_the_page_says_there_is_no_check(
     assert texts(at.subheader)[0] == "Predictions" and not at.error
     assert any("No out-of-distribution check" in c and "qcnn ood-reference" in c for c in texts(at.caption))
     assert not any("unlike the dermoscopy images" in w for w in texts(at.warning))
+
+
+def test_a_new_out_of_distribution_reference_counts_as_new_checkpoints(tmp_path: Path) -> None:
+    """`qcnn ood-reference` while the app runs: the next Try-it load picks the reference up, no restart."""
+    from qcnn.app import model_cache
+
+    for name in model_cache.CHECKPOINT_FILES:
+        (tmp_path / name).write_bytes(b"")
+    before = model_cache._stamps(tmp_path)
+    (tmp_path / paths.OOD_REFERENCE_FILE).write_bytes(b"")
+    assert model_cache._stamps(tmp_path) != before

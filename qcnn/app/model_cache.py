@@ -5,8 +5,9 @@ begins loading on a worker thread as soon as the app serves its first page, so a
 to "Try it" finds the models ready, or nearly. ``get_predictor()`` returns the loaded
 ``qcnn.inference.Predictor``, showing a spinner while the load finishes, or raises
 ``ModelsUnavailable`` with a message the page shows as a warning. The load is keyed by the
-checkpoint folder and the files' modification times, so a fresh ``qcnn reproduce`` is picked up
-without restarting the app (the old models are then dropped). A failed load is not kept: the
+checkpoint folder and the files' modification times (the optional out-of-distribution reference's
+too), so a fresh ``qcnn reproduce`` or ``qcnn ood-reference`` is picked up without restarting the app
+(the old models are then dropped). A failed load is not kept: the
 next call tries again. torch is imported only on the worker thread.
 """
 
@@ -47,7 +48,11 @@ def _stamps(directory: Path) -> tuple[int, ...]:
             "Run `qcnn reproduce` to train and export both models (or set `QCNN_CHECKPOINT_DIR` to a "
             "folder holding them)."
         )
-    return tuple((directory / name).stat().st_mtime_ns for name in CHECKPOINT_FILES)
+    optional = directory / paths.OOD_REFERENCE_FILE
+    return (
+        *((directory / name).stat().st_mtime_ns for name in CHECKPOINT_FILES),
+        optional.stat().st_mtime_ns if optional.is_file() else 0,
+    )
 
 
 def _load(directory: str) -> Predictor:
