@@ -198,6 +198,29 @@ def test_spectrum_reconstructs_a_random_circuit(reuploads):
     )
 
 
+def test_the_surrogates_reach_is_its_best_least_squares_fit():
+    """The variance share the surrogate can capture equals a least-squares fit of its features on the exact grid."""
+    torch.manual_seed(3)
+    layer = QuantumLayer(3, 2, 2)
+    readout = np.random.default_rng(0).normal(size=8)
+    surrogate = np.random.default_rng(1).integers(-2, 3, (5, 3))
+    surrogate[1] = -surrogate[0]  # a +-w pair and a zero vector must not be counted twice
+    surrogate[2] = 0
+    freqs, coeffs = fourier.circuit_spectrum(layer, readout)
+    reach = fourier.surrogate_reach(surrogate, {"trained": (freqs, coeffs)})
+
+    grid = np.stack(np.meshgrid(*[2 * np.pi * np.arange(5) / 5] * 3, indexing="ij"), -1).reshape(-1, 3)
+    target = simulate(torch.from_numpy(grid), layer.weights.detach().double(), layer.entangling).numpy() @ readout
+    phases = grid @ surrogate.T
+    features = np.hstack([np.ones((len(grid), 1)), np.cos(phases), np.sin(phases)])
+    fit, *_ = np.linalg.lstsq(features, target, rcond=None)
+    explained = 1 - np.var(target - features @ fit) / np.var(target)
+    assert reach["trained_variance_captured"] == pytest.approx(explained, abs=1e-9)
+    assert reach["distinct_nonzero_frequencies"] == len(
+        {tuple(w) for w in np.vstack([surrogate, -surrogate])} - {(0, 0, 0)}
+    )
+
+
 @pytest.mark.skipif(not (paths.CHECKPOINT_DIR / "qcnn.safetensors").is_file(), reason="no trained QCNN")
 def test_spectrum_reconstructs_the_trained_circuit():
     from qcnn.models import load_model
@@ -275,7 +298,8 @@ def hardware_results(tmp_path_factory):
         folder / noise.NOISE_FILE,
         noise.noise_experiment(dists, gate_errors=(0.0, 1e-2, 1e-1), n_bootstrap=50, log=quiet),
     )
-    write_json(folder / fourier.FOURIER_FILE, fourier.fourier_report(layer, readout, log=quiet))
+    surrogate = np.random.default_rng(2).integers(-2, 3, (6, layer.n_qubits))
+    write_json(folder / fourier.FOURIER_FILE, fourier.fourier_report(layer, readout, surrogate, log=quiet))
     return folder
 
 
@@ -310,6 +334,8 @@ def test_hardware_page_shows_shots_noise_budget_and_spectrum(hardware_results, m
     assert not at.warning  # every file complete
     text = "\n".join(m.value for m in at.markdown)
     assert "depolarizing" in text and f"**{saved['parameter_shift']['per_patch']} circuits**" in text
+    reach = json.loads((hardware_results / fourier.FOURIER_FILE).read_text())["surrogate"]
+    assert f"keeps **{100 * reach['trained_variance_captured']:.2f} %** of the trained circuit's" in text
 
 
 def test_hardware_page_without_results_says_what_to_run(tmp_path, monkeypatch):

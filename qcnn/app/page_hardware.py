@@ -229,7 +229,28 @@ def show_fourier(fourier: dict) -> None:
     ]
     st.markdown("**Largest terms of the trained circuit** (each ±ω pair once)")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption(fourier.get("surrogate", ""))
+    _surrogate_reach(fourier.get("surrogate"), trained)
+
+
+def _surrogate_reach(reach: dict | None, trained: dict) -> None:
+    """How much of the circuit's function the controls' dequantised surrogate could imitate at best."""
+    if not isinstance(reach, dict):
+        st.caption("The `fourier` surrogate's reach is not in this fourier.json: run `qcnn hardware fourier` again.")
+        return
+    lowest = next(order for order, n in enumerate(reach["n_frequencies_by_order"]) if n)
+    below = trained["variance_share_up_to_order"][lowest - 1] if lowest > 0 else 0.0
+    st.markdown(
+        f"**A classical Fourier model on the same angles.** The controls' `fourier` surrogate reads "
+        f"cos(ω·x) and sin(ω·x) for {reach['n_features']} seeded random ω ∈ {{−2,…,2}}⁸: "
+        f"{reach['distinct_nonzero_frequencies']:,} of the circuit's {sum(trained['n_frequencies_by_order']) - 1:,} "
+        f"non-zero frequencies (±ω), none of order below {lowest}, where the trained circuit keeps "
+        f"{100 * below:.1f} % of its variance. The best linear readout of those features (least squares under "
+        f"uniform angles) keeps **{100 * reach['trained_variance_captured']:.2f} %** of the trained circuit's "
+        f"variance ({100 * reach['random_weights_variance_captured']:.2f} % of a random-weight circuit's): an "
+        "upper bound on how closely the surrogate can imitate this circuit's function, before any training. "
+        "What it learns instead is its own function of the same angles; the Controls page measures how well "
+        "that classifies."
+    )
 
 
 def render() -> None:
