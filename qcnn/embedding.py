@@ -16,12 +16,16 @@ import time
 import warnings
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 
 from qcnn.constants import MODEL_KINDS
+
+if TYPE_CHECKING:
+    from qcnn.models import LesionClassifier
 
 MAP_CSV = "map.csv"
 MAP_JSON = "map.json"
@@ -30,7 +34,7 @@ UMAP_SETTINGS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean", "ran
 
 
 @torch.no_grad()
-def pooled_outcomes(model, features: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+def pooled_outcomes(model: LesionClassifier, features: torch.Tensor, batch_size: int = 64) -> np.ndarray:
     """(N, 256) float32: the mean over patches of ``model.head.outputs``'s per-patch outcomes.
 
     ``features`` are the model's cached stage (``model.cached_stage``), as the evaluation reads them.
