@@ -268,6 +268,15 @@ def cmd_hardware(args: argparse.Namespace) -> None:
     part.run(load_split(ws, "lesion"), ws.data_dir, args.results_dir, args.checkpoint_dir)
 
 
+def cmd_map(args: argparse.Namespace) -> None:
+    """results/map.csv and map.json: each test image's pooled 256-D outcome vector per model, in 2-D (PCA, UMAP)."""
+    from qcnn import embedding
+    from qcnn.runs import load_split
+
+    ws = _workspace(args).with_data()
+    embedding.run(load_split(ws, "lesion"), ws.data_dir, args.results_dir, args.checkpoint_dir, "qcnn map")
+
+
 BENCHMARKS = {
     "quantum": "quantum_layer.py",
     "training": "training_step.py",
@@ -418,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_ood_reference,
     )
     _add_runtime(p)
+
+    _command(
+        sub, "map", "each test image's pooled outcome vector per model, projected to 2-D -> results/map.csv", cmd_map
+    )
 
     p = sub.add_parser("bench", help="run a benchmark script from benchmarks/")
     p.add_argument("which", choices=sorted(BENCHMARKS))

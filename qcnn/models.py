@@ -175,9 +175,12 @@ class LesionClassifier(nn.Module):
         x = self.prefix(images)
         return x if self.config.train_layer3 else self.layer3(x)
 
+    def layer3_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Layer3's output from the cached stage's features (layer3 runs only when it is not that stage)."""
+        return self.layer3(features.float()) if self.config.train_layer3 else features
+
     def forward_from_features(self, features: torch.Tensor) -> torch.Tensor:
-        layer3 = self.layer3(features.float()) if self.config.train_layer3 else features
-        return self.head(layer3)
+        return self.head(self.layer3_features(features))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_from_features(self.frozen_features(images))

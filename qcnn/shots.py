@@ -184,7 +184,7 @@ def patch_distributions(
     probs, angles = [], []
     for i in range(0, len(features), batch_size):
         x = features[i : i + batch_size].float()
-        layer3 = model.layer3(x) if model.config.train_layer3 else x
+        layer3 = model.layer3_features(x)
         a = math.pi * torch.tanh(head.projection(head.patches(layer3))).flatten(2).transpose(1, 2)
         angles.append(a)
         probs.append(head.outcome_map(a))

@@ -2,7 +2,7 @@
 
 ``write_synthetic_results(tmp_dir)`` writes everything the pipeline writes into ``results/`` —
 split.csv, backbone_history.csv/json, runs/{kind}_seed{S}/{history.csv, config.json, metrics.json,
-predictions.csv} and summary.json (by the real ``qcnn.evaluate.summarize``) — from made-up
+predictions.csv}, map.csv/json and summary.json (by the real ``qcnn.evaluate.summarize``) — from made-up
 probabilities, so the pages can be exercised before (or without) a real reproduction. Point the app
 at it with ``QCNN_RESULTS_DIR``. It refuses to write into the project's own results/ folder.
 ``write_synthetic_experiment`` does the same for an experiment file's runs and summary.
@@ -176,6 +176,7 @@ def write_synthetic_results(
             (run / "metrics.json").write_text(json.dumps(metrics))
             if s in val_seeds:
                 _write_val_predictions(split, run, np.random.default_rng([seed, s, len(kind)]), kind)
+    _write_map(directory, test, base_latent, np.random.default_rng([seed, 1]))
     if with_summary:
         summarize(directory, n_bootstrap, seed)
         _write_referee_and_ledger(directory, split, rng, n_bootstrap)
@@ -188,6 +189,31 @@ def _write_val_predictions(split: pd.DataFrame, run: Path, rng: np.random.Genera
     labels = val.label.to_numpy()
     p = _probabilities(rng, labels, 1.6 * labels + rng.normal(0, 1, len(labels)), kind)
     val[["image_id", "lesion_id", "dx", "label"]].assign(probability=p).to_csv(run / "val_predictions.csv", index=False)
+
+
+def _write_map(directory: Path, test: pd.DataFrame, latent: np.ndarray, rng: np.random.Generator) -> None:
+    """map.csv and map.json as ``qcnn map`` writes them, with made-up coordinates that follow the latent score."""
+    frames, models = [], {}
+    for kind in paths.MODEL_KINDS:
+        n = len(test)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "image_id": test.image_id,
+                    "model": kind,
+                    "pc1": latent + rng.normal(0, 0.5, n),
+                    "pc2": rng.normal(0, 0.4, n),
+                    "umap1": 3 * test.label + rng.normal(0, 1, n),
+                    "umap2": rng.normal(0, 1, n),
+                }
+            ).round(5)
+        )
+        models[kind] = {"file": f"checkpoints/{kind}.safetensors", "sha256_16": "synthetic", "seed": 0}
+        models[kind]["pca_explained_variance_ratio"] = [0.62, 0.11] if kind == "qcnn" else [0.55, 0.17]
+    pd.concat(frames).to_csv(directory / "map.csv", index=False)
+    info = {"command": "qcnn map", "n_test": len(test), "models": models, "synthetic": True}
+    info["method"] = {"umap": {"n_neighbors": 15, "random_state": 0}}
+    (directory / "map.json").write_text(json.dumps(info))
 
 
 def _write_referee_and_ledger(directory: Path, split: pd.DataFrame, rng: np.random.Generator, n_bootstrap: int) -> None:

@@ -56,6 +56,70 @@ def disagreement_cells(paired: pd.DataFrame, threshold: float) -> pd.DataFrame:
     )
 
 
+MAP_AXES = {"pca": ("pc1", "pc2"), "umap": ("umap1", "umap2")}
+
+
+def map_points(coords: pd.DataFrame, cells: pd.DataFrame, kind: str, method: str) -> pd.DataFrame:
+    """One model's map positions (``qcnn map``) with each image's diagnosis, label, probability and correctness.
+
+    ``cells`` is ``disagreement_cells`` of the predictions of the weights the map was made from. Columns:
+    image_id, x, y, dx, label, probability, right.
+    """
+    x, y = MAP_AXES[method]
+    mine = coords.loc[coords.model == kind, ["image_id", x, y]].rename(columns={x: "x", y: "y"})
+    scored = cells[["image_id", "dx", "label", f"p_{kind}", f"{kind}_right"]].rename(
+        columns={f"p_{kind}": "probability", f"{kind}_right": "right"}
+    )
+    return mine.merge(scored, on="image_id", how="inner")
+
+
+def map_seed(info: dict) -> int:
+    """The training seed of the weights ``qcnn map`` read (map.json); the app's checkpoints are seed 0."""
+    seeds = {m.get("seed") for m in info["models"].values()}
+    seed = seeds.pop() if len(seeds) == 1 else None
+    return seed if isinstance(seed, int) else 0
+
+
+def map_axis_titles(info: dict, kind: str, method: str) -> tuple[str, str]:
+    if method == "umap":
+        return "UMAP 1", "UMAP 2"
+    ratio = info["models"][kind].get("pca_explained_variance_ratio") or [np.nan, np.nan]
+    return tuple(f"PC{i + 1} ({100 * r:.1f} % of variance)" for i, r in enumerate(ratio[:2]))
+
+
+def map_caption(info: dict, method: str, seed: int, map_seed: int, threshold: float, n_shown: int) -> str:
+    """What the map shows, how it was made, and which seed's predictions colour it."""
+    text = (
+        f"Each point is a test image, placed by {method.upper()} of its pooled outcome vector: the mean over its "
+        "196 patches of the model's 256 outcome probabilities (the QCNN's measurement probabilities, the classical "
+        "control's softmax), which is all its linear classifier reads. Each map is fitted on its own model's "
+        "vectors, so positions do not compare across the two. "
+    )
+    if method == "pca":
+        q, c = (info["models"][k]["pca_explained_variance_ratio"] for k in ("qcnn", "classical"))
+        text += (
+            f"PC1 and PC2 hold {100 * q[0]:.1f} % and {100 * q[1]:.1f} % of the QCNN's variance, "
+            f"{100 * c[0]:.1f} % and {100 * c[1]:.1f} % of the classical model's. "
+        )
+    else:
+        umap = info.get("method", {}).get("umap", {})
+        text += (
+            f"UMAP ({umap.get('n_neighbors', '?')} neighbours, seed {umap.get('random_state', '?')}) keeps "
+            "neighbourhoods; its axes and the distances between groups carry no meaning. "
+        )
+    text += f"Made by `{info.get('command', 'qcnn map')}` from seed {map_seed}'s models (checkpoints/). "
+    if seed != map_seed:
+        text += (
+            f"The page shows seed {seed}, but the map's colours and probabilities are seed {map_seed}'s "
+            f"(correct at {threshold:.2f} by seed {map_seed}'s predictions); the filters follow seed {seed}. "
+        )
+    if n_shown != info.get("n_test", n_shown):
+        text += f"{n_shown:,} of its {info['n_test']:,} images have predictions here. "
+    return (
+        text + "Images that match the filters are drawn strong, the others faint; click a point to see its Grad-CAMs."
+    )
+
+
 def mcnemar_at(paired: pd.DataFrame, threshold: float) -> dict:
     """McNemar's exact test at ``threshold``: the pipeline's ``qcnn.stats.mcnemar`` (scipy binomtest)."""
     from qcnn.stats import mcnemar

@@ -648,6 +648,72 @@ def probability_scatter(frame: pd.DataFrame, threshold: float, highlight: set[st
     return _finish(fig, height=420, clickmode="event+select")
 
 
+LABEL_COLOURS = {"malignant": "#CC6677", "benign": "#88CCEE"}
+CORRECT_COLOURS = {"right": "#009988", "wrong": "#EE7733"}
+DX_ORDER = ("nv", "mel", "bkl", "bcc", "akiec", "vasc", "df")  # HAM10000's diagnoses, most frequent first
+
+
+def map_scatter(
+    points: pd.DataFrame,
+    colour_by: str,
+    kind: str,
+    axis_titles: tuple[str, str],
+    threshold: float,
+    highlight: set[str] | None = None,
+) -> go.Figure:
+    """Model ``kind``'s map (``qcnn.app.analysis.map_points``): a point per test image, × malignant, ○ benign.
+
+    ``colour_by``: "label", "diagnosis" or "correct" (at ``threshold``). With ``highlight`` those images are
+    drawn strong, the rest faint. ``customdata[0]`` of every point is its image id (for click-through).
+    """
+    truth = np.where(points.label == 1, "malignant", "benign")
+    verdict = np.where(points.right, "right", "wrong")
+    if colour_by == "label":
+        category, colours = truth, LABEL_COLOURS
+    elif colour_by == "correct":
+        category, colours = verdict, CORRECT_COLOURS
+    else:
+        category = points.dx.to_numpy()
+        present = [d for d in DX_ORDER if d in set(category)] + sorted(set(category) - set(DX_ORDER))
+        colours = {d: OUTCOME_PALETTE[i % len(OUTCOME_PALETTE)] for i, d in enumerate(present)}
+    customdata = np.stack([points.image_id, points.dx, truth, verdict, points.probability.round(3)], -1)
+    fig = go.Figure()
+    for name, colour in colours.items():
+        mask = category == name
+        if not mask.any():
+            continue
+        sub = points[mask]
+        strong = np.ones(len(sub), bool) if highlight is None else sub.image_id.isin(highlight).to_numpy()
+        fig.add_trace(  # the legend's swatch: full strength, whatever the first point's
+            go.Scattergl(x=[None], y=[None], mode="markers", name=name, legendgroup=name, marker=dict(color=colour))
+        )
+        fig.add_trace(
+            go.Scattergl(
+                x=sub.x,
+                y=sub.y,
+                mode="markers",
+                name=name,
+                legendgroup=name,
+                showlegend=False,
+                marker=dict(
+                    color=colour,
+                    size=np.where(strong, 7, 4),
+                    opacity=np.where(strong, 0.85, 0.15).tolist(),
+                    symbol=np.where(sub.label == 1, "x", "circle"),
+                ),
+                customdata=customdata[mask],
+                hovertemplate="%{customdata[0]} (%{customdata[1]}, %{customdata[2]})<br>p(malignant) "
+                f"%{{customdata[4]}}: %{{customdata[3]}} at {threshold:.2f}<extra>{name}</extra>",
+            )
+        )
+    fig.update_xaxes(title=axis_titles[0], zeroline=False)
+    fig.update_yaxes(title=axis_titles[1], zeroline=False)
+    _finish(fig, height=420, clickmode="event+select")
+    return fig.update_layout(  # the model's name heads the legend, in its colour
+        legend_title=dict(text=f"<b>{MODEL_LABELS[kind]}</b>", font=dict(color=MODEL_COLOURS[kind], size=15))
+    )
+
+
 # --- try it -------------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -121,18 +122,69 @@ def _on_table_select() -> None:
     st.session_state[KEY + "table_picked"] = picked
 
 
-def _on_scatter_select() -> None:
-    """Callback of a click on a scatter point (its customdata[0] is the image id)."""
-    points = st.session_state[KEY + "scatter"].selection.points
+def _on_point_select(chart: str) -> None:
+    """Callback of a click on a point of the chart with key ``chart`` (its customdata[0] is the image id)."""
+    points = st.session_state[chart].selection.points
     picked = points[0]["customdata"][0] if points and points[0].get("customdata") else None
-    if picked is not None and picked != st.session_state.get(KEY + "scatter_picked"):
+    if picked is not None and picked != st.session_state.get(chart + "_picked"):
         st.session_state[KEY + "cam_image"] = picked
-    st.session_state[KEY + "scatter_picked"] = picked
+    st.session_state[chart + "_picked"] = picked
 
 
 def _pick(image_id: str) -> None:
     """A gallery button's callback: runs before the rerun, so the Grad-CAM panel opens on this image."""
     st.session_state[KEY + "cam_image"] = image_id
+
+
+MAP_COLOURINGS = {"label": "label", "diagnosis": "diagnosis", "correct": "correct at the threshold"}
+MAP_METHODS = {"pca": "PCA", "umap": "UMAP"}
+
+
+def _map(frame: pd.DataFrame, chosen: pd.DataFrame, seed: int, threshold: float) -> None:
+    """Each model's pooled 256-D outcome vectors in 2-D (``qcnn map``), side by side; a click selects the image."""
+    st.subheader("Map: where each model puts the images")
+    loaded = results.load_map()
+    if loaded is None:
+        ui.missing("map of the models' outcome vectors", "map.csv", "qcnn map")
+        return
+    coords, info = loaded
+    map_seed = analysis.map_seed(info)
+    cells = frame
+    if map_seed != seed:  # colours and hover read the predictions of the weights the map was made from
+        paired = results.load_paired_predictions(map_seed)
+        if paired is None or not len(paired):
+            st.caption(f"The map was made from seed {map_seed}'s models, whose test predictions are not readable.")
+            return
+        cells = analysis.disagreement_cells(paired, threshold)
+    methods = [m for m in MAP_METHODS if set(analysis.MAP_AXES[m]) <= set(coords.columns)]
+    colourings = list(MAP_COLOURINGS)  # label first: the default
+    c1, c2 = st.columns([1, 2], gap="large")
+    ui.from_url(KEY + "map_method", "proj", methods[0], valid=lambda v: v in methods)
+    ui.from_url(KEY + "map_colour", "colour", colourings[0], valid=lambda v: v in colourings)
+    method = c1.radio("Projection", methods, format_func=MAP_METHODS.get, horizontal=True, key=KEY + "map_method")
+    colour_by = c2.radio(
+        "Colour by", colourings, format_func=MAP_COLOURINGS.get, horizontal=True, key=KEY + "map_colour"
+    )
+    ui.to_url("proj", method, methods[0])
+    ui.to_url("colour", colour_by, colourings[0])
+    highlight = set(chosen.image_id)
+    for col, kind in zip(st.container(key="wide_map").columns(2, gap="large"), charts.KINDS, strict=True):
+        points = analysis.map_points(coords, cells, kind, method)
+        with col:
+            st.plotly_chart(
+                charts.map_scatter(
+                    points,
+                    colour_by,
+                    kind,
+                    analysis.map_axis_titles(info, kind, method),
+                    threshold,
+                    highlight,
+                ),
+                key=KEY + f"map_{kind}",
+                on_select=partial(_on_point_select, KEY + f"map_{kind}"),
+                selection_mode="points",
+            )
+    st.caption(analysis.map_caption(info, method, seed, map_seed, threshold, len(points)))
 
 
 def _table(chosen: pd.DataFrame, seed: int, threshold: float) -> None:
@@ -236,8 +288,8 @@ def _checkpoint_seed(path: str, mtime: int | None) -> int | None:
 
 @st.fragment
 def _grad_cam(chosen: pd.DataFrame, data_dir, seed: int) -> None:
-    """A fragment: Grad-CAM of both models for the selected image (a table row, a scatter point, a gallery
-    button or the selector), computed as soon as it is selected, with the selected seed's own weights."""
+    """A fragment: Grad-CAM of both models for the selected image (a table row, a scatter or map point, a
+    gallery button or the selector), computed as soon as it is selected, with the selected seed's own weights."""
     st.subheader("Where each model looks (Grad-CAM)")
     ids = chosen.image_id.tolist()
     c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
@@ -248,7 +300,7 @@ def _grad_cam(chosen: pd.DataFrame, data_dir, seed: int) -> None:
         "Image",
         ids,
         key=KEY + "cam_image",
-        help="Or click a row of the table, a point of the scatter or a gallery button.",
+        help="Or click a row of the table, a point of the scatter or a map, or a gallery button.",
     )
     ui.to_url("image", image_id, None)
     present = weights_seed()
@@ -341,7 +393,7 @@ def _explorer(seeds: list[int], default_seed: int) -> None:
     st.plotly_chart(
         charts.probability_scatter(frame, threshold, set(chosen.image_id)),
         key=KEY + "scatter",
-        on_select=_on_scatter_select,
+        on_select=partial(_on_point_select, KEY + "scatter"),
         selection_mode="points",
     )
     st.caption(
@@ -349,6 +401,7 @@ def _explorer(seeds: list[int], default_seed: int) -> None:
         "diagonal are images the two models score differently. Images that match the filters are drawn "
         "strong, the others faint; click a point to see its Grad-CAMs below."
     )
+    _map(frame, chosen, seed, threshold)
     st.markdown(
         f"**{len(chosen):,} images** match the filters (sorted by the size of the probability gap; click a "
         "column header to sort, a row's checkbox to see its Grad-CAMs)."

@@ -132,6 +132,17 @@ def load_referee() -> dict | None:
     return referee if referee and "reported_threshold" in referee else None
 
 
+MAP_COLUMNS = {"image_id", "model", "pc1", "pc2"}
+
+
+def load_map() -> tuple[pd.DataFrame, dict] | None:
+    """results/map.csv and map.json (``qcnn map``): each test image's 2-D place in each model's outcome space."""
+    coords, info = read_csv(results_dir() / "map.csv"), read_json(results_dir() / "map.json")
+    if coords is None or info is None or not set(coords.columns) >= MAP_COLUMNS or "models" not in info:
+        return None
+    return coords, info
+
+
 CONTROLS_SUMMARY_FILE = f"{paths.EXPERIMENTS_DIR}/controls/{paths.SUMMARY_FILE}"
 
 
