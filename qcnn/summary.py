@@ -87,8 +87,34 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
             a = [index[(v.name, s)] for s in paired]
             b = [index[(other, s)] for s in paired]
             block[label] = _comparison(paired, point[a] - point[b], boot[:, a] - boot[:, b])
+        if v.name in (BASELINE, CONTROL):
+            check = _against_reproduction(v.name, {s: done[(v.name, s)] for s in seeds}, ws, labels, point, rows)
+            if check:
+                block["vs_reproduction"] = check
         variants[v.name] = block
     return {"n_test": len(labels), "n_test_malignant": int(labels.sum()), "variants": variants}
+
+
+def _against_reproduction(
+    kind: str, folders: dict[int, Any], ws: Workspace, labels: np.ndarray, point: np.ndarray, rows: list[int]
+) -> dict[str, Any] | None:
+    """An experiment that trained its own baseline (e.g. in another precision): each seed's metrics minus
+    the reproduction's run of the same model and seed, where that run exists and was scored on the same images."""
+    per_seed, settings = {}, set()
+    for (seed, folder), row in zip(folders.items(), rows, strict=True):
+        reproduction = ws.results_dir / paths.RUNS_DIR / paths.run_name(kind, seed)
+        predictions = reproduction / "predictions.csv"
+        if reproduction.resolve() == folder.resolve() or not predictions.is_file():
+            continue
+        frame = pd.read_csv(predictions, dtype={"image_id": str})
+        if len(frame) != len(labels) or not np.array_equal(frame.label.to_numpy(), labels):
+            continue
+        theirs = np.array([threshold_metrics(labels, frame.probability.to_numpy())[m] for m in METRICS])
+        per_seed[str(seed)] = _metrics(point[row] - theirs)
+        settings.add(json.loads((reproduction / "config.json").read_text())["train"]["precision"])
+    if not per_seed:
+        return None
+    return {"reproduction_precision": sorted(settings), "per_seed_difference": per_seed}
 
 
 def summarize_experiment(

@@ -399,3 +399,24 @@ def test_the_timeline_names_each_experiments_reproduced_analogue(tmp_path):
     assert "not reproduced" in analogue_text(summary, 2)
     assert "`expval-8`" in analogue_text(summary, 3) and "test AUC" in analogue_text(summary, 4)
     assert "not yet measured" in analogue_text({"variants": {}}, 1)
+
+
+def test_an_experiment_with_its_own_baseline_is_checked_against_the_reproduction(tmp_path, monkeypatch):
+    """The controls train their pair in fp32; the summary gives each seed's difference to the bf16 reproduction."""
+    from qcnn.testing import write_synthetic_experiment
+
+    reproduction = tmp_path / "reproduction.toml"
+    reproduction.write_text(
+        'seeds = [0, 1]\n[variants.qcnn]\n[variants.classical]\nmodel = { outcome_map = "classical" }\n'
+    )
+    write_synthetic_experiment(tmp_path / "results", reproduction, seeds=(0, 1))
+    folder = write_synthetic_experiment(tmp_path / "results", CONTROLS_FILE, seeds=(0, 1))
+    variants = json.loads((folder / "experiments" / "controls" / "summary.json").read_text())["variants"]
+    check = variants["qcnn"]["vs_reproduction"]
+    assert check["reproduction_precision"] == ["bf16"] and set(check["per_seed_difference"]) == {"0", "1"}
+    # the made-up predictions depend on (seed, variant) only: the same run twice, so exactly no difference
+    assert all(v == 0 for v in check["per_seed_difference"]["0"].values())
+    assert "vs_reproduction" not in variants["grid-7"]
+    page = _controls_page(monkeypatch, folder)
+    assert "The baseline pair against the reproduction" in [h.value for h in page.subheader]
+    assert any("trains its baseline pair in fp32" in c.value and "bf16" in c.value for c in page.caption)

@@ -86,3 +86,28 @@ def render() -> None:
     st.dataframe(_table(summary, order, metric), hide_index=True, width="stretch")
     with st.expander("Every seed"):
         st.plotly_chart(experiment_charts.seed_points(summary, metric, order), key="controls_seeds")
+    _precision_check(summary, metric)
+
+
+def _precision_check(summary: dict, metric: str) -> None:
+    """The matrix trains its own baseline pair (in fp32); how far each seed lands from the reproduction's run."""
+    checks = {
+        k: summary["variants"][k].get("vs_reproduction") for k in ("qcnn", "classical") if k in summary["variants"]
+    }
+    checks = {k: c for k, c in checks.items() if c}
+    if not checks:
+        return
+    precision = summary["variants"][next(iter(checks))]["train"]["precision"]
+    st.subheader("The baseline pair against the reproduction")
+    rows = [
+        {"model": k, "seed": int(seed), f"Δ {METRIC_LABELS[metric]} (points)": round(100 * d[metric], 2)}
+        for k, c in checks.items()
+        for seed, d in c["per_seed_difference"].items()
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.caption(
+        f"This matrix trains its baseline pair in {precision} and the reproduction's runs used "
+        f"{', '.join(next(iter(checks.values()))['reproduction_precision'])}: the same model, seed and data, "
+        "so each row is what the change of precision (and the training randomness it reshuffles) moves. "
+        "Every variant above is compared with this matrix's own pair, never across precisions."
+    )
