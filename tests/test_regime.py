@@ -203,6 +203,27 @@ def test_regime_page_on_the_committed_results_says_what_is_missing(monkeypatch):
         assert "qcnn pretrain-backbone --output backbone24.safetensors --epochs 24" in text
 
 
+def test_regime_page_on_a_partial_learning_curve(tmp_path, monkeypatch):
+    """Mid-sweep (`qcnn sweep --summary-only`): a size without runs is left out, a size with one seed has no
+    interval, and the page counts the runs and names the command that makes the rest."""
+    from dataclasses import replace
+
+    from qcnn.runs import RECORD_FILE
+    from qcnn.summary import summarize_experiment
+    from qcnn.sweep import load_experiment
+
+    write_synthetic_experiment(tmp_path, EXPERIMENTS / "lowdata.toml")
+    runs = tmp_path / "experiments" / "lowdata" / "runs"
+    for record in [*runs.glob("*_frac0.0625/" + RECORD_FILE), *runs.glob("*_seed[12]_frac0.125/" + RECORD_FILE)]:
+        record.unlink()
+    experiment = replace(load_experiment(EXPERIMENTS / "lowdata.toml"), seeds=(0, 1, 2))
+    summarize_experiment(experiment, Workspace(tmp_path, tmp_path / "checkpoints"), n_bootstrap=30, require_all=False)
+    text = page_text(regime_page(monkeypatch, tmp_path))
+    assert "20 of 30 runs of the lowdata experiment finished" in text and "makes the other 10" in text
+    assert "Not yet measured with two or more seeds: 159 training images" in text
+    assert "79 images" not in text
+
+
 def test_regime_page_without_results_names_the_commands(tmp_path, monkeypatch):
     text = page_text(regime_page(monkeypatch, tmp_path))
     assert "qcnn leakage" in text and "qcnn pretrain-backbone" in text

@@ -82,12 +82,27 @@ def seed_points(summary: dict, metric: str, order: list[str]) -> go.Figure:
     return fig
 
 
-def _mark_study_setting(fig: go.Figure, n_train: int) -> None:
-    fig.add_vline(
-        x=n_train,
-        line=dict(color="#777", dash="dot", width=1),
-        annotation_text=f"the study: {n_train:,} training images",
-        annotation_position="top left",
+def _size_axis(fig: go.Figure, sizes: list[int], study_n_train: int) -> None:
+    """Log-scale training-set sizes, ticked at the measured sizes, reaching the study's size (marked)."""
+    fig.add_vline(x=study_n_train, line=dict(color="#777", dash="dot", width=1.5))
+    fig.add_annotation(  # on a log axis an annotation's x is log10 of the value
+        x=math.log10(study_n_train),
+        y=1,
+        yref="paper",
+        text=f"the study:<br>{study_n_train:,}",
+        showarrow=False,
+        xanchor="right",
+        yanchor="top",
+        font=dict(size=11, color="#555"),
+    )
+    ticks = sorted({*sizes, study_n_train})
+    low, high = min(ticks), max(ticks)
+    fig.update_xaxes(
+        title="training images (log scale)",
+        type="log",
+        tickvals=ticks,
+        ticktext=[f"{t:,}" for t in ticks],
+        range=[math.log10(low / 1.25), math.log10(high * 1.25)],
     )
 
 
@@ -108,6 +123,7 @@ def learning_curves(points: list, metric: str, study_n_train: int) -> go.Figure:
                     y=upper + lower[::-1],
                     fill="toself",
                     fillcolor=rgba(colour, 0.15),
+                    mode="lines",
                     line=dict(width=0),
                     hoverinfo="skip",
                     name=f"{MODEL_LABELS[kind]} 95 % interval",
@@ -138,8 +154,7 @@ def learning_curves(points: list, metric: str, study_n_train: int) -> go.Figure:
                 showlegend=False,
             )
         )
-    _mark_study_setting(fig, study_n_train)
-    fig.update_xaxes(title="training images (log scale)", type="log")
+    _size_axis(fig, xs, study_n_train)
     fig.update_yaxes(title=f"test {METRIC_LABELS[metric]} (×100)")
     fig.update_layout(
         height=380,
@@ -180,9 +195,8 @@ def difference_curve(points: list, metric: str, study_n_train: int) -> go.Figure
         )
     )
     fig.add_hline(y=0, line=dict(color="#444", dash="dash", width=1))
-    _mark_study_setting(fig, study_n_train)
-    fig.update_xaxes(title="training images (log scale)", type="log")
-    fig.update_yaxes(title=f"{METRIC_LABELS[metric]}: QCNN − classical (points, 95 % interval)")
+    _size_axis(fig, [p.n_train for p in points], study_n_train)
+    fig.update_yaxes(title=f"{METRIC_LABELS[metric]}: QCNN − classical (points)")
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
     return fig
 

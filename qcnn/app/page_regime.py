@@ -179,7 +179,7 @@ def _backbone(metric: str) -> None:
         return
     st.markdown(regime.backbone_answer(backbones, metric))
     st.dataframe(pd.DataFrame(regime.backbone_table(backbones, metric)), hide_index=True, width="stretch")
-    if any(b.models for b in backbones):
+    if sum(1 for b in backbones if b.models) >= 2:  # one backbone is a single point: the table says it all
         st.plotly_chart(experiment_charts.backbone_strength(backbones, metric), key="regime_backbone")
     if not any(b.name == regime.STRONG_BACKBONE for b in backbones):
         st.info(

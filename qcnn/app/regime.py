@@ -29,6 +29,14 @@ COMMITTED_BACKBONE = "backbone"  # checkpoints/backbone.safetensors, history res
 LEAKAGE_COMMAND = "qcnn leakage"
 
 
+SENTENCE_NAMES = {"auc": "AUC", "balanced_accuracy": "balanced accuracy", "f1": "F1"}
+
+
+def _name(metric: str) -> str:
+    """A metric's name inside a sentence."""
+    return SENTENCE_NAMES.get(metric, METRIC_LABELS[metric])
+
+
 def sweep_command(name: str, summary_only: bool = False) -> str:
     return f"qcnn sweep experiments/{name}.toml" + (" --summary-only" if summary_only else "")
 
@@ -147,7 +155,7 @@ def _sizes(points: list[CurvePoint]) -> str:
 
 def size_answer(points: list[CurvePoint], metric: str) -> str:
     """'Is there a data size at which the QCNN wins?', from the difference's interval at each size."""
-    label = METRIC_LABELS[metric]
+    label = _name(metric)
     if not points:
         return "Not yet measured: no training-set size has finished runs of both models."
     by_kind = {k: [p for p in points if p.difference.kind == k] for k in ("better", "worse", "no clear difference")}
@@ -211,7 +219,7 @@ def leakage_answer(leakage: dict | None, metric: str) -> str:
     models = (leakage or {}).get("models")
     if not models:
         return "**Not yet measured**: no seed has both models trained on both splits."
-    label = METRIC_LABELS[metric]
+    label = _name(metric)
     inflation = models["inflation"]
     sentences, inflated = [], []
     for kind, name in (("qcnn", "the QCNN's"), ("classical", "the classical control's")):
@@ -299,7 +307,7 @@ def backbone(name: str, history, summary: dict | None, metric: str) -> Backbone 
 
 def backbone_answer(backbones: list[Backbone], metric: str) -> str:
     """'Does a better backbone close the gap?', from the difference's interval on each backbone."""
-    label = METRIC_LABELS[metric]
+    label = _name(metric)
     if not backbones:
         return "**Not yet measured**: no backbone pretraining history was found."
     ranked = sorted(backbones, key=lambda b: b.balanced_accuracy)
