@@ -202,17 +202,17 @@ def render() -> None:
         _verdict(summary)
     ledger_view.render_ledger(results.load_ledger())
     st.markdown("**Go deeper.**")
-    links = st.columns(4)
-    links[0].page_link("pages/controls.py", label="Which of the four moves matter? (Controls)", icon=":material/tune:")
-    links[1].page_link(
+    first, second = st.columns(2), st.columns(2)
+    first[0].page_link("pages/controls.py", label="Which of the four moves matter? (Controls)", icon=":material/tune:")
+    first[1].page_link(
         "pages/regime.py",
         label="Data size, the study's split, the backbone (Regime)",
         icon=":material/stacked_line_chart:",
     )
-    links[2].page_link(
+    second[0].page_link(
         "pages/results.py", label="Thresholds, calibration, subgroups (Results)", icon=":material/bar_chart:"
     )
-    links[3].page_link("pages/hardware.py", label="Shots, noise and the circuit's spectrum", icon=":material/memory:")
+    second[1].page_link("pages/hardware.py", label="Shots, noise and the circuit's spectrum", icon=":material/memory:")
 
     st.subheader("What differs between the study's setting and ours")
     if split is None:

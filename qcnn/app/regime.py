@@ -157,7 +157,7 @@ def size_answer(points: list[CurvePoint], metric: str) -> str:
     """'Is there a data size at which the QCNN wins?', from the difference's interval at each size."""
     label = _name(metric)
     if not points:
-        return "Not yet measured: no training-set size has finished runs of both models."
+        return "**Not yet measured**: no training-set size has finished runs of both models."
     by_kind = {k: [p for p in points if p.difference.kind == k] for k in ("better", "worse", "no clear difference")}
     unmeasured = [p for p in points if p.difference.kind == "not yet measured"]
     sentences = []
