@@ -17,6 +17,7 @@ PAGES = [
     st.Page("pages/timeline.py", title="Timeline", icon=":material/timeline:"),
     st.Page("pages/results.py", title="Results", icon=":material/bar_chart:"),
     st.Page("pages/controls.py", title="Controls", icon=":material/tune:"),
+    st.Page("pages/regime.py", title="Regime", icon=":material/stacked_line_chart:"),
     st.Page("pages/training.py", title="Training curves", icon=":material/show_chart:"),
     st.Page("pages/disagreements.py", title="Disagreements", icon=":material/compare_arrows:"),
     st.Page("pages/try_it.py", title="Try it", icon=":material/science:"),

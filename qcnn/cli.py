@@ -234,6 +234,22 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     print(f"wrote {summary['path']}: {summary['n_complete']}/{summary['n_runs']} runs")
 
 
+def cmd_leakage(args: argparse.Namespace) -> None:
+    """Lesion leakage of both split protocols, and the models on the image split's leak-free part."""
+    from qcnn.leakage import LEAKAGE_FILE, write_leakage
+
+    result = write_leakage(_workspace(args), args.experiment, args.reference, args.n_bootstrap)
+    image = result["splits"]["image"]
+    print(f"wrote {args.results_dir / LEAKAGE_FILE}")
+    print(
+        f"image split: {image['test_images_with_sibling_in_train_or_val']:,} of {image['n_test']:,} test images have a "
+        f"lesion sibling in train or val; lesion split: "
+        f"{result['splits']['lesion']['test_images_with_sibling_in_train_or_val']}"
+    )
+    models = result["models"]
+    print(f"models scored on seeds {models['seeds']}" if models else "no seed has both models on both splits yet")
+
+
 def cmd_ood_reference(args: argparse.Namespace) -> None:
     """The app's out-of-distribution reference: pooled layer3 statistics of the train pool, test-pool threshold."""
     from qcnn.ood import build_reference
@@ -416,6 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-gpus", type=float, default=0, help="GPUs per Ray task (default: 0)")
     p.add_argument("--force", action="store_true", help="re-run finished runs made with other settings")
     p.add_argument("--summary-only", action="store_true", help="only summarise the runs finished so far")
+
+    p = _command(sub, "leakage", "lesion leakage of the image-level split -> results/leakage.json", cmd_leakage)
+    p.add_argument("--experiment", type=Path, default=Path("experiments/imagesplit.toml"), help="image-split runs")
+    p.add_argument(
+        "--reference", type=Path, default=Path("experiments/lowdata.toml"), help="lesion-split runs (its fraction 1)"
+    )
+    p.add_argument("--n-bootstrap", type=_positive_int, default=2000, help="lesion bootstrap resamples")
 
     p = _command(sub, "hardware", "the seed-0 QCNN under finite shots, gate noise; its Fourier spectrum", cmd_hardware)
     p.add_argument("part", choices=("shots", "noise", "fourier"))

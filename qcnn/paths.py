@@ -22,6 +22,7 @@ EXPERIMENTS_DIR = "experiments"
 SUMMARY_FILE = "summary.json"
 BACKBONE_HISTORY_FILE = "backbone_history.csv"
 OOD_REFERENCE_FILE = "ood_reference.safetensors"  # checkpoints/: the Try-it out-of-distribution check
+LEAKAGE_FILE = "leakage.json"  # qcnn leakage: lesion siblings across pools, the models on the leak-free part
 
 
 def results_dir() -> Path:

@@ -77,6 +77,7 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
             "per_seed": {str(s): _metrics(point[r]) for s, r in zip(seeds, rows, strict=True)},
             "mean": _metrics(point[rows].mean(0)),
             "sd": _metrics(point[rows].std(0, ddof=1) if len(rows) > 1 else np.full(len(METRICS), np.nan)),
+            "ci95": _intervals(seed_lesion_interval(point[rows], boot[:, rows])),  # the model's own metric
             "parameters": config["parameters"],
             "seconds_per_epoch_median": round(float(np.median(seconds)), 2),
         }

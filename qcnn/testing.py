@@ -245,17 +245,24 @@ def write_synthetic_experiment(
     experiment_file: str | Path,
     seeds: tuple[int, ...] = (0, 1, 2),
     n_test: int = 300,
-    strength: dict[str, float] | None = None,
+    strength: dict[str | tuple[str, float | str], float] | None = None,
     seed: int = 0,
+    leak_boost: float = 1.0,
 ) -> Path:
     """Runs of an experiment file from made-up probabilities, summarised by the real ``summarize_experiment``.
 
     ``strength`` shifts a variant's separation of the classes (0 = as good as the others), so a test can
-    make a variant clearly worse or better and see the words follow.
+    make a variant clearly worse or better and see the words follow: keyed by the variant's name, or by
+    (variant, fraction) or (variant, split) for one setting; matching entries add up. An experiment on the
+    image split also gets ``split_image.csv`` (the real ``make_split(unit="image")`` of the synthetic
+    images), and there a test image whose lesion is in train or val is separated ``leak_boost`` better:
+    the near-duplicate a leaky split lets a model recognise.
     """
     from dataclasses import replace
 
+    from qcnn.leakage import leak_free_mask
     from qcnn.runs import RECORD_FILE, Workspace, run_paths
+    from qcnn.split import make_split
     from qcnn.summary import summarize_experiment
     from qcnn.sweep import load_experiment
 
@@ -267,15 +274,24 @@ def write_synthetic_experiment(
     split = _synthetic_split(rng, n_test)
     directory.mkdir(parents=True, exist_ok=True)
     split.to_csv(directory / paths.SPLIT_FILE, index=False)
-    test = split[split.pool == "test"].reset_index(drop=True)
-    labels = test.label.to_numpy()
+    splits = {"lesion": split}
+    if "image" in experiment.splits:
+        splits["image"] = make_split(split.drop(columns="pool"), seed=seed, unit="image")
+        splits["image"].to_csv(directory / paths.IMAGE_SPLIT_FILE, index=False)
+    tests = {unit: s[s.pool == "test"].reset_index(drop=True) for unit, s in splits.items()}
     ws = Workspace(directory, directory / "checkpoints")
+    strength = strength or {}
     for spec in experiment.specs():
         run, _ = run_paths(spec, ws, experiment.name)
         run.mkdir(parents=True, exist_ok=True)
-        run_rng = np.random.default_rng([seed, spec.seed, sum(map(ord, spec.variant))])
-        separation = 1.6 + (strength or {}).get(spec.variant, 0.0)
-        logit = separation * labels + run_rng.normal(0, 1, len(labels)) - 1.0
+        test = tests[spec.split]
+        labels = test.label.to_numpy()
+        setting = [] if (spec.fraction, spec.split) == (1, "lesion") else [int(1000 * spec.fraction), len(spec.split)]
+        run_rng = np.random.default_rng([seed, spec.seed, sum(map(ord, spec.variant)), *setting])
+        keys = (spec.variant, (spec.variant, spec.fraction), (spec.variant, spec.split))
+        separation = 1.6 + sum(strength.get(k, 0.0) for k in keys)
+        leaky = ~leak_free_mask(splits[spec.split], test.image_id)
+        logit = separation * labels + leak_boost * leaky * (2 * labels - 1) + run_rng.normal(0, 1, len(labels)) - 1.0
         test[["image_id", "lesion_id", "dx", "label"]].assign(probability=(1 / (1 + np.exp(-logit))).round(6)).to_csv(
             run / "predictions.csv", index=False
         )
@@ -283,7 +299,7 @@ def write_synthetic_experiment(
         config = {
             **spec.to_json(),
             "epochs_run": 4,
-            "n_train": 1269,
+            "n_train": int(round(1269 * spec.fraction)),  # the real train pool's size, scaled: made up
             "n_val": 319,
             "device": "synthetic",
             "parameters": {"all": {"total": 2_785_193, "trainable": 2_102_121}},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from qcnn import study
-from qcnn.app import ledger_view, results, ui
+from qcnn import paths, study
+from qcnn.app import ledger_view, regime, results, ui
 from qcnn.app.verdict import difference_interval, direction, verdict
 
 TITLE = "Overview: does the quantum layer really help?"
@@ -97,7 +97,7 @@ def _markdown_table(header: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def _setting_table(split: dict | None, summary: dict | None) -> None:
+def _setting_table(split: dict | None, summary: dict | None, leakage: dict | None) -> None:
     if split is not None:
         pools = split["pools"]
         test = pools.get("test")
@@ -128,16 +128,18 @@ def _setting_table(split: dict | None, summary: dict | None) -> None:
         ("Data", "HAM10000-derived melanoma set (malignant vs benign)", data_ours),
         (
             "Split",
-            "one split; Experiment 3 used 3,000 balanced images (2,400 train / 600 val)",
-            "lesion-disjoint pools: pretrain / train / val / test (no lesion in two pools)",
+            "one split, drawn image by image (`random_split`); Experiment 3 used 3,000 balanced images "
+            "(2,400 train / 600 val)",
+            "lesion-disjoint pools: pretrain / train / val / test (no lesion in two pools); "
+            f"{regime.split_effect(leakage)} ([measured on Regime](regime))",
         ),
-        ("Training set", "small and balanced", train_val),
+        ("Training set", "small and balanced", f"{train_val} ([learning curves on Regime](regime))"),
         ("Test set", "held-out set, about 22 % malignant (implied by the reported numbers)", test_ours),
         (
             "Backbone",
             "ResNet18, ImageNet-pretrained, partially unfrozen",
             "ResNet18 pretrained here on the benign-only pretrain pool (ImageNet weights cannot be downloaded); "
-            "conv1..layer2 frozen, layer3 fine-tuned",
+            "conv1..layer2 frozen, layer3 fine-tuned ([does a better backbone close the gap? Regime](regime))",
         ),
         (
             "Quantum layer",
@@ -200,15 +202,20 @@ def render() -> None:
         _verdict(summary)
     ledger_view.render_ledger(results.load_ledger())
     st.markdown("**Go deeper.**")
-    links = st.columns(3)
-    links[0].page_link("pages/controls.py", label="Which of the four moves matter? (Controls)", icon=":material/tune:")
-    links[1].page_link(
+    first, second = st.columns(2), st.columns(2)
+    first[0].page_link("pages/controls.py", label="Which of the four moves matter? (Controls)", icon=":material/tune:")
+    first[1].page_link(
+        "pages/regime.py",
+        label="Data size, the study's split, the backbone (Regime)",
+        icon=":material/stacked_line_chart:",
+    )
+    second[0].page_link(
         "pages/results.py", label="Thresholds, calibration, subgroups (Results)", icon=":material/bar_chart:"
     )
-    links[2].page_link("pages/hardware.py", label="Shots, noise and the circuit's spectrum", icon=":material/memory:")
+    second[1].page_link("pages/hardware.py", label="Shots, noise and the circuit's spectrum", icon=":material/memory:")
 
     st.subheader("What differs between the study's setting and ours")
     if split is None:
         ui.missing("split", "split.csv")
-    _setting_table(split, summary)
+    _setting_table(split, summary, results.read_json(results.results_dir() / paths.LEAKAGE_FILE))
     ui.not_clinical_notice()

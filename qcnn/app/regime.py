@@ -1,0 +1,385 @@
+"""The regime where an advantage could live, in words: data size, the study's split, the backbone (torch-free).
+
+Every sentence is derived from result files: the learning curves from
+``results/experiments/lowdata/summary.json``, the split from ``results/leakage.json`` (``qcnn leakage``),
+the backbone from the pretraining histories and the models trained on each backbone. A difference
+counts as a win or a loss only when its interval (seeds and test lesions) excludes zero
+(``qcnn.app.controls.Effect``); anything not yet run is said to be missing, with the command that runs it.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from qcnn import paths, study
+from qcnn.app.controls import Effect
+from qcnn.app.style import METRIC_LABELS, fmt_value
+from qcnn.constants import MODEL_KINDS
+
+LOWDATA, IMAGESPLIT = "lowdata", "imagesplit"
+STUDY_TRAIN_IMAGES = study.EXPERIMENT_3_TEST["n_train"]  # Experiment 3's 2,400 training images
+# The stronger backbone: its pretraining writes checkpoints/backbone24.safetensors and results/backbone24_history.csv;
+# both models trained on it are read from results/experiments/backbone24/summary.json.
+STRONG_BACKBONE = "backbone24"
+PRETRAIN_COMMAND = f"qcnn pretrain-backbone --output {STRONG_BACKBONE}.safetensors --epochs 24"
+COMMITTED_BACKBONE = "backbone"  # checkpoints/backbone.safetensors, history results/backbone_history.csv
+LEAKAGE_COMMAND = "qcnn leakage"
+
+
+SENTENCE_NAMES = {"auc": "AUC", "balanced_accuracy": "balanced accuracy", "f1": "F1"}
+
+
+def _name(metric: str) -> str:
+    """A metric's name inside a sentence."""
+    return SENTENCE_NAMES.get(metric, METRIC_LABELS[metric])
+
+
+def sweep_command(name: str, summary_only: bool = False) -> str:
+    return f"qcnn sweep experiments/{name}.toml" + (" --summary-only" if summary_only else "")
+
+
+# --- how far an experiment has got ---------------------------------------------------------------
+
+
+def plan(name: str) -> dict | None:
+    """An experiment file's seeds, fractions, splits and variants (None when the file is missing)."""
+    path = paths.REPO_ROOT / "experiments" / f"{name}.toml"
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    return {
+        "seeds": list(data.get("seeds", [])),
+        "fractions": [float(f) for f in data.get("fractions", [1.0])],
+        "splits": list(data.get("splits", ["lesion"])),
+        "variants": list(data.get("variants", {})),
+    }
+
+
+def planned_runs(name: str) -> int:
+    p = plan(name)
+    return len(p["seeds"]) * len(p["fractions"]) * len(p["splits"]) * len(p["variants"]) if p else 0
+
+
+def finished_runs(results: Path, name: str) -> int:
+    """Runs with a completion record: in the experiment's folder, plus reproduction runs it reuses (fraction 1)."""
+    runs = results / paths.EXPERIMENTS_DIR / name / paths.RUNS_DIR
+    count = len(list(runs.glob("*/complete.json"))) if runs.is_dir() else 0
+    p = plan(name)
+    if p and 1.0 in p["fractions"] and "lesion" in p["splits"]:
+        for variant in set(p["variants"]) & set(MODEL_KINDS):
+            for seed in p["seeds"]:
+                count += (results / paths.RUNS_DIR / paths.run_name(variant, seed) / "complete.json").is_file()
+    return count
+
+
+def progress(name: str, summary: dict | None, results: Path) -> tuple[int, int]:
+    """(finished, planned) runs: the summary's own count when there is one, else the completion records."""
+    if summary is not None:
+        return int(summary.get("n_complete", 0)), int(summary.get("n_runs", 0))
+    return finished_runs(results, name), planned_runs(name)
+
+
+def progress_text(name: str, done: int, total: int, summarised: bool) -> str | None:
+    """What exists of an experiment and which command makes the rest; None once it is complete."""
+    if summarised and done >= total:
+        return None
+    rest = f"`{sweep_command(name)}` makes the other {total - done} (resumable)"
+    if done == 0:
+        return (
+            f"**No run of the {name} experiment yet (0 of {total}).** `{sweep_command(name)}` makes them (resumable)."
+        )
+    if not summarised:
+        return (
+            f"**{done} of {total} runs of the {name} experiment finished, not yet summarised.** "
+            f"`{sweep_command(name, summary_only=True)}` summarises them; {rest}."
+        )
+    return f"**{done} of {total} runs of the {name} experiment finished.** {rest}, then rewrites the summary."
+
+
+# --- learning curves -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One training-set size: both models' mean (with interval and seeds) and their difference."""
+
+    fraction: float
+    n_train: int
+    models: dict  # kind -> {"mean": float, "ci": (lo, hi) | None, "seeds": {seed: value}}
+    difference: Effect
+    n_seeds: int
+
+
+def _interval(block: dict, metric: str) -> tuple[float, float] | None:
+    ci = block.get("ci95", {}).get(metric)
+    if not ci or ci[0] is None or ci[1] is None or math.isnan(ci[0]):
+        return None
+    return float(ci[0]), float(ci[1])
+
+
+def curve_points(summary: dict | None, metric: str) -> list[CurvePoint]:
+    """The lesion-split settings where both models have at least one finished run, by training-set size."""
+    points = []
+    for setting in (summary or {}).get("settings", []):
+        variants = setting.get("variants", {})
+        if setting.get("split") != "lesion" or not all(k in variants for k in MODEL_KINDS):
+            continue
+        models = {
+            k: {
+                "mean": variants[k]["mean"][metric],
+                "ci": _interval(variants[k], metric),
+                "seeds": {int(s): v[metric] for s, v in variants[k]["per_seed"].items()},
+            }
+            for k in MODEL_KINDS
+        }
+        diff = variants["qcnn"].get("vs_classical")
+        effect = (
+            Effect("qcnn", diff["mean"][metric], *(_interval(diff, metric) or (None, None)))
+            if diff
+            else Effect("qcnn", None, None, None)
+        )
+        n_seeds = len(diff["seeds"]) if diff else 0
+        points.append(CurvePoint(setting["fraction"], int(variants["qcnn"]["n_train"]), models, effect, n_seeds))
+    return sorted(points, key=lambda p: p.n_train)
+
+
+def _sizes(points: list[CurvePoint]) -> str:
+    names = [f"{p.n_train:,}" for p in points]
+    joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"{joined} training images"
+
+
+def size_answer(points: list[CurvePoint], metric: str) -> str:
+    """'Is there a data size at which the QCNN wins?', from the difference's interval at each size."""
+    label = _name(metric)
+    if not points:
+        return "**Not yet measured**: no training-set size has finished runs of both models."
+    by_kind = {k: [p for p in points if p.difference.kind == k] for k in ("better", "worse", "no clear difference")}
+    unmeasured = [p for p in points if p.difference.kind == "not yet measured"]
+    sentences = []
+    if by_kind["better"]:
+        wins = "; ".join(f"{p.n_train:,} images: {p.difference.text()}" for p in by_kind["better"])
+        sentences.append(f"**Yes**: the QCNN's {label} is higher than the classical control's at {wins}.")
+    elif by_kind["worse"] or by_kind["no clear difference"]:
+        parts = []
+        if by_kind["worse"]:
+            parts.append(f"the classical control is better with {_sizes(by_kind['worse'])}")
+        if by_kind["no clear difference"]:
+            parts.append(f"there is no clear difference with {_sizes(by_kind['no clear difference'])}")
+        sentences.append(f"**No** size measured gives the QCNN a higher {label}: " + "; ".join(parts) + ".")
+    else:
+        sentences.append("**Not yet measured**: no size has two or more seeds of both models, so no interval.")
+    if by_kind["better"] and (by_kind["worse"] or by_kind["no clear difference"]):
+        others = [p for p in points if p.difference.kind in ("worse", "no clear difference")]
+        sentences.append(f"Elsewhere ({_sizes(others)}) it does not win.")
+    measured = [p for p in points if p.difference.mean is not None]
+    if len(measured) >= 2:
+        first, last = measured[0], measured[-1]
+        sentences.append(
+            f"From {first.n_train:,} to {last.n_train:,} training images the QCNN − classical difference goes from "
+            f"{100 * first.difference.mean:+.1f} to {100 * last.difference.mean:+.1f} points."
+        )
+    if unmeasured:
+        sentences.append(f"Not yet measured with two or more seeds: {_sizes(unmeasured)}.")
+    largest = max(p.n_train for p in points)
+    sentences.append(
+        f"The study trained on {STUDY_TRAIN_IMAGES:,} images; the largest size here is {largest:,} "
+        "(this project's whole lesion-disjoint train pool)."
+    )
+    return " ".join(sentences)
+
+
+# --- the study's split -----------------------------------------------------------------------------
+
+
+def counts_text(leakage: dict) -> str:
+    """How leaky each split protocol is, from leakage.json's counts."""
+    image, lesion = leakage["splits"]["image"], leakage["splits"]["lesion"]
+    leaky, n = image["test_images_with_sibling_in_train_or_val"], image["n_test"]
+    in_train, in_val = image["test_images_with_sibling_in_train"], image["test_images_with_sibling_in_val"]
+    return (
+        f"In the study's image-level split, **{leaky:,} of {n:,} test images ({100 * leaky / n:.1f} %)** have a "
+        f"lesion sibling (another image of the same lesion) in train or val: {in_train:,} in train, {in_val:,} in "
+        f"val; {image['leaky_test_malignant']:,} of them malignant. {image['test_lesions_also_in_train_or_val']:,} "
+        f"of its {image['n_test_lesions']:,} test lesions have images on both sides. In the lesion-disjoint split "
+        f"the count is {lesion['test_images_with_sibling_in_train_or_val']:,}."
+    )
+
+
+def _effect(block: dict, metric: str) -> Effect:
+    return Effect("", block["mean"][metric], *(_interval(block, metric) or (None, None)))
+
+
+def leakage_answer(leakage: dict | None, metric: str) -> str:
+    """'Does the study's split inflate the numbers, and whom does it favour?', from the leak-free comparison."""
+    models = (leakage or {}).get("models")
+    if not models:
+        return "**Not yet measured**: no seed has both models trained on both splits."
+    label = _name(metric)
+    inflation = models["inflation"]
+    sentences, inflated = [], []
+    for kind, name in (("qcnn", "the QCNN's"), ("classical", "the classical control's")):
+        e = _effect(inflation[kind]["image_minus_leak_free"], metric)
+        if e.kind == "better":
+            inflated.append(name)
+            sentences.append(f"it inflates {name} {label} by {e.text()}")
+        elif e.kind == "worse":
+            sentences.append(f"{name} {label} is lower on the leaky test set ({e.text()})")
+        elif e.kind == "no clear difference":
+            sentences.append(f"{name} {label} is not clearly changed ({e.text()})")
+        else:
+            sentences.append(f"{name} {label}: not yet measured with two or more seeds")
+    verdict = "**Yes**" if inflated else "**No clear inflation**"
+    text = (
+        f"{verdict}: scored on the image split's whole test set against its leak-free part, "
+        + "; ".join(sentences)
+        + "."
+    )
+    favour = _effect(inflation["difference"]["image_minus_leak_free"], metric)
+    if favour.kind == "better":
+        text += f" It favours the QCNN: the QCNN − classical difference grows by {favour.text()} on the leaky set."
+    elif favour.kind == "worse":
+        text += f" It favours the classical control: the QCNN − classical difference moves by {favour.text()}."
+    elif favour.kind == "no clear difference":
+        text += f" It favours neither clearly: the QCNN − classical difference moves by {favour.text()}."
+    diff = {part: _effect(models["metrics"]["difference"][part], metric) for part in ("lesion", "image")}
+    if diff["lesion"].mean is not None and diff["image"].mean is not None:
+        text += (
+            f" QCNN − classical is {diff['lesion'].text()} on the lesion split and {diff['image'].text()} on the "
+            f"image split ({len(models['seeds'])} seed{'s' if len(models['seeds']) > 1 else ''})."
+        )
+    return text
+
+
+# --- the backbone ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A pretrained backbone: its held-out balanced accuracy and the models trained on it (if any)."""
+
+    name: str
+    epochs: int
+    selected_epoch: int
+    balanced_accuracy: float
+    models: dict | None  # kind -> {"mean": float, "ci": (lo, hi) | None}
+    difference: Effect | None
+    n_seeds: int
+
+    @property
+    def still_improving(self) -> bool:
+        return self.selected_epoch == self.epochs
+
+
+def models_on_backbone(summary: dict | None, metric: str) -> tuple[dict | None, Effect | None, int]:
+    """Both models' metric and their difference, from the reproduction's summary or an experiment's."""
+    if not summary:
+        return None, None, 0
+    if "models" in summary and "difference" in summary:  # results/summary.json (qcnn reproduce)
+        blocks, diff = summary["models"], summary["difference"]
+        n_seeds = len(summary.get("seeds", []))
+    else:  # an experiment's summary.json (qcnn sweep)
+        blocks = summary.get("variants", {})
+        diff = blocks.get("qcnn", {}).get("vs_classical")
+        n_seeds = len(diff["seeds"]) if diff else 0
+    if not all(k in blocks for k in MODEL_KINDS):
+        return None, None, 0
+    models = {k: {"mean": blocks[k]["mean"][metric], "ci": _interval(blocks[k], metric)} for k in MODEL_KINDS}
+    effect = _effect(diff, metric) if diff else None
+    return models, effect, n_seeds
+
+
+def backbone(name: str, history, summary: dict | None, metric: str) -> Backbone | None:
+    """A backbone from its pretraining history (a DataFrame) and the summary of the models trained on it."""
+    if history is None or "val_balanced_accuracy" not in history or not len(history):
+        return None
+    selected = history[history["selected"].astype(str).str.lower().eq("true")] if "selected" in history else []
+    row = selected.iloc[0] if len(selected) else history.loc[history.val_balanced_accuracy.idxmax()]
+    models, effect, n_seeds = models_on_backbone(summary, metric)
+    return Backbone(
+        name, int(history.epoch.max()), int(row.epoch), float(row.val_balanced_accuracy), models, effect, n_seeds
+    )
+
+
+def backbone_answer(backbones: list[Backbone], metric: str) -> str:
+    """'Does a better backbone close the gap?', from the difference's interval on each backbone."""
+    label = _name(metric)
+    if not backbones:
+        return "**Not yet measured**: no backbone pretraining history was found."
+    ranked = sorted(backbones, key=lambda b: b.balanced_accuracy)
+    measured = [b for b in ranked if b.difference is not None and b.difference.kind != "not yet measured"]
+
+    def describe(b: Backbone) -> str:
+        trend = ", its best epoch the last: still improving" if b.still_improving else ""
+        return f"`{b.name}` (held-out balanced accuracy {b.balanced_accuracy:.3f} after {b.epochs} epochs{trend})"
+
+    def gap(b: Backbone) -> str:
+        return f"QCNN − classical {label} {b.difference.text()} ({b.difference.kind}; {b.n_seeds} seeds)"
+
+    if len(measured) < 2:
+        text = "**Not yet measured**: the models are trained on one backbone only. " if measured else ""
+        text += " ".join(
+            f"On {describe(b)}: " + (gap(b) + "." if b in measured else "both models not yet trained on it.")
+            for b in ranked
+        )
+        if len(ranked) < 2:
+            text += f" A stronger backbone comes from `{PRETRAIN_COMMAND}`."
+        return text
+    weak, strong = measured[0], measured[-1]
+    before, after = weak.difference.kind, strong.difference.kind
+    if before == "worse" and after == "worse":
+        head = "**No**: the classical control stays ahead on the better backbone"
+    elif before == "worse" and after == "better":
+        head = "**Yes, and more**: on the better backbone the QCNN overtakes the classical control"
+    elif before == "worse":
+        head = "**The gap closes**: on the better backbone there is no clear difference any more"
+    elif after == "better" and before != "better":
+        head = "**The QCNN gains**: on the better backbone it becomes better than the classical control"
+    elif after == "worse" and before != "worse":
+        head = "**The gap opens**: on the better backbone the classical control becomes better"
+    else:
+        head = f"**No change in the verdict** ({after} on both)"
+    return (
+        f"{head}. On {describe(weak)}: {gap(weak)}. On {describe(strong)}: {gap(strong)}. The change is "
+        f"{100 * (strong.difference.mean - weak.difference.mean):+.1f} points."
+    )
+
+
+def backbone_table(backbones: list[Backbone], metric: str) -> list[dict]:
+    rows = []
+    for b in sorted(backbones, key=lambda b: b.balanced_accuracy):
+        row = {
+            "backbone": b.name,
+            "pretraining epochs": b.epochs,
+            "kept epoch": b.selected_epoch,
+            "held-out balanced accuracy": f"{b.balanced_accuracy:.3f}",
+        }
+        for k in MODEL_KINDS:
+            m = (b.models or {}).get(k)
+            row[f"{k} test {METRIC_LABELS[metric]}"] = fmt_value(metric, m["mean"]) if m else "not yet trained"
+        row["QCNN − classical"] = b.difference.text() if b.difference else "–"
+        rows.append(row)
+    return rows
+
+
+# --- the Overview's "what differs" table --------------------------------------------------------------
+
+
+def split_effect(leakage: dict | None) -> str:
+    """One line for the Overview: what the study's split does, measured."""
+    if not leakage:
+        return f"leakage not yet counted (`{LEAKAGE_COMMAND}`)"
+    image = leakage["splits"]["image"]
+    text = (
+        f"drawn the study's way, {image['test_images_with_sibling_in_train_or_val']:,} of {image['n_test']:,} "
+        "test images would have a lesion sibling in train/val"
+    )
+    models = leakage.get("models")
+    if models:
+        e = _effect(models["inflation"]["difference"]["image_minus_leak_free"], "auc")
+        text += f"; effect on QCNN − classical AUC {e.text()}"
+    return text

@@ -1,0 +1,244 @@
+"""Issue 11: lesion leakage of the study's split, the models on its leak-free part, and the Regime page."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from qcnn import paths
+from qcnn.app import regime
+from qcnn.app.controls import Effect
+from qcnn.leakage import leak_free_mask, leak_free_metrics, leakage_counts, write_leakage
+from qcnn.metrics import threshold_metrics
+from qcnn.runs import Workspace
+from qcnn.split import read_split
+from qcnn.testing import write_synthetic_experiment
+
+EXPERIMENTS = paths.REPO_ROOT / "experiments"
+PAGE = paths.REPO_ROOT / "pages" / "regime.py"
+
+
+def hand_split() -> pd.DataFrame:
+    """Six lesions whose leakage is known: L1 and L2 straddle train/val and test, L4 straddles train and val."""
+    rows = [
+        ("a", "L1", "train", 0),
+        ("b", "L1", "test", 0),  # sibling in train
+        ("c", "L2", "val", 1),
+        ("d", "L2", "test", 1),  # sibling in val
+        ("e", "L2", "test", 1),  # sibling in val
+        ("f", "L3", "test", 0),  # leak-free
+        ("g", "L4", "train", 0),
+        ("h", "L4", "val", 0),
+        ("i", "L5", "pretrain", 0),
+        ("j", "L6", "excluded", 1),
+        ("k", "L6", "test", 1),  # its sibling is excluded, never seen: leak-free
+    ]
+    split = pd.DataFrame(rows, columns=["image_id", "lesion_id", "pool", "label"])
+    return split.assign(dx=np.where(split.label == 1, "mel", "nv"))
+
+
+def test_leakage_counts_on_a_hand_made_split():
+    counts = leakage_counts(hand_split())
+    assert counts == {
+        "n_test": 5,
+        "n_test_malignant": 3,
+        "n_test_lesions": 4,
+        "test_images_with_sibling_in_train": 1,
+        "test_images_with_sibling_in_val": 2,
+        "test_images_with_sibling_in_train_or_val": 3,
+        "leaky_test_malignant": 2,
+        "test_lesions_also_in_train_or_val": 2,
+        "lesions_in_both_train_and_val": 1,
+        "leak_free_test_images": 2,
+        "leak_free_test_malignant": 1,
+    }
+    assert leak_free_mask(hand_split(), pd.Series(["b", "d", "f", "k"])).tolist() == [False, False, True, True]
+
+
+def test_committed_splits_leak_only_at_image_level():
+    """The study's image-level split puts lesions on both sides; the lesion split never does. The committed
+    leakage.json holds exactly what `qcnn leakage` computes from the committed splits."""
+    lesion = leakage_counts(read_split(paths.RESULTS_DIR / paths.SPLIT_FILE))
+    image = leakage_counts(read_split(paths.RESULTS_DIR / paths.IMAGE_SPLIT_FILE))
+    assert lesion["test_images_with_sibling_in_train_or_val"] == 0 and lesion["lesions_in_both_train_and_val"] == 0
+    assert image["test_images_with_sibling_in_train_or_val"] > 0 and image["test_lesions_also_in_train_or_val"] > 0
+    assert image["n_test"] == lesion["n_test"] and image["n_test_malignant"] == lesion["n_test_malignant"]
+    committed = json.loads((paths.RESULTS_DIR / paths.LEAKAGE_FILE).read_text())
+    assert {k: v for k, v in committed["splits"]["image"].items() if k != "file"} == image
+    assert {k: v for k, v in committed["splits"]["lesion"].items() if k != "file"} == lesion
+
+
+def _predictions(split: pd.DataFrame, probability: np.ndarray) -> pd.DataFrame:
+    test = split[split.pool == "test"].reset_index(drop=True)
+    return test[["image_id", "lesion_id", "dx", "label"]].assign(probability=probability)
+
+
+def test_leak_free_metrics_separate_the_leaky_part():
+    """Models that recognise leaky images perfectly and guess on the rest: the whole test set is inflated,
+    the leak-free part is scored on exactly its own images, and equal models favour neither."""
+    rng = np.random.default_rng(0)
+    n = 400
+    lesion_ids = [f"L{i // 2}" for i in range(n)]  # two images per lesion
+    pools = np.where(np.arange(n) % 2 == 0, "test", rng.choice(["train", "test"], n, p=[0.4, 0.6]))
+    split = pd.DataFrame({"image_id": [f"I{i}" for i in range(n)], "lesion_id": lesion_ids, "pool": pools})
+    lesion_label = {f"L{i}": int(rng.random() < 0.3) for i in range(n // 2)}
+    split["label"] = split.lesion_id.map(lesion_label)
+    split["dx"] = np.where(split.label == 1, "mel", "nv")
+    free = leak_free_mask(split, split.image_id[split.pool == "test"])
+    test = split[split.pool == "test"].reset_index(drop=True)
+    image_runs, lesion_runs = {}, {}
+    for kind in ("qcnn", "classical"):
+        for seed in (0, 1, 2):
+            guess = np.random.default_rng([seed, len(kind)]).random(len(test))
+            p = np.where(free, guess, 0.1 + 0.8 * test.label)  # leaky: right; leak-free: a coin
+            image_runs[(kind, seed)] = _predictions(split, p)
+            lesion_runs[(kind, seed)] = _predictions(split, guess)
+    models = leak_free_metrics(image_runs, lesion_runs, split, n_bootstrap=200)
+    assert models["seeds"] == [0, 1, 2]
+    assert models["parts"]["leak_free"]["n"] == int(free.sum()) < models["parts"]["image"]["n"] == len(test)
+    by_hand = threshold_metrics(test.label[free], image_runs[("qcnn", 1)].probability[free])["auc"]
+    assert models["metrics"]["qcnn"]["leak_free"]["per_seed"]["1"]["auc"] == pytest.approx(by_hand, abs=1e-6)
+    for kind in ("qcnn", "classical"):
+        inflation = models["inflation"][kind]["image_minus_leak_free"]
+        assert inflation["ci95"]["auc"][0] > 0.1, kind  # clearly inflated
+    favour = models["inflation"]["difference"]["image_minus_leak_free"]["ci95"]["auc"]
+    assert favour[0] < 0 < favour[1]
+    one_seed = leak_free_metrics({k: v for k, v in image_runs.items() if k[1] == 0}, lesion_runs, split, 50)
+    assert one_seed["seeds"] == [0] and one_seed["metrics"]["qcnn"]["image"]["ci95"]["auc"] == [None, None]
+    assert leak_free_metrics({}, lesion_runs, split) is None
+
+
+def test_leakage_command_writes_the_counts_and_names_a_missing_split(tmp_path):
+    def qcnn(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "qcnn", "leakage", "--results-dir", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=os.environ,
+            cwd=paths.REPO_ROOT,
+        )
+
+    missing = qcnn()
+    assert missing.returncode == 2 and "qcnn split" in missing.stderr and "Traceback" not in missing.stderr
+    for name in (paths.SPLIT_FILE, paths.IMAGE_SPLIT_FILE):
+        (tmp_path / name).write_text((paths.RESULTS_DIR / name).read_text())
+    done = qcnn()
+    assert done.returncode == 0, done.stderr
+    written = json.loads((tmp_path / paths.LEAKAGE_FILE).read_text())
+    image = written["splits"]["image"]["test_images_with_sibling_in_train_or_val"]
+    assert f"{image:,} of 4,159 test images" in done.stdout and written["models"] is None
+
+
+# --- the page ---------------------------------------------------------------------------------------
+
+
+def synthetic_regime(directory: Path, strength: dict, leak_boost: float) -> Path:
+    write_synthetic_experiment(directory, EXPERIMENTS / "lowdata.toml", strength=strength)
+    write_synthetic_experiment(directory, EXPERIMENTS / "imagesplit.toml", leak_boost=leak_boost)
+    write_leakage(
+        Workspace(directory, directory / "checkpoints"),
+        EXPERIMENTS / "imagesplit.toml",
+        EXPERIMENTS / "lowdata.toml",
+        n_bootstrap=100,
+    )
+    return directory
+
+
+def regime_page(monkeypatch, results_dir: Path, metric: str | None = None) -> AppTest:
+    monkeypatch.setenv("QCNN_RESULTS_DIR", str(results_dir))
+    app = AppTest.from_file(str(PAGE), default_timeout=60)
+    if metric:
+        app.query_params["metric"] = metric
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def page_text(app: AppTest) -> str:
+    return "\n".join(x.value for x in (*app.markdown, *app.caption, *app.info, *app.warning))
+
+
+def test_regime_page_answers_from_a_synthetic_experiment_and_the_words_follow_the_numbers(tmp_path, monkeypatch):
+    wins = synthetic_regime(tmp_path / "wins", {("qcnn", 0.0625): 1.5}, leak_boost=2.0)
+    app = regime_page(monkeypatch, wins)
+    text = page_text(app)
+    assert "**Yes**: the QCNN's AUC is higher than the classical control's at 79 images" in text
+    assert "it inflates the QCNN's AUC by" in text and "it inflates the classical control's AUC by" in text
+    assert "have a lesion sibling" in text and "runs of the" not in text  # complete: no progress note
+    assert len(app.dataframe) == 3  # curve table, leakage counts, leakage metrics (no backbone history here)
+    assert {c.proto.id.rsplit("-", 1)[-1] for c in app.get("plotly_chart")} == {"regime_curves", "regime_difference"}
+    assert "synthetic demo data" in text
+
+    loses = synthetic_regime(tmp_path / "loses", {"qcnn": -1.2}, leak_boost=0.0)
+    text = page_text(regime_page(monkeypatch, loses))
+    assert "**No** size measured gives the QCNN a higher AUC: the classical control is better with" in text
+    assert "it inflates" not in text and "**No clear inflation**" in text
+
+    f1 = regime_page(monkeypatch, wins, metric="f1")  # a shared link opens on its metric
+    assert f1.query_params["metric"] == ["f1"] or f1.query_params["metric"] == "f1"
+    assert "F1" in page_text(f1) and any("qcnn F1" in d.value.columns for d in f1.dataframe)
+
+
+def test_regime_page_on_the_committed_results_says_what_is_missing(monkeypatch):
+    app = regime_page(monkeypatch, paths.RESULTS_DIR)
+    text = page_text(app)
+    leakage = json.loads((paths.RESULTS_DIR / paths.LEAKAGE_FILE).read_text())
+    image = leakage["splits"]["image"]
+    assert f"{image['test_images_with_sibling_in_train_or_val']:,} of {image['n_test']:,} test images" in text
+    for name in ("lowdata", "imagesplit"):
+        summary = paths.RESULTS_DIR / "experiments" / name / "summary.json"
+        if not summary.is_file() or json.loads(summary.read_text())["n_complete"] < regime.planned_runs(name):
+            assert f"qcnn sweep experiments/{name}.toml" in text and f"of the {name} experiment" in text
+    assert "held-out balanced accuracy 0.779 after 8 epochs" in text  # the committed backbone
+    if not (paths.RESULTS_DIR / f"{regime.STRONG_BACKBONE}_history.csv").is_file():
+        assert "qcnn pretrain-backbone --output backbone24.safetensors --epochs 24" in text
+
+
+def test_regime_page_on_a_partial_learning_curve(tmp_path, monkeypatch):
+    """Mid-sweep (`qcnn sweep --summary-only`): a size without runs is left out, a size with one seed has no
+    interval, and the page counts the runs and names the command that makes the rest."""
+    from dataclasses import replace
+
+    from qcnn.runs import RECORD_FILE
+    from qcnn.summary import summarize_experiment
+    from qcnn.sweep import load_experiment
+
+    write_synthetic_experiment(tmp_path, EXPERIMENTS / "lowdata.toml")
+    runs = tmp_path / "experiments" / "lowdata" / "runs"
+    for record in [*runs.glob("*_frac0.0625/" + RECORD_FILE), *runs.glob("*_seed[12]_frac0.125/" + RECORD_FILE)]:
+        record.unlink()
+    experiment = replace(load_experiment(EXPERIMENTS / "lowdata.toml"), seeds=(0, 1, 2))
+    summarize_experiment(experiment, Workspace(tmp_path, tmp_path / "checkpoints"), n_bootstrap=30, require_all=False)
+    text = page_text(regime_page(monkeypatch, tmp_path))
+    assert "20 of 30 runs of the lowdata experiment finished" in text and "makes the other 10" in text
+    assert "Not yet measured with two or more seeds: 159 training images" in text
+    assert "79 images" not in text
+
+
+def test_regime_page_without_results_names_the_commands(tmp_path, monkeypatch):
+    text = page_text(regime_page(monkeypatch, tmp_path))
+    assert "qcnn leakage" in text and "qcnn pretrain-backbone" in text
+    assert "No run of the lowdata experiment yet (0 of 30)" in text
+
+
+def test_backbone_words_follow_the_gap():
+    def bb(name: str, accuracy: float, mean: float, low: float, high: float) -> regime.Backbone:
+        models = {"qcnn": {"mean": 0.8, "ci": None}, "classical": {"mean": 0.8 - mean, "ci": None}}
+        return regime.Backbone(name, 24, 20, accuracy, models, Effect("qcnn", mean, low, high), 3)
+
+    weak = bb("backbone", 0.78, -0.02, -0.04, -0.01)
+    assert "**The gap closes**" in regime.backbone_answer([weak, bb("backbone24", 0.85, 0.0, -0.01, 0.01)], "auc")
+    assert "**No**: the classical control stays ahead" in regime.backbone_answer(
+        [bb("backbone24", 0.85, -0.03, -0.05, -0.01), weak], "auc"
+    )
+    only = regime.backbone_answer([weak], "auc")
+    assert "**Not yet measured**" in only and regime.PRETRAIN_COMMAND in only
