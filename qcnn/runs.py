@@ -81,13 +81,31 @@ def run_paths(spec: RunSpec, ws: Workspace, experiment: str | None = None) -> tu
     An experiment's variant named ``qcnn`` or ``classical`` that is exactly that model on the
     reproduction's split and data lives in the reproduction's folder, unless that folder holds a
     finished run trained otherwise (e.g. in another precision): the experiment reuses the run instead
-    of training it twice, and never competes with the reproduction for its folder.
+    of training it twice, and never competes with the reproduction for its folder. Likewise a run
+    another experiment has already finished with exactly this spec (the learning curve's full-data
+    point is the controls' baseline) is reused from that experiment's folder.
     """
-    results, weights = ws.results_dir / paths.RUNS_DIR, ws.checkpoint_dir / paths.RUNS_DIR
-    if experiment is not None and not _shares_reproduction_run(spec, results / spec.name):
-        results = ws.results_dir / paths.EXPERIMENTS_DIR / experiment / paths.RUNS_DIR
-        weights = ws.checkpoint_dir / paths.EXPERIMENTS_DIR / experiment / paths.RUNS_DIR
-    return results / spec.name, weights / f"{spec.name}.safetensors"
+    reproduction = ws.results_dir / paths.RUNS_DIR / spec.name
+    if experiment is None or _shares_reproduction_run(spec, reproduction):
+        return reproduction, ws.checkpoint_dir / paths.RUNS_DIR / f"{spec.name}.safetensors"
+    home = experiment
+    if read_record(_experiment_run(ws.results_dir, experiment, spec)) is None:
+        home = next(
+            (
+                folder.name
+                for folder in sorted((ws.results_dir / paths.EXPERIMENTS_DIR).glob("*"))
+                if folder.name != experiment
+                and (read_record(_experiment_run(ws.results_dir, folder.name, spec)) or {}).get("spec")
+                == spec.to_json()
+            ),
+            experiment,
+        )
+    weights = ws.checkpoint_dir / paths.EXPERIMENTS_DIR / home / paths.RUNS_DIR / f"{spec.name}.safetensors"
+    return _experiment_run(ws.results_dir, home, spec), weights
+
+
+def _experiment_run(results_dir: Path, experiment: str, spec: RunSpec) -> Path:
+    return results_dir / paths.EXPERIMENTS_DIR / experiment / paths.RUNS_DIR / spec.name
 
 
 def split_path(ws: Workspace, unit: str) -> Path:

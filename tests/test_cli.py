@@ -155,25 +155,26 @@ def test_committed_experiment_files_parse_to_their_intended_configs():
         assert model[name] == config, name
 
 
-def test_the_learning_curve_reuses_the_reproduction_at_full_data():
-    from qcnn.config import RunSpec
+def test_the_learning_curves_full_data_point_is_the_controls_baseline_pair():
     from qcnn.runs import Workspace, canonical, run_paths
     from qcnn.split import read_split
     from qcnn.sweep import load_experiment
 
     lowdata = load_experiment(paths.REPO_ROOT / "experiments" / "lowdata.toml")
+    controls = load_experiment(paths.REPO_ROOT / "experiments" / "controls.toml")
     assert lowdata.fractions == (0.0625, 0.125, 0.25, 0.5, 1.0) and len(lowdata.specs()) == 30
     split = read_split(paths.REPO_ROOT / "results" / paths.SPLIT_FILE)
     ws = Workspace(paths.REPO_ROOT / "results", paths.REPO_ROOT / "checkpoints")
+    baseline = {(s.variant, s.seed): canonical(s, split) for s in controls.specs() if s.variant in paths.MODEL_KINDS}
     for spec in lowdata.specs():
-        folder = run_paths(canonical(spec, split), ws, "lowdata")[0]
+        assert spec.train.precision == "fp32"
         if spec.fraction == 1:
-            assert folder == ws.results_dir / "runs" / f"{spec.variant}_seed{spec.seed}"
-            assert canonical(spec, split) == RunSpec(spec.variant, spec.seed, spec.model)
+            assert canonical(spec, split) == baseline[(spec.variant, spec.seed)], "reused, not trained twice"
+            assert "results/runs/" not in str(run_paths(canonical(spec, split), ws, "lowdata")[0]), "bf16 runs kept"
         else:
             binds = spec.fraction <= 1 / 8  # 30 epochs of 1/4 (20 steps each) already make 600 steps
             assert canonical(spec, split).train.min_steps == (600 if binds else 0)
-            assert "experiments/lowdata" in str(folder)
+            assert "experiments/lowdata" in str(run_paths(canonical(spec, split), ws, "lowdata")[0])
     image = load_experiment(paths.REPO_ROOT / "experiments" / "imagesplit.toml")
     assert {s.split for s in image.specs()} == {"image"} and len(image.specs()) == 6
 
@@ -200,3 +201,29 @@ def test_an_experiment_never_takes_over_a_reproduction_folder_trained_otherwise(
     (reproduction / RECORD_FILE).write_text(json.dumps({"spec": fp32.to_json()}))
     assert run_paths(fp32, ws, "controls")[0] == reproduction, "the record decides once there is one"
     assert "experiments" in str(run_paths(bf16, ws, "controls")[0])
+
+
+def test_an_identical_run_finished_by_another_experiment_is_reused(tmp_path):
+    import json
+    from dataclasses import replace
+
+    from qcnn.config import MODEL_PRESETS, RunSpec
+    from qcnn.runs import RECORD_FILE, Workspace, run_paths
+
+    ws = Workspace(tmp_path / "results", tmp_path / "checkpoints")
+    bf16 = RunSpec("qcnn", 0, MODEL_PRESETS["qcnn"])
+    fp32 = replace(bf16, train=replace(bf16.train, precision="fp32"))
+    (ws.results_dir / "runs" / "qcnn_seed0").mkdir(parents=True)
+    (ws.results_dir / "runs" / "qcnn_seed0" / RECORD_FILE).write_text(json.dumps({"spec": bf16.to_json()}))
+    controls = ws.results_dir / "experiments" / "controls" / "runs" / "qcnn_seed0"
+    assert run_paths(fp32, ws, "lowdata")[0] == ws.results_dir / "experiments" / "lowdata" / "runs" / "qcnn_seed0"
+
+    controls.mkdir(parents=True)  # training, not finished: not reused
+    assert "lowdata" in str(run_paths(fp32, ws, "lowdata")[0])
+    (controls / RECORD_FILE).write_text(json.dumps({"spec": fp32.to_json()}))
+    assert run_paths(fp32, ws, "lowdata") == (
+        controls,
+        ws.checkpoint_dir / "experiments" / "controls" / "runs" / "qcnn_seed0.safetensors",
+    )
+    grid7 = replace(fp32, variant="grid-7", model=replace(fp32.model, grid=7))
+    assert "lowdata" in str(run_paths(grid7, ws, "lowdata")[0]), "only the very same spec is reused"
