@@ -24,10 +24,12 @@ PAGES = [
     st.Page("pages/hardware.py", title="Quantum hardware", icon=":material/memory:"),
 ]
 
-start_loading()  # the models load in the background from the first page view on (Try it, Grad-CAM)
 page = st.navigation(PAGES)
 apply_layout()
 with st.sidebar:
     st.caption("**Reported** = the study's numbers. **Reproduced** = this project's runs. Not a clinical tool.")
 sidebar_info()
 page.run()
+# After the page, so the first view is not slowed by torch's import: from here the models load in the
+# background (Try it, Grad-CAM). `qcnn app` starts them even earlier, with the server process.
+start_loading()

@@ -50,6 +50,7 @@ PAGE_TARGET_S = 1.0
 COLD_START_TARGET_S = 3.0
 SLIDER_TARGET_S = 0.3
 TRY_IT_TARGET_S = 2.0
+LAUNCHERS = {"qcnn": "qcnn app", "streamlit": "streamlit run"}  # how a fresh server is started
 SCRIPT_DONE_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 TABLE_SHOWS_JS = (
     "v => [...document.querySelectorAll('[data-testid=\"stTable\"] td')].some(td => td.innerText.trim() === v)"
@@ -94,7 +95,7 @@ def time_pages(runs: int) -> dict[str, dict]:
     return out
 
 
-def cold_start(env: dict[str, str], slider_steps: int = 8) -> dict:
+def cold_start(env: dict[str, str], slider_steps: int = 8, launcher: str = "qcnn") -> dict:
     """A fresh server seen by one browser: first page, then the first Try-it prediction, then the slider."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -102,7 +103,7 @@ def cold_start(env: dict[str, str], slider_steps: int = 8) -> dict:
     page = browser.new_page(viewport={"width": 1400, "height": 1000}) if browser else None
     start = time.perf_counter()
     process = subprocess.Popen(
-        streamlit_command(port), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        streamlit_command(port, launcher), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         while not is_healthy(port, timeout=1):
@@ -128,7 +129,8 @@ def cold_start(env: dict[str, str], slider_steps: int = 8) -> dict:
         result |= {
             "first_page_s": round(first, 3),
             "meets_target": first < COLD_START_TARGET_S,
-            "method": "launch `streamlit run` -> Overview rendered in chromium (title shown, script done)",
+            "method": f"launch `{LAUNCHERS[launcher]}` -> Overview rendered in chromium (title shown, script done)",
+            "launcher": LAUNCHERS[launcher],
         }
         return {
             "cold_start": result,
@@ -254,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=paths.RESULTS_DIR / "bench_app.json")
     parser.add_argument("--no-cold-start", action="store_true", help="skip the cold-start measurement")
     parser.add_argument("--slider-steps", type=int, default=8, help="warm slider steps to time (default 8)")
+    parser.add_argument(
+        "--launcher",
+        choices=tuple(LAUNCHERS),
+        default="qcnn",
+        help="how the fresh server starts: `qcnn app` (models load with the process; default) or `streamlit run`",
+    )
     args = parser.parse_args(argv)
 
     tmp = None
@@ -282,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cold = session = None
     if not args.no_cold_start:
-        session = cold_start(env, args.slider_steps)
+        session = cold_start(env, args.slider_steps, args.launcher)
         cold = session["cold_start"]
         first = f"{cold['first_page_s']:.2f} s" if cold["first_page_s"] is not None else "n/a"
         ok = {True: "yes", False: "NO", None: "-"}[cold["meets_target"]]

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import time
 from dataclasses import MISSING, fields
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from qcnn import paths
@@ -36,7 +38,7 @@ def _add_dirs(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_runtime(parser: argparse.ArgumentParser) -> None:
-    from qcnn.runtime import DEVICES
+    from qcnn.config import DEVICES
 
     parser.add_argument("--device", choices=DEVICES, default="auto", help="auto picks CUDA, then MPS, then the CPU")
     parser.add_argument(
@@ -302,6 +304,35 @@ BENCHMARKS = {
 }
 
 
+def cmd_app(args: argparse.Namespace) -> None:
+    """Serve the app; the models start loading as soon as the server is up, before anyone opens a page."""
+    import threading
+
+    from streamlit.web import cli as streamlit_cli
+
+    from qcnn.app import model_cache
+    from qcnn.app.server import APP
+
+    threading.Thread(target=_load_models_once_serving, args=(model_cache.start_loading,), daemon=True).start()
+    sys.argv = ["streamlit", "run", str(APP), *args.streamlit_args]
+    streamlit_cli.main()
+
+
+def _load_models_once_serving(start_loading: Callable[[], None], patience_s: float = 60.0) -> None:
+    """Start loading once the server answers its health check: torch's import would hold its start-up back."""
+    from streamlit import config
+    from streamlit.runtime import Runtime
+
+    from qcnn.app.server import is_healthy
+
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        if Runtime.exists() and is_healthy(int(config.get_option("server.port")), timeout=0.5):
+            break
+        time.sleep(0.1)
+    start_loading()
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     import runpy
 
@@ -341,8 +372,7 @@ def _command(sub: argparse._SubParsersAction, name: str, help: str, func) -> arg
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from qcnn.config import PRECISIONS, SPLIT_UNITS, ModelConfig, PretrainConfig, TrainConfig
-    from qcnn.sweep import EXECUTORS
+    from qcnn.config import EXECUTORS, PRECISIONS, SPLIT_UNITS, ModelConfig, PretrainConfig, TrainConfig
 
     parser = argparse.ArgumentParser(prog="qcnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -455,6 +485,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "map", "each test image's pooled outcome vector per model, projected to 2-D -> results/map.csv", cmd_map
     )
 
+    p = sub.add_parser("app", help="serve the app (streamlit run) with the models already loading: for demos")
+    p.add_argument(
+        "streamlit_args", nargs=argparse.REMAINDER, help="passed on to `streamlit run`, e.g. --server.port 8502"
+    )
+    p.set_defaults(func=cmd_app)
+
     p = sub.add_parser("bench", help="run a benchmark script from benchmarks/")
     p.add_argument("which", choices=sorted(BENCHMARKS))
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="passed on to the script")
@@ -463,7 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown and args.command != "app":  # only `qcnn app` passes options on (to streamlit)
+        build_parser().error(f"unrecognized arguments: {' '.join(unknown)}")
+    if unknown:
+        args.streamlit_args = [*unknown, *args.streamlit_args]
     try:
         args.func(args)
     except QcnnError as err:

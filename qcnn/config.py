@@ -20,6 +20,8 @@ MEASUREMENTS = ("probs", "expval")
 GRIDS = (14, 7, 1)
 BACKENDS = ("torch", "pennylane")
 PRECISIONS = ("fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+EXECUTORS = ("local", "ray")  # how a sweep runs: in this process, or each run a Ray task
 SPLIT_UNITS = ("lesion", "image")
 
 

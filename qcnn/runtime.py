@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import torch
 
+from qcnn.config import DEVICES
 from qcnn.errors import ConfigError
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 CPU = torch.device("cpu")
 
 

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qcnn.config import ModelConfig, RunSpec, TrainConfig, config_from
+from qcnn.config import EXECUTORS, ModelConfig, RunSpec, TrainConfig, config_from
 from qcnn.errors import ConfigError, QcnnError
 from qcnn.runs import Workspace, execute_run
 
-EXECUTORS = ("local", "ray")
 BASELINE, CONTROL = "qcnn", "classical"  # every variant is compared against both
 _TOP_KEYS = {"description", "seeds", "fractions", "splits", "base", "variants"}
 

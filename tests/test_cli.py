@@ -227,3 +227,12 @@ def test_an_identical_run_finished_by_another_experiment_is_reused(tmp_path):
     )
     grid7 = replace(fp32, variant="grid-7", model=replace(fp32.model, grid=7))
     assert "lowdata" in str(run_paths(grid7, ws, "lowdata")[0]), "only the very same spec is reused"
+
+
+def test_the_command_line_answers_without_importing_torch():
+    """`qcnn --help`, a mistyped flag and `qcnn app`'s start-up must not wait seconds for torch's import."""
+    code = "import sys; from qcnn.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=paths.REPO_ROOT
+    )
+    assert result.stdout.strip() == "False", result.stderr

@@ -30,14 +30,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def streamlit_command(port: int) -> list[str]:
-    """`streamlit run` on loopback (no external-IP lookup), no file watcher, no usage statistics."""
-    return [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(APP),
+def streamlit_command(port: int, launcher: str = "streamlit") -> list[str]:
+    """The app on loopback (no external-IP lookup), no file watcher, no usage statistics.
+
+    ``launcher``: ``streamlit`` (`streamlit run`, models load after the first page view) or ``qcnn``
+    (`qcnn app`, models load from the moment the process starts).
+    """
+    options = [
         "--server.headless",
         "true",
         "--server.address",
@@ -49,6 +48,9 @@ def streamlit_command(port: int) -> list[str]:
         "--browser.gatherUsageStats",
         "false",
     ]
+    if launcher == "qcnn":
+        return [sys.executable, "-m", "qcnn", "app", *options]
+    return [sys.executable, "-m", "streamlit", "run", str(APP), *options]
 
 
 def is_healthy(port: int, timeout: float = 2.0) -> bool:
