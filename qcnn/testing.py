@@ -11,6 +11,7 @@ at it with ``QCNN_RESULTS_DIR``. It refuses to write into the project's own resu
 from __future__ import annotations
 
 import json
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -312,3 +313,18 @@ def write_synthetic_experiment(
     path = Path(summary["path"])
     path.write_text(json.dumps(summary))
     return directory
+
+
+# --- AppTest helpers shared by the page tests ----------------------------------------------------
+
+
+def assert_no_exception(at: Any) -> None:
+    """An AppTest run showed no exception (the message lists them all)."""
+    assert not at.exception, "\n".join(str(e.value) for e in at.exception)
+
+
+def chart_spec(at: Any, key: str) -> dict:
+    """The plotly figure (as JSON) of the one chart an AppTest run created with ``key``."""
+    matches = [c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}")]
+    assert len(matches) == 1, f"no single chart with key {key!r}"
+    return json.loads(matches[0].proto.spec)

@@ -21,6 +21,8 @@ from streamlit.testing.v1 import AppTest
 
 from qcnn import paths, study
 from qcnn.app import page_disagreements, page_overview, page_results, page_timeline, page_training
+from qcnn.testing import assert_no_exception as no_exception
+from qcnn.testing import chart_spec as chart
 from qcnn.testing import write_synthetic_results
 from qcnn.app.verdict import CONTRADICTED, INCONCLUSIVE, SUPPORTED, metric_verdict, verdict
 from qcnn.metrics import confusion
@@ -77,17 +79,6 @@ def open_page(page: str) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
     at.switch_page(f"pages/{page}.py").run()
     return at
-
-
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, "\n".join(str(e.value) for e in at.exception)
-
-
-def chart(at: AppTest, key: str) -> dict:
-    """The plotly figure (as JSON) of the chart created with ``key``."""
-    matches = [c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}")]
-    assert len(matches) == 1, f"no single chart with key {key!r}"
-    return json.loads(matches[0].proto.spec)
 
 
 def frame_with(at: AppTest, column: str) -> pd.DataFrame:

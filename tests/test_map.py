@@ -15,6 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from qcnn import embedding, paths
 from qcnn.app import page_disagreements
+from qcnn.testing import assert_no_exception as no_exception
+from qcnn.testing import chart_spec as chart
 from qcnn.testing import write_synthetic_results
 
 PAGE = paths.REPO_ROOT / "pages" / "disagreements.py"
@@ -115,17 +117,6 @@ def open_page(**query: str) -> AppTest:
     at.run()
     no_exception(at)
     return at
-
-
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, "\n".join(str(e.value) for e in at.exception)
-
-
-def chart(at: AppTest, key: str) -> dict:
-    """The plotly figure (as JSON) of the chart created with ``key``."""
-    matches = [c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-{key}")]
-    assert len(matches) == 1, f"no single chart with key {key!r}"
-    return json.loads(matches[0].proto.spec)
 
 
 def points_per_colour(figure: dict) -> dict[str, int]:

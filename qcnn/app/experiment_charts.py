@@ -156,12 +156,7 @@ def learning_curves(points: list, metric: str, study_n_train: int) -> go.Figure:
         )
     _size_axis(fig, xs, study_n_train)
     fig.update_yaxes(title=f"test {METRIC_LABELS[metric]} (×100)")
-    fig.update_layout(
-        height=380,
-        margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
-    )
-    return fig
+    return _legend_above(fig, height=380)
 
 
 def difference_curve(points: list, metric: str, study_n_train: int) -> go.Figure:
@@ -236,8 +231,13 @@ def backbone_strength(backbones: list, metric: str) -> go.Figure:
         )
     fig.update_xaxes(title="backbone's held-out balanced accuracy (benign diagnoses)")
     fig.update_yaxes(title=f"test {METRIC_LABELS[metric]} (×100)")
+    return _legend_above(fig, height=340)
+
+
+def _legend_above(fig: go.Figure, height: int) -> go.Figure:
+    """The experiment charts' common frame: tight margins, the legend in one row above the plot."""
     fig.update_layout(
-        height=340,
+        height=height,
         margin=dict(l=10, r=10, t=40, b=10),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
     )
