@@ -19,11 +19,12 @@ from torch import nn
 import qcnn.compat  # noqa: F401  (must precede torchvision)
 import torchvision
 
+from qcnn import paths
 from qcnn.constants import FEATURE_CHANNELS, GRID, IMAGE_SIZE  # noqa: F401  (re-exported)
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-BACKBONE_FILE = "backbone.safetensors"
+BACKBONE_FILE = paths.BACKBONE_FILE
 
 
 def pil_to_uint8(image: Image.Image) -> torch.Tensor:

@@ -131,7 +131,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     model = _config_from(args, ModelConfig, MODEL_PRESETS[args.model])
     spec = RunSpec(
-        args.name or args.model, args.seed, model, _config_from(args, TrainConfig), args.fraction, args.split
+        args.name or args.model,
+        args.seed,
+        model,
+        _config_from(args, TrainConfig),
+        args.fraction,
+        args.split,
+        args.backbone,
     )
     ws = _workspace(args, args.eval_precision)
     record = execute_run(spec, ws, experiment=None if args.name is None else "adhoc", force=args.force)
@@ -408,6 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
     p.add_argument("--fraction", type=float, default=1.0, help="fraction of the train pool, in (0, 1] (default: 1)")
     p.add_argument("--split", choices=SPLIT_UNITS, default="lesion", help="the split protocol (default: lesion)")
+    p.add_argument(
+        "--backbone",
+        default=paths.BACKBONE_FILE,
+        help=f"the pretrained backbone, a file in the checkpoint folder (default: {paths.BACKBONE_FILE}; "
+        "another one: `qcnn pretrain-backbone --output NAME`)",
+    )
     p.add_argument("--eval-precision", choices=PRECISIONS, default="fp32", help="precision of the test evaluation")
     p.add_argument("--force", action="store_true", help="re-run a finished run made with other settings")
     _add_config_flags(p, ModelConfig, overrides=True)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from qcnn.errors import ConfigError
+from qcnn.paths import BACKBONE_FILE
 
 OUTCOME_MAPS = ("quantum", "classical", "fourier", "gap")
 ENTANGLING = ("strong", "none")
@@ -135,31 +136,42 @@ class RunSpec:
     split: str = field(
         default="lesion", metadata={"help": "the split protocol: lesion-disjoint (results/split.csv) or image-level"}
     )
+    backbone: str = field(
+        default=BACKBONE_FILE, metadata={"help": "the pretrained backbone, a file in the checkpoint folder"}
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.fraction <= 1:
             raise ConfigError(f"fraction must be in (0, 1], got {self.fraction}")
         _choice("split", self.split, SPLIT_UNITS)
+        if not self.backbone.endswith(".safetensors") or "/" in self.backbone:
+            raise ConfigError(f"backbone must be a .safetensors file in the checkpoint folder, got {self.backbone!r}")
 
     @property
     def name(self) -> str:
-        """The run's folder name: variant, seed, and the fraction/split when they are not the default."""
+        """The run's folder name: variant, seed, and the fraction/split/backbone when they are not the default."""
         name = f"{self.variant}_seed{self.seed}"
         if self.fraction != 1:
             name += f"_frac{self.fraction:g}"
         if self.split != "lesion":
             name += f"_{self.split}split"
+        if self.backbone != BACKBONE_FILE:
+            name += f"_{self.backbone.removesuffix('.safetensors')}"
         return name
 
     def identity(self) -> dict[str, Any]:
-        """What makes two runs the same run (the variant's name does not)."""
-        return {
+        """What makes two runs the same run (the variant's name does not). The backbone is named only when
+        it is not the default, so records written before it was a switch still describe their runs."""
+        identity = {
             "seed": self.seed,
             "model": asdict(self.model),
             "train": asdict(self.train),
             "fraction": self.fraction,
             "split": self.split,
         }
+        if self.backbone != BACKBONE_FILE:
+            identity["backbone"] = self.backbone
+        return identity
 
     def to_json(self) -> dict[str, Any]:
         return {"variant": self.variant, **self.identity()}
@@ -173,6 +185,7 @@ class RunSpec:
             train=config_from(TrainConfig, data["train"]),
             fraction=float(data["fraction"]),
             split=data["split"],
+            backbone=data.get("backbone", BACKBONE_FILE),
         )
 
 

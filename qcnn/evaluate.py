@@ -51,7 +51,9 @@ def evaluate_run(
     float32 by default, so the committed probabilities are what the app computes for the same image.
     """
     run_dir = Path(run_dir)
-    model = load_model(model_path=weights_path, checkpoint_dir=checkpoint_dir, device=device)
+    model = load_model(
+        model_path=weights_path, checkpoint_dir=checkpoint_dir, device=device, backbone_file=spec.backbone
+    )
     scored = {}
     for pool, file in (("val", "val_predictions.csv"), ("test", "predictions.csv")):
         rows = split[split.pool == pool].reset_index(drop=True)
@@ -65,6 +67,7 @@ def evaluate_run(
             precision=precision,
             device=device,
             cache_dir=cache_dir,
+            backbone_file=spec.backbone,
         )[0]
         probabilities = predict(model, features, precision)
         write_csv(

@@ -39,8 +39,8 @@ def images_digest(data_dir: Path, image_ids: tuple[str, ...]) -> str:
     return h.hexdigest()[:16]
 
 
-def frozen_stage(checkpoint_dir: str | Path, stage: str) -> nn.Module:
-    backbone = load_backbone(Path(checkpoint_dir) / BACKBONE_FILE)
+def frozen_stage(checkpoint_dir: str | Path, stage: str, backbone_file: str = BACKBONE_FILE) -> nn.Module:
+    backbone = load_backbone(Path(checkpoint_dir) / backbone_file)
     return backbone.prefix if stage == "layer2" else nn.Sequential(backbone.prefix, backbone.layer3).eval()
 
 
@@ -75,19 +75,20 @@ def cached_features(
     precision: str = "bf16",
     device: torch.device = CPU,
     cache_dir: str | Path | None = None,
+    backbone_file: str = BACKBONE_FILE,
 ) -> torch.Tensor:
-    """(variants, N, C, H, W) features of ``pool``'s images in split order."""
+    """(variants, N, C, H, W) features of ``pool``'s images in split order, from ``backbone_file``'s frozen stages."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     image_ids = split.loc[split.pool == pool, "image_id"].tolist()
     key = hashlib.sha256(("\n".join(image_ids) + images_digest(Path(data_dir), tuple(image_ids))).encode()).hexdigest()[
         :12
     ]
-    folder = paths.cache_dir(cache_dir) / "features" / file_digest(Path(checkpoint_dir) / BACKBONE_FILE)
+    folder = paths.cache_dir(cache_dir) / "features" / file_digest(Path(checkpoint_dir) / backbone_file)
     files = [folder / f"{pool}-{key}-{stage}-{precision}-v{v}.safetensors" for v in range(variants)]
     missing = [v for v, f in enumerate(files) if not f.is_file()]
     if missing:
-        module = frozen_stage(checkpoint_dir, stage)
+        module = frozen_stage(checkpoint_dir, stage, backbone_file)
         images = load_images(data_dir, image_ids, desc=pool)
         for v in missing:
             features = compute_features(module, images, v, precision, device, desc=f"{pool} {stage} variant {v}")

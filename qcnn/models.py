@@ -243,13 +243,14 @@ def load_model(
     checkpoint_dir: str | Path | None = None,
     model_path: str | Path | None = None,
     device: torch.device | str = "cpu",
+    backbone_file: str = BACKBONE_FILE,
 ) -> LesionClassifier:
     """An eval-mode model rebuilt from its checkpoint's ``ModelConfig``, with its backbone.
 
     ``kind`` (qcnn or classical) loads the app's checkpoint of that model and checks that it is one.
     """
     checkpoint_dir = Path(checkpoint_dir or paths.checkpoint_dir())
-    backbone_path = checkpoint_dir / BACKBONE_FILE
+    backbone_path = checkpoint_dir / backbone_file
     if model_path is None:
         if kind not in MODEL_KINDS:
             raise ConfigError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")

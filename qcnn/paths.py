@@ -21,6 +21,7 @@ RUNS_DIR = "runs"
 EXPERIMENTS_DIR = "experiments"
 SUMMARY_FILE = "summary.json"
 BACKBONE_HISTORY_FILE = "backbone_history.csv"
+BACKBONE_FILE = "backbone.safetensors"  # checkpoints/: the domain-pretrained ResNet18 every run builds on
 OOD_REFERENCE_FILE = "ood_reference.safetensors"  # checkpoints/: the Try-it out-of-distribution check
 LEAKAGE_FILE = "leakage.json"  # qcnn leakage: lesion siblings across pools, the models on the leak-free part
 

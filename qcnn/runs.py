@@ -51,7 +51,7 @@ class Workspace:
 
 def preset_of(spec: RunSpec) -> str | None:
     """The reproduction's model (qcnn / classical) a spec is, on the reproduction's protocol; else None."""
-    if spec.fraction != 1 or spec.split != "lesion":
+    if spec.fraction != 1 or spec.split != "lesion" or spec.backbone != BACKBONE_FILE:
         return None
     return next((kind for kind, config in MODEL_PRESETS.items() if config == spec.model), None)
 
@@ -122,9 +122,10 @@ def load_split(ws: Workspace, unit: str) -> pd.DataFrame:
 
 def expected_record(spec: RunSpec, ws: Workspace, split: pd.DataFrame) -> dict[str, Any]:
     """What a finished run of ``spec`` in this workspace must have recorded."""
-    backbone = ws.checkpoint_dir / BACKBONE_FILE
+    backbone = ws.checkpoint_dir / spec.backbone
     if not backbone.is_file():
-        raise MissingFileError(f"{backbone} not found: run `qcnn pretrain-backbone` first.")
+        flag = "" if spec.backbone == BACKBONE_FILE else f" --output {spec.backbone}"
+        raise MissingFileError(f"{backbone} not found: run `qcnn pretrain-backbone{flag}` first.")
     used = split[split.pool.isin(MODEL_POOLS)]
     return {
         "spec": spec.to_json(),

@@ -4,6 +4,7 @@
     seeds = [0, 1, 2]            # fixed before any run
     fractions = [1.0]            # optional: of the train pool, nested lesion subsets
     splits = ["lesion"]          # optional: lesion | image
+    backbone = "backbone.safetensors"  # optional: a pretrained backbone in the checkpoint folder
     [base.model]                 # optional overrides of ModelConfig for every variant
     [base.train]                 # optional overrides of TrainConfig for every variant
     [variants.NAME]              # one table per variant
@@ -26,10 +27,11 @@ from typing import Any
 
 from qcnn.config import EXECUTORS, ModelConfig, RunSpec, TrainConfig, config_from
 from qcnn.errors import ConfigError, QcnnError
+from qcnn.paths import BACKBONE_FILE
 from qcnn.runs import Workspace, execute_run
 
 BASELINE, CONTROL = "qcnn", "classical"  # every variant is compared against both
-_TOP_KEYS = {"description", "seeds", "fractions", "splits", "base", "variants"}
+_TOP_KEYS = {"description", "seeds", "fractions", "splits", "backbone", "base", "variants"}
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,12 @@ class Experiment:
     variants: tuple[Variant, ...]
     fractions: tuple[float, ...] = (1.0,)
     splits: tuple[str, ...] = ("lesion",)
+    backbone: str = BACKBONE_FILE
 
     def specs(self) -> list[RunSpec]:
         """Every run, seed-major: each seed's comparison is complete before the next seed starts."""
         return [
-            RunSpec(v.name, seed, v.model, v.train, fraction, split)
+            RunSpec(v.name, seed, v.model, v.train, fraction, split, self.backbone)
             for seed in self.seeds
             for split in self.splits
             for fraction in self.fractions
@@ -103,8 +106,12 @@ def load_experiment(path: str | Path) -> Experiment:
         tuple(variants),
         tuple(float(f) for f in data.get("fractions", [1.0])),
         tuple(data.get("splits", ["lesion"])),
+        str(data.get("backbone", BACKBONE_FILE)),
     )
-    experiment.specs()  # validates fractions and splits
+    try:
+        experiment.specs()  # validates fractions, splits and the backbone's name
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err
     return experiment
 
 

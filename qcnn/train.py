@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from qcnn.augment import N_DIHEDRAL
-from qcnn.backbone import BACKBONE_FILE, file_digest, load_backbone
+from qcnn.backbone import file_digest, load_backbone
 from qcnn.config import RunSpec, TrainConfig
 from qcnn.features import cached_features
 from qcnn.io import load_resume, resume_path, save_resume, write_csv, write_json
@@ -79,11 +79,13 @@ def train_run(
     cfg, run_dir = spec.train, Path(run_dir)
     torch.manual_seed(spec.seed)
     rng = np.random.default_rng(spec.seed)
-    backbone_path = Path(checkpoint_dir) / BACKBONE_FILE
+    backbone_path = Path(checkpoint_dir) / spec.backbone
     model = build_model(spec.model, load_backbone(backbone_path)).to(device)
     stage = model.cached_stage
     variants = N_DIHEDRAL if cfg.augment else 1
-    features = dict(stage=stage, precision=cfg.precision, device=device, cache_dir=cache_dir)
+    features = dict(
+        stage=stage, precision=cfg.precision, device=device, cache_dir=cache_dir, backbone_file=spec.backbone
+    )
     subset = torch.from_numpy(train_subset(split, spec.fraction, spec.seed))
     train_x = cached_features(split, "train", variants, data_dir, checkpoint_dir, **features)[:, subset]
     val_x = cached_features(split, "val", 1, data_dir, checkpoint_dir, **features)[0]

@@ -236,3 +236,16 @@ def test_the_command_line_answers_without_importing_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=paths.REPO_ROOT
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_an_experiment_names_its_backbone(tmp_path):
+    from qcnn.errors import ConfigError
+    from qcnn.sweep import load_experiment
+
+    path = tmp_path / "backbone24.toml"
+    path.write_text('backbone = "backbone24.safetensors"\nseeds = [0]\n[variants.qcnn]\n')
+    (spec,) = load_experiment(path).specs()
+    assert spec.backbone == "backbone24.safetensors" and spec.name == "qcnn_seed0_backbone24"
+    path.write_text('backbone = "backbone24.pt"\nseeds = [0]\n[variants.qcnn]\n')
+    with pytest.raises(ConfigError, match="backbone24.toml: backbone must be a .safetensors file"):
+        load_experiment(path)

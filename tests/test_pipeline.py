@@ -225,6 +225,34 @@ def test_a_run_killed_mid_training_resumes_exactly_where_it_stopped(workspace, t
         assert torch.equal(a, b)
 
 
+def test_a_run_can_build_on_another_backbone(workspace):
+    """Issue 11's stronger backbone: the run, its record, its features and its weights all follow the file."""
+    from qcnn.backbone import file_digest
+    from qcnn.features import cached_features
+
+    torch.manual_seed(1)
+    save_backbone(Backbone(), workspace.checkpoint_dir / "other.safetensors", source="random")
+    spec, record, (run, weights) = _run(
+        workspace, "gap", ModelConfig(outcome_map="gap"), ONE_EPOCH, backbone="other.safetensors"
+    )
+    assert run.name == "gap_seed0_other" and record["spec"]["backbone"] == "other.safetensors"
+    assert record["backbone_digest"] == file_digest(workspace.checkpoint_dir / "other.safetensors")
+    assert "backbone" not in RunSpec("gap", 0).to_json(), "records from before the switch still match"
+    model = load_model(model_path=weights, checkpoint_dir=workspace.checkpoint_dir, backbone_file="other.safetensors")
+    with pytest.raises(ConfigError, match="different backbone"):
+        load_model(model_path=weights, checkpoint_dir=workspace.checkpoint_dir)
+    split, ws = pd.read_csv(workspace.results_dir / paths.SPLIT_FILE), workspace.with_data()
+    features = [
+        cached_features(split, "val", 1, ws.data_dir, ws.checkpoint_dir, cache_dir=ws.cache_dir, backbone_file=f)
+        for f in (BACKBONE_FILE, "other.safetensors")
+    ]
+    assert not torch.equal(*features), "each backbone has its own cached features"
+    predictions = pd.read_csv(run / "predictions.csv")
+    assert len(predictions) == 16 and model.config == ModelConfig(outcome_map="gap")
+    with pytest.raises(ConfigError, match="backbone"):
+        RunSpec("gap", 0, backbone="../elsewhere.pt")
+
+
 def test_bad_configurations_are_named():
     with pytest.raises(ConfigError, match="grid"):
         ModelConfig(grid=5)
