@@ -6,10 +6,12 @@ history.csv, the controls experiment's summary.json when it exists) and returns 
 comments. Each claim is split into *parts*, each a signed difference with a 95 % interval:
 
 - a part **supports** the claim when its interval lies entirely on the claimed side of its
-  reference value, **opposes** it when it lies entirely on the other side, else is **inconclusive**;
-- the claim's status is ``reproduced`` when every part supports it, ``partly`` when some but not all
-  do, ``contradicted`` when none does and at least one opposes, ``not reproduced`` when all parts are
-  inconclusive, and ``not yet measured`` when the files it needs do not exist.
+  reference value, **opposes** it when it lies entirely on the other side, is **undefined** when it has
+  no interval (fewer than 2 seeds finished: no evidence either way), else is **inconclusive**;
+- the claim's status is ``not yet measured`` when the files it needs do not exist or any part is
+  undefined, else ``reproduced`` when every part supports it, ``partly`` when some but not all do,
+  ``contradicted`` when none does and at least one opposes, and ``not reproduced`` when all parts are
+  inconclusive.
 """
 
 from __future__ import annotations
@@ -39,16 +41,18 @@ REPRODUCED, PARTLY, NOT_REPRODUCED, CONTRADICTED, NOT_MEASURED = (
     "not yet measured",
 )
 STATUSES = (REPRODUCED, PARTLY, NOT_REPRODUCED, CONTRADICTED, NOT_MEASURED)
-SUPPORTS, OPPOSES, INCONCLUSIVE = "supports", "opposes", "inconclusive"
+SUPPORTS, OPPOSES, INCONCLUSIVE, UNDEFINED = "supports", "opposes", "inconclusive", "undefined"
+MIN_SEEDS = 2  # an interval over seeds needs at least two
 
 PART_RULE = (
     "a part supports the claim when its 95 % interval lies entirely on the claimed side of its reference "
-    "value, opposes it when it lies entirely on the other side, and is inconclusive otherwise"
+    "value, opposes it when it lies entirely on the other side, is undefined when it has no interval (fewer "
+    "than 2 seeds finished), and is inconclusive otherwise"
 )
 STATUS_RULE = (
     "reproduced: every part supports the claim; partly: some but not all do; contradicted: none does and "
     "at least one opposes; not reproduced: every part is inconclusive; not yet measured: the result files "
-    "it needs do not exist"
+    "it needs do not exist, or a part is undefined"
 )
 # Finding 1's size: the classical model's end-of-training gap counts as the study's "overfitting" when it
 # is at least half the reported one (0.79 − 0.06 = 0.73).
@@ -70,9 +74,12 @@ NAMES = {
 
 
 def part_outcome(sign: int, ci: list[float] | tuple[float, float] | None, reference: float = 0.0) -> str:
-    """supports / opposes / inconclusive for a claim that the value lies on the ``sign`` side of ``reference``."""
+    """supports / opposes / inconclusive for a claim that the value lies on the ``sign`` side of ``reference``.
+
+    Undefined when there is no interval (fewer than 2 seeds): too little evidence is not an inconclusive result.
+    """
     if ci is None or any(v is None or np.isnan(v) for v in ci):
-        return INCONCLUSIVE
+        return UNDEFINED
     lo, hi = (sign * (min(ci) - reference), sign * (max(ci) - reference))
     lo, hi = min(lo, hi), max(lo, hi)
     return SUPPORTS if lo > 0 else OPPOSES if hi < 0 else INCONCLUSIVE
@@ -80,7 +87,7 @@ def part_outcome(sign: int, ci: list[float] | tuple[float, float] | None, refere
 
 def claim_status(outcomes: list[str] | None) -> str:
     """The claim's status from its parts' outcomes (None: the files it needs are missing)."""
-    if not outcomes:
+    if not outcomes or UNDEFINED in outcomes:
         return NOT_MEASURED
     if all(o == SUPPORTS for o in outcomes):
         return REPRODUCED
@@ -120,15 +127,24 @@ def _measured_text(parts: list[dict]) -> str:
     )
 
 
+def _too_few_seeds(finished: int, planned: int | None = None, needs: str = "an interval") -> str:
+    """The measured text of a claim with an undefined part: how many seeds exist, and how many it needs."""
+    done = f"{finished} of {planned}" if planned else str(finished)
+    return f"{done} seed{'s' if (planned or finished) != 1 else ''} finished; {needs} needs at least {MIN_SEEDS}"
+
+
 def _row(
     claim_id: str, claim: str, reported: str, parts: list[dict] | None, note: str = "", measured: str | None = None
 ) -> dict:
+    """One ledger row; ``measured`` overrides the parts' text (a claim with undefined parts says why)."""
     status = claim_status([p["outcome"] for p in parts] if parts else None)
+    if measured is None:
+        measured = _measured_text(parts) if status != NOT_MEASURED else NOT_MEASURED
     return {
         "id": claim_id,
         "claim": claim,
         "reported": reported,
-        "measured": measured if measured is not None else (_measured_text(parts) if parts else NOT_MEASURED),
+        "measured": measured,
         "note": note,
         "status": status,
         "parts": parts or [],
@@ -162,8 +178,8 @@ def four_of_five_claim(summary: dict | None) -> dict:
     wins = sum(d > 0 for d in study.EXPERIMENT_4_DELTA.values())
     note = ""
     if parts:
-        q = sum(p["ci95"][0] > 0 for p in parts)
-        c = sum(p["ci95"][1] < 0 for p in parts)
+        q = sum(part_outcome(+1, p["ci95"]) == SUPPORTS for p in parts)
+        c = sum(part_outcome(+1, p["ci95"]) == OPPOSES for p in parts)
         note = f"measured: QCNN better on {q}, classical better on {c}, inconclusive on {len(parts) - q - c} of 5"
     return _row(
         "four_of_five", "QCNN wins four of five metrics", f"QCNN ahead on {wins} of 5 (all but recall)", parts, note
@@ -186,10 +202,9 @@ def _end_gaps(results_dir: Path, seeds: list[int]) -> dict[str, np.ndarray] | No
 
 
 def _t_part(name: str, sign: int, values: np.ndarray, reference: float = 0.0) -> dict:
-    lo, hi = seed_lesion_interval(values[:, None], None)[0]
-    return part(
-        name, sign, round(float(values.mean()), 6), [round(float(lo), 6), round(float(hi), 6)], reference, unit="loss"
-    )
+    """A t-interval over seeds; null bounds (not NaN, which JSON lacks) with fewer than 2 seeds."""
+    ci = [None if np.isnan(x) else round(float(x), 6) for x in seed_lesion_interval(values[:, None], None)[0]]
+    return part(name, sign, round(float(values.mean()), 6), ci, reference, unit="loss")
 
 
 def generalisation_claim(results_dir: Path, seeds: list[int] | None) -> dict:
@@ -200,6 +215,7 @@ def generalisation_claim(results_dir: Path, seeds: list[int] | None) -> dict:
             _t_part("QCNN gap − classical gap", -1, gaps["qcnn"] - gaps["classical"]),
             _t_part("classical gap", +1, gaps["classical"], OVERFIT_GAP),
         ]
+    measured = _too_few_seeds(len(seeds)) if gaps and len(seeds) < MIN_SEEDS else None
     return _row(
         "finding_1",
         "Finding 1, anti-overfitting: the classical model overfits (train loss 0.06, validation "
@@ -209,6 +225,7 @@ def generalisation_claim(results_dir: Path, seeds: list[int] | None) -> dict:
         f"validation − training loss at the last epoch, mean over seeds, t-interval over seeds (the "
         f"validation pool is fixed, so only training randomness counts); the classical part asks for at "
         f"least half the reported gap ({OVERFIT_GAP:.3f})",
+        measured,
     )
 
 
@@ -240,13 +257,16 @@ def recall_trap_claim(summary: dict | None, referee: dict | None) -> dict:
 
 def expressivity_claim(results_dir: Path) -> dict:
     path = results_dir / CONTROLS_SUMMARY
-    parts = None
+    parts = measured = None
     note = f"needs the controls experiment's {EXPRESSIVITY_VARIANT} variant ({CONTROLS_SUMMARY})"
     if path.is_file():
-        variant = json.loads(path.read_text()).get("variants", {}).get(EXPRESSIVITY_VARIANT)
+        controls = json.loads(path.read_text())
+        variant = controls.get("variants", {}).get(EXPRESSIVITY_VARIANT)
         if variant and "auc" in variant.get("vs_qcnn", {}).get("mean", {}):
             vs = variant["vs_qcnn"]
             parts = [part("Δ AUC (8-D − 256-D)", -1, vs["mean"]["auc"], vs["ci95"]["auc"])]
+            if parts[0]["outcome"] == UNDEFINED:
+                measured = _too_few_seeds(len(vs["seeds"]), len(controls.get("seeds", [])))
             note = (
                 f"{EXPRESSIVITY_VARIANT} (8 ⟨Z⟩ outputs) minus the QCNN (256 probabilities), from "
                 f"{CONTROLS_SUMMARY}; the claim is finer discrimination, so AUC"
@@ -257,6 +277,7 @@ def expressivity_claim(results_dir: Path) -> dict:
         "no direct comparison reported (Experiment 3's 8-D model scored lower, with other changes)",
         parts,
         note,
+        measured,
     )
 
 
@@ -267,7 +288,10 @@ def reproducible_claim(summary: dict | None) -> dict:
         per_seed = summary["difference"]["per_seed"]
         ahead = [all(v[m] > 0 for m in study.HEADLINE_METRICS) for v in per_seed.values()]
         share = sum(ahead) / len(ahead)
-        outcome = SUPPORTS if share == 1 else OPPOSES if share <= 0.5 else INCONCLUSIVE
+        if len(ahead) < MIN_SEEDS:  # "every seed" of one seed says nothing about reproducibility
+            outcome = UNDEFINED
+        else:
+            outcome = SUPPORTS if share == 1 else OPPOSES if share <= 0.5 else INCONCLUSIVE
         seeds_part = {
             "name": "seeds with the QCNN ahead on all three",
             "claimed": "every seed",
@@ -282,7 +306,9 @@ def reproducible_claim(summary: dict | None) -> dict:
             f"accuracy, precision and F1, opposes when at most half do (here {sum(ahead)} of {len(ahead)})"
         )
     measured = None
-    if parts:
+    if parts and len(ahead) < MIN_SEEDS:
+        measured = _too_few_seeds(len(ahead), needs="reproducibility over seeds")
+    elif parts:
         measured = _measured_text(parts[:-1]) + f"; QCNN ahead on all three in {sum(ahead)} of {len(ahead)} seeds"
     return _row(
         "reproducible",

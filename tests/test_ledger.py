@@ -20,6 +20,7 @@ from qcnn.ledger import (
     README,
     REPRODUCED,
     SUPPORTS,
+    UNDEFINED,
     build_ledger,
     claim_status,
     embed,
@@ -59,7 +60,7 @@ def test_part_outcome():
     assert part_outcome(+1, [0.3, 0.5], reference=0.365) == INCONCLUSIVE
     assert part_outcome(+1, [0.4, 0.5], reference=0.365) == SUPPORTS
     assert part_outcome(+1, [0.05, 0.1], reference=0.365) == OPPOSES
-    assert part_outcome(+1, None) == INCONCLUSIVE
+    assert part_outcome(+1, None) == part_outcome(+1, [None, None]) == UNDEFINED  # fewer than 2 seeds
 
 
 def test_claim_status_rules():
@@ -69,6 +70,7 @@ def test_claim_status_rules():
     assert claim_status([INCONCLUSIVE, OPPOSES]) == CONTRADICTED
     assert claim_status([INCONCLUSIVE, INCONCLUSIVE]) == NOT_REPRODUCED
     assert claim_status(None) == claim_status([]) == NOT_MEASURED
+    assert claim_status([SUPPORTS, UNDEFINED]) == claim_status([INCONCLUSIVE, UNDEFINED]) == NOT_MEASURED
 
 
 @pytest.mark.parametrize(
@@ -122,6 +124,15 @@ def test_generalisation_claim(tmp_path, classical, qcnn, status):
     assert generalisation_claim(tmp_path, [0, 1, 2, 3])["status"] == NOT_MEASURED  # seed 3 has no history
 
 
+def test_generalisation_claim_with_one_seed_is_not_yet_measured(tmp_path):
+    """One seed has no t-interval: not a measured inconclusive result, and no NaN in ledger.json."""
+    _histories(tmp_path, {"classical": [0.7], "qcnn": [0.05]})
+    row = generalisation_claim(tmp_path, [0])
+    assert row["status"] == NOT_MEASURED
+    assert row["measured"] == "1 seed finished; an interval needs at least 2"
+    assert [p["ci95"] for p in row["parts"]] == [[None, None]] * 2
+
+
 def test_recall_trap_claim():
     s = summary({"accuracy": UP, "precision": UP, "f1": UP})
     referee = {
@@ -152,6 +163,32 @@ def test_expressivity_claim_reads_the_controls_experiment(tmp_path):
     assert expressivity_claim(tmp_path)["status"] == CONTRADICTED
 
 
+def test_expressivity_claim_with_one_seed_is_not_yet_measured(tmp_path):
+    """One finished seed of expval-8: its interval is null (as summarize_experiment writes it), too little to judge."""
+    controls = tmp_path / "experiments" / "controls"
+    controls.mkdir(parents=True)
+    vs = {"seeds": [0], "mean": {"auc": -0.03}, "ci95": {"auc": [None, None]}}
+    (controls / "summary.json").write_text(json.dumps({"seeds": [0, 1, 2], "variants": {"expval-8": {"vs_qcnn": vs}}}))
+    row = expressivity_claim(tmp_path)
+    assert row["status"] == NOT_MEASURED
+    assert row["measured"] == "1 of 3 seeds finished; an interval needs at least 2"
+    assert row["parts"][0]["outcome"] == UNDEFINED
+
+
+def test_expressivity_claim_with_two_seeds_follows_the_interval(tmp_path):
+    """Two seeds of a clearly worse expval-8, summarised by the real summarize_experiment: an interval below 0."""
+    from qcnn.sweep import load_experiment
+    from qcnn.testing import write_synthetic_experiment
+
+    controls_file = paths.REPO_ROOT / "experiments" / "controls.toml"
+    assert "expval-8" in [v.name for v in load_experiment(controls_file).variants]
+    write_synthetic_experiment(tmp_path, controls_file, seeds=(0, 1), strength={"expval-8": -1.2})
+    row = expressivity_claim(tmp_path)
+    (ci,) = (p["ci95"] for p in row["parts"])
+    assert ci[1] < 0 and row["status"] == REPRODUCED  # 8 ⟨Z⟩ discriminate worse than 256 probabilities
+    assert row["measured"].startswith("Δ AUC (8-D − 256-D)")
+
+
 def test_reproducible_claim_needs_every_seed():
     ahead = {m: 0.02 for m in study.HEADLINE_METRICS}
     behind = {m: -0.02 for m in study.HEADLINE_METRICS}
@@ -161,6 +198,9 @@ def test_reproducible_claim_needs_every_seed():
     zero = {"accuracy": ZERO, "precision": ZERO, "f1": ZERO}
     assert reproducible_claim(summary(zero, [ahead] + [behind] * 4))["status"] == CONTRADICTED
     assert reproducible_claim(None)["status"] == NOT_MEASURED
+    one = reproducible_claim(summary(up, [ahead]))  # "every seed" of one seed
+    assert one["status"] == NOT_MEASURED
+    assert one["measured"] == "1 seed finished; reproducibility over seeds needs at least 2"
 
 
 # --- the committed ledger and the README -------------------------------------------------------------
