@@ -22,8 +22,8 @@ import pandas as pd
 
 from qcnn import paths
 from qcnn.constants import MODEL_KINDS
-from qcnn.metrics import METRICS, threshold_metrics
-from qcnn.stats import INTERVAL_METHOD, seed_lesion_interval, weighted_metrics
+from qcnn.metrics import METRICS, score_ranks, threshold_metrics
+from qcnn.stats import INTERVAL_METHOD, seed_lesion_interval
 
 LEAKAGE_FILE = paths.LEAKAGE_FILE
 MODEL_POOLS = ("train", "val")
@@ -82,13 +82,14 @@ def _bootstrap(
     rng = np.random.default_rng(seed)
     _, lesion_index = np.unique(lesions, return_inverse=True)
     n_lesions = lesion_index.max() + 1
-    ranks = [(np.unique(p, return_inverse=True)[1], len(np.unique(p))) for p in probs]  # AUC's score groups
+    ranks = [score_ranks(p) for p in probs]
     boot = np.empty((n_bootstrap, len(probs), len(masks), len(METRICS)))
     for b in range(n_bootstrap):
         weights = np.bincount(rng.integers(n_lesions, size=n_lesions), minlength=n_lesions)[lesion_index]
         for r, p in enumerate(probs):
             for k, mask in enumerate(masks):
-                boot[b, r, k] = weighted_metrics(labels, p, weights * mask, rank=ranks[r])
+                m = threshold_metrics(labels, p, weights=weights * mask, rank=ranks[r])
+                boot[b, r, k] = [m[name] for name in METRICS]
     return point, boot
 
 

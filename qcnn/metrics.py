@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
 
 METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "balanced_accuracy", "auc")
 
@@ -23,21 +23,51 @@ def _ratio(num: float, den: float) -> float:
     return float(num / den) if den else 0.0
 
 
-def threshold_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Everything in METRICS at ``threshold`` (AUC is threshold-free)."""
-    c = confusion(labels, probabilities, threshold)
-    precision = _ratio(c["tp"], c["tp"] + c["fp"])
-    recall = _ratio(c["tp"], c["tp"] + c["fn"])
-    specificity = _ratio(c["tn"], c["tn"] + c["fp"])
-    labels = np.asarray(labels)
+def score_ranks(probabilities: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each score's rank among the distinct scores, and their number: computed once per run by bootstraps."""
+    unique, groups = np.unique(probabilities, return_inverse=True)
+    return groups, len(unique)
+
+
+def _auc(positive: np.ndarray, weights: np.ndarray, rank: tuple[np.ndarray, int]) -> float:
+    """Mann-Whitney AUC with per-image weights, ties counting half: the ROC area, without sorting per call."""
+    groups, n_groups = rank
+    pos = np.bincount(groups, weights * positive, n_groups)
+    neg = np.bincount(groups, weights * ~positive, n_groups)
+    below = np.concatenate([[0.0], np.cumsum(neg)[:-1]])
+    denom = pos.sum() * neg.sum()
+    return float(np.sum(pos * (below + 0.5 * neg)) / denom) if denom else float("nan")
+
+
+def threshold_metrics(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    threshold: float = 0.5,
+    weights: np.ndarray | None = None,
+    rank: tuple[np.ndarray, int] | None = None,
+) -> dict[str, float]:
+    """Everything in METRICS at ``threshold`` (AUC is threshold-free), each image counted ``weights`` times.
+
+    Unit weights by default; a lesion bootstrap passes its resample counts (0 leaves an image out) and
+    ``rank`` = ``score_ranks(probabilities)`` so that scoring one run many times ranks it once. A ratio
+    with nothing to divide by (precision with no positive prediction) is 0; AUC with one class is NaN.
+    """
+    labels, probabilities = np.asarray(labels), np.asarray(probabilities)
+    weights = np.ones(len(labels)) if weights is None else np.asarray(weights)
+    positive, pred = labels.astype(bool), probabilities >= threshold
+    tp = np.sum(weights * (pred & positive))
+    fp = np.sum(weights * (pred & ~positive))
+    tn = np.sum(weights * (~pred & ~positive))
+    fn = np.sum(weights * (~pred & positive))
+    precision, recall, specificity = _ratio(tp, tp + fp), _ratio(tp, tp + fn), _ratio(tn, tn + fp)
     return {
-        "accuracy": _ratio(c["tp"] + c["tn"], len(labels)),
+        "accuracy": _ratio(tp + tn, tp + fp + tn + fn),
         "precision": precision,
         "recall": recall,
         "specificity": specificity,
         "f1": _ratio(2 * precision * recall, precision + recall),
         "balanced_accuracy": (recall + specificity) / 2,
-        "auc": float(roc_auc_score(labels, probabilities)) if 0 < labels.sum() < len(labels) else float("nan"),
+        "auc": _auc(positive, weights, rank if rank is not None else score_ranks(probabilities)),
     }
 
 

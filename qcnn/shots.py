@@ -23,8 +23,8 @@ import torch
 
 from qcnn.constants import GRID, N_OUTCOMES, N_QUBITS, THRESHOLD
 from qcnn.io import write_json
-from qcnn.metrics import threshold_metrics
-from qcnn.stats import _rank, interval, weighted_metrics
+from qcnn.metrics import score_ranks, threshold_metrics
+from qcnn.stats import interval
 
 SHOT_COUNTS = (1, 10, 100, 1_000, 10_000)  # fixed before any run
 N_DRAWS = 10  # repeated shot draws per shot count (the intervals' shot component)
@@ -211,12 +211,13 @@ def _metrics_block(labels: np.ndarray, lesions: np.ndarray, draws: np.ndarray, n
     rng = np.random.default_rng(seed)  # lesion resamples as in qcnn.stats.lesion_bootstrap
     _, lesion_index = np.unique(lesions, return_inverse=True)
     n_lesions = lesion_index.max() + 1
-    ranks = [_rank(p) for p in draws]
+    ranks = [score_ranks(p) for p in draws]
     combined = np.empty((n_bootstrap, len(METRICS)))
     for b in range(n_bootstrap):
         weights = np.bincount(rng.integers(n_lesions, size=n_lesions), minlength=n_lesions)[lesion_index]
         d = b % len(draws)
-        combined[b] = weighted_metrics(labels, draws[d], weights, THRESHOLD, ranks[d])
+        metrics = threshold_metrics(labels, draws[d], THRESHOLD, weights, ranks[d])
+        combined[b] = [metrics[m] for m in METRICS]
     ci, shot_range = interval(combined), interval(per_draw) if len(draws) > 1 else None
     out = {}
     for j, m in enumerate(METRICS):

@@ -11,49 +11,7 @@ import warnings
 import numpy as np
 from scipy.stats import binomtest
 
-from qcnn.metrics import METRICS, threshold_for_recall, threshold_metrics
-
-
-def _weighted_auc(labels: np.ndarray, groups: np.ndarray, n_groups: int, weights: np.ndarray) -> float:
-    """Mann-Whitney AUC with per-image weights; ``groups`` are the ranks of the distinct scores."""
-    pos = np.bincount(groups, weights * labels, n_groups)
-    neg = np.bincount(groups, weights * (1 - labels), n_groups)
-    below = np.concatenate([[0.0], np.cumsum(neg)[:-1]])
-    denom = pos.sum() * neg.sum()
-    return float(np.sum(pos * (below + 0.5 * neg)) / denom) if denom else float("nan")
-
-
-def weighted_metrics(
-    labels: np.ndarray,
-    probabilities: np.ndarray,
-    weights: np.ndarray,
-    threshold: float = 0.5,
-    rank: tuple[np.ndarray, int] | None = None,
-) -> np.ndarray:
-    """The METRICS vector with per-image weights (bootstrap counts)."""
-    pred = probabilities >= threshold
-    tp = np.sum(weights * (pred & (labels == 1)))
-    fp = np.sum(weights * (pred & (labels == 0)))
-    tn = np.sum(weights * (~pred & (labels == 0)))
-    fn = np.sum(weights * (~pred & (labels == 1)))
-    div = lambda a, b: a / b if b else 0.0  # noqa: E731
-    precision, recall, specificity = div(tp, tp + fp), div(tp, tp + fn), div(tn, tn + fp)
-    groups, n_groups = rank if rank is not None else _rank(probabilities)
-    values = {
-        "accuracy": div(tp + tn, tp + fp + tn + fn),
-        "precision": precision,
-        "recall": recall,
-        "specificity": specificity,
-        "f1": div(2 * precision * recall, precision + recall),
-        "balanced_accuracy": (recall + specificity) / 2,
-        "auc": _weighted_auc(labels, groups, n_groups, weights),
-    }
-    return np.array([values[m] for m in METRICS])
-
-
-def _rank(probabilities: np.ndarray) -> tuple[np.ndarray, int]:
-    unique, groups = np.unique(probabilities, return_inverse=True)
-    return groups, len(unique)
+from qcnn.metrics import METRICS, score_ranks, threshold_for_recall, threshold_metrics
 
 
 def lesion_bootstrap(
@@ -71,12 +29,13 @@ def lesion_bootstrap(
     rng = np.random.default_rng(seed)
     _, lesion_index = np.unique(lesion_ids, return_inverse=True)
     n_lesions = lesion_index.max() + 1
-    ranks = [_rank(p) for p in probabilities]
+    ranks = [score_ranks(p) for p in probabilities]
     out = np.empty((n_bootstrap, len(probabilities), len(METRICS)))
     for b in range(n_bootstrap):
         weights = np.bincount(rng.integers(n_lesions, size=n_lesions), minlength=n_lesions)[lesion_index]
         for r, p in enumerate(probabilities):
-            out[b, r] = weighted_metrics(labels, p, weights, threshold, ranks[r])
+            m = threshold_metrics(labels, p, threshold, weights, ranks[r])
+            out[b, r] = [m[k] for k in METRICS]
     return out
 
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
-from qcnn.metrics import METRICS, threshold_for_recall, threshold_metrics
+from qcnn.metrics import METRICS, score_ranks, threshold_for_recall, threshold_metrics
 from qcnn.stats import (
     at_matched_recall,
     interval,
@@ -15,7 +22,6 @@ from qcnn.stats import (
     lesion_weights,
     mcnemar,
     seed_lesion_interval,
-    weighted_metrics,
 )
 
 
@@ -27,19 +33,40 @@ def scores():
     return labels, probs
 
 
-def test_weighted_metrics_with_unit_weights_match_the_plain_ones(scores):
+def _sklearn_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float, weights: np.ndarray | None) -> dict:
+    pred = probs >= threshold
+    kw = {"sample_weight": weights, "zero_division": 0.0}
+    return {
+        "accuracy": accuracy_score(labels, pred, sample_weight=weights),
+        "precision": precision_score(labels, pred, **kw),
+        "recall": recall_score(labels, pred, **kw),
+        "specificity": recall_score(labels, pred, pos_label=0, **kw),
+        "f1": f1_score(labels, pred, **kw),
+        "balanced_accuracy": balanced_accuracy_score(labels, pred, sample_weight=weights),
+        "auc": roc_auc_score(labels, probs, sample_weight=weights),
+    }
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unit weights", "resample counts"])
+@pytest.mark.parametrize("threshold", [0.5, 0.7])
+def test_threshold_metrics_match_sklearn(scores, weighted, threshold):
     labels, probs = scores
-    plain = threshold_metrics(labels, probs, 0.5)
-    weighted = dict(zip(METRICS, weighted_metrics(labels, probs, np.ones(len(labels)), 0.5), strict=True))
+    weights = np.random.default_rng(1).integers(0, 4, len(labels)) if weighted else None
+    ours = threshold_metrics(labels, probs, threshold, weights)
+    theirs = _sklearn_metrics(labels, probs, threshold, weights)
     for m in METRICS:
-        assert weighted[m] == pytest.approx(plain[m], abs=1e-12), m
+        assert ours[m] == pytest.approx(theirs[m], abs=1e-12), m
+    # a bootstrap's precomputed ranks change nothing
+    assert threshold_metrics(labels, probs, threshold, weights, score_ranks(probs)) == ours
 
 
-def test_weighted_auc_equals_sklearn_with_sample_weights(scores):
+def test_undefined_metrics_are_zero_or_nan(scores):
     labels, probs = scores
-    weights = np.random.default_rng(1).integers(0, 4, len(labels))
-    auc = weighted_metrics(labels, probs, weights)[METRICS.index("auc")]
-    assert auc == pytest.approx(roc_auc_score(labels, probs, sample_weight=weights), abs=1e-12)
+    none_called = threshold_metrics(labels, probs, threshold=2.0)  # no positive prediction
+    assert none_called["precision"] == none_called["f1"] == 0.0 and none_called["recall"] == 0.0
+    assert np.isnan(threshold_metrics(np.zeros_like(labels), probs)["auc"])  # one class only
+    only_benign = threshold_metrics(labels, probs, weights=(labels == 0).astype(float))  # weight 0 drops an image
+    assert only_benign["recall"] == 0.0 and np.isnan(only_benign["auc"])
 
 
 def test_lesion_bootstrap_resamples_whole_lesions(scores):
