@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 
+from qcnn.io import write_json
+
 
 def save_result(result: dict, out: Path) -> None:
-    """Write one benchmark's numbers as JSON (results/bench_*.json) and say where."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    """Write one benchmark's numbers as JSON (results/bench_*.json), atomically, and say where."""
+    write_json(out, result, indent=2)
     print(f"wrote {out}")
 
 

@@ -370,6 +370,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def _command(sub: argparse._SubParsersAction, name: str, help: str, func) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help, description=help)
     _add_dirs(parser)
@@ -470,8 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="local: one run after another in this process; ray: each run a Ray task",
     )
     p.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local instance)")
-    p.add_argument("--num-cpus", type=float, default=2, help="CPUs per Ray task (default: 2)")
-    p.add_argument("--num-gpus", type=float, default=0, help="GPUs per Ray task (default: 0)")
+    p.add_argument("--num-cpus", type=_non_negative_float, default=2, help="CPUs per Ray task (default: 2)")
+    p.add_argument("--num-gpus", type=_non_negative_float, default=0, help="GPUs per Ray task (default: 0)")
     p.add_argument("--force", action="store_true", help="re-run finished runs made with other settings")
     p.add_argument("--summary-only", action="store_true", help="only summarise the runs finished so far")
 
@@ -483,7 +490,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-bootstrap", type=_positive_int, default=2000, help="lesion bootstrap resamples")
 
     p = _command(sub, "hardware", "the seed-0 QCNN under finite shots, gate noise; its Fourier spectrum", cmd_hardware)
-    p.add_argument("part", choices=("shots", "noise", "fourier"))
+    p.add_argument(
+        "part",
+        choices=("shots", "noise", "fourier"),
+        help="shots: finite shot counts -> shots.json; noise: depolarizing and readout noise -> noise.json; "
+        "fourier: the circuit's exact spectrum -> fourier.json",
+    )
 
     p = _command(
         sub,
@@ -504,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_app)
 
     p = sub.add_parser("bench", help="run a benchmark script from benchmarks/")
-    p.add_argument("which", choices=sorted(BENCHMARKS))
+    p.add_argument("which", choices=sorted(BENCHMARKS), help="which benchmark (results/bench_<which>.json)")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="passed on to the script")
     p.set_defaults(func=cmd_bench)
     return parser

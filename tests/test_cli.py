@@ -82,6 +82,15 @@ def test_sweep_names_a_bad_experiment_file(tmp_path):
     assert_clean_failure(qcnn("sweep", str(tmp_path / "none.toml")), "not found")
 
 
+@pytest.mark.parametrize("flag, value", [("--num-cpus", "-1"), ("--num-gpus", "nan")])
+def test_sweep_refuses_impossible_ray_resources_before_starting_ray(tmp_path, flag, value):
+    result = qcnn(
+        "sweep", "experiments/controls.toml", "--executor", "ray", flag, value, "--results-dir", str(tmp_path)
+    )
+    assert_clean_failure(result, flag, ">= 0")
+    assert not (tmp_path / "experiments").exists(), "nothing was run"
+
+
 def test_imagenet_backbone_offline_fails_with_advice(tmp_path):
     result = qcnn(
         "pretrain-backbone",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from qcnn import paths
+from qcnn import cli, paths
 from qcnn.backbone import BACKBONE_FILE, Backbone, load_backbone, save_backbone
 from qcnn.config import MODEL_PRESETS, ModelConfig, RunSpec, TrainConfig
 from qcnn.data import DataError, image_path, load_image_file, read_metadata, resolve_data_dir
@@ -128,26 +129,54 @@ def test_the_reproductions_pair_trains_evaluates_and_summarises(workspace):
     assert mc["both_correct"] + mc["only_qcnn_correct"] + mc["only_classical_correct"] + mc["both_wrong"] == 16
 
 
-SWITCHES = {
-    "fourier": ModelConfig(outcome_map="fourier"),
-    "gap": ModelConfig(outcome_map="gap"),
-    "frozen": ModelConfig(train_layer3=False),
-    "grid7": ModelConfig(grid=7),
-    "bottleneck": ModelConfig(grid=1, measurement="expval"),
-    "separable": ModelConfig(entangling="none"),
-    "deep-once": ModelConfig(n_layers=3, reuploads=1),
-    "untrained": ModelConfig(train_circuit=False),
-    "pennylane": ModelConfig(backend="pennylane", grid=1),
+SWITCHES = {  # name: (the architecture, extra training flags)
+    "fourier": (ModelConfig(outcome_map="fourier"), []),
+    "gap": (ModelConfig(outcome_map="gap"), []),
+    "frozen": (ModelConfig(train_layer3=False), []),
+    "grid7": (ModelConfig(grid=7), []),
+    "bottleneck": (ModelConfig(grid=1, measurement="expval"), []),
+    "separable": (ModelConfig(entangling="none"), []),
+    "deep-once": (ModelConfig(n_layers=3, reuploads=1), []),
+    "untrained": (ModelConfig(train_circuit=False), []),
+    "pennylane": (ModelConfig(backend="pennylane", grid=1), []),
+    "bf16": (ModelConfig(outcome_map="classical"), ["--precision", "bf16"]),
 }
 
 
+def _model_flags(config: ModelConfig) -> list[str]:
+    """The `qcnn train` flags that turn the QCNN preset into ``config``: one per field that differs."""
+    flags = []
+    for f in fields(ModelConfig):
+        value, default = getattr(config, f.name), getattr(MODEL_PRESETS["qcnn"], f.name)
+        if value != default:
+            name = f.name.replace("_", "-")
+            flags += (
+                [f"--{name}" if value else f"--no-{name}"] if isinstance(value, bool) else [f"--{name}", str(value)]
+            )
+    return flags
+
+
 @pytest.mark.parametrize("name", SWITCHES)
-def test_every_switch_trains_for_one_epoch(workspace, name):
-    config = SWITCHES[name]
+def test_every_switch_trains_for_one_epoch_from_the_cli(workspace, name, capsys):
+    config, train_flags = SWITCHES[name]
     torch.manual_seed(0)  # train_run seeds the same way: the model's initial weights
     initial = build_model(config, load_backbone(workspace.checkpoint_dir / BACKBONE_FILE)).trainable_state()
-    spec, record, (run, weights) = _run(workspace, name, config)
-    assert (run / RECORD_FILE).is_file() and record["spec"]["model"]["outcome_map"] == config.outcome_map
+    where = ["--results-dir", str(workspace.results_dir), "--checkpoint-dir", str(workspace.checkpoint_dir)]
+    where += ["--data-dir", str(workspace.data_dir), "--cache-dir", str(workspace.cache_dir), "--device", "cpu"]
+    training = ["--epochs", "1", "--batch-size", "8", "--precision", "fp32", *train_flags]
+    argv = ["train", *where, "--model", "qcnn", "--name", f"switch-{name}", *_model_flags(config), *training]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    spec = RunSpec.from_json(
+        json.loads(
+            (workspace.results_dir / "experiments" / "adhoc" / "runs")
+            .joinpath(f"switch-{name}_seed0", "config.json")
+            .read_text()
+        )
+    )
+    assert spec.model == config, "every switch reaches the run through its flag"
+    assert spec.train.precision == ("bf16" if "bf16" in train_flags else "fp32")
+    run, weights = run_paths(spec, workspace, "adhoc")
+    assert (run / RECORD_FILE).is_file() and json.loads((run / RECORD_FILE).read_text())["spec"] == spec.to_json()
     model = load_model(model_path=weights, checkpoint_dir=workspace.checkpoint_dir)
     assert model.config == config, "the checkpoint rebuilds its own configuration"
     trained = model.trainable_state()
