@@ -182,6 +182,12 @@ def execute_run(spec: RunSpec, ws: Workspace, experiment: str | None = None, for
                 "Re-run it with --force, or choose another results folder."
             )
         (run_dir / RECORD_FILE).unlink()
+    elif not force and _finished_before_records(run_dir):
+        raise RunMismatchError(
+            f"{run_dir} holds a finished run from before completion records (metrics.json and predictions.csv, "
+            f"no {RECORD_FILE}), so its settings cannot be checked. Re-run it with --force, or choose another "
+            "results folder."
+        )
     device = resolve_device(ws.device)
     start = time.perf_counter()
     train_run(spec, split, ws.data_dir, run_dir, weights, ws.checkpoint_dir, device, ws.cache_dir)
@@ -190,6 +196,12 @@ def execute_run(spec: RunSpec, ws: Workspace, experiment: str | None = None, for
     return write_record(
         run_dir, asked, device, train_seconds=trained - start, eval_seconds=time.perf_counter() - trained
     )
+
+
+def _finished_before_records(run_dir: Path) -> bool:
+    """A run evaluated by an engine that wrote no completion record (the reproduction's seeds 1-4):
+    never retrained silently. An interrupted run is evaluated last, so it has no predictions yet."""
+    return (run_dir / "metrics.json").is_file() and (run_dir / "predictions.csv").is_file()
 
 
 def write_record(run_dir: Path, asked: dict[str, Any], device: torch.device, **seconds: float) -> dict[str, Any]:

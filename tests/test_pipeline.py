@@ -206,6 +206,16 @@ def test_a_finished_run_is_skipped_refused_when_different_and_rerun_with_force(w
     assert redone["spec"]["train"]["lr_head"] == 1e-3
 
 
+def test_a_finished_run_without_a_record_is_refused_until_forced(workspace):
+    spec, record, (run, _) = _run(workspace, "pre-record", ModelConfig(outcome_map="gap"))
+    (run / RECORD_FILE).unlink()  # as the reproduction's seeds 1-4: evaluated before completion records existed
+    before = (run / "predictions.csv").read_bytes()
+    with pytest.raises(RunMismatchError, match="before completion records"):
+        execute_run(spec, workspace, experiment="switches")
+    assert (run / "predictions.csv").read_bytes() == before and not (run / RECORD_FILE).exists(), "nothing lost"
+    assert execute_run(spec, workspace, experiment="switches", force=True)["spec"] == record["spec"]
+
+
 def test_an_interrupted_run_is_not_done(workspace):
     spec, record, (run, _) = _run(workspace, "interrupted", ModelConfig(outcome_map="gap"))
     (run / RECORD_FILE).unlink()  # as if killed before the record: the run is trained again
