@@ -1,5 +1,6 @@
 """An experiment's ``summary.json``: each variant's metrics, and its paired difference against the full
-QCNN and against the classical control, with intervals that count seeds and test lesions.
+QCNN and against the classical control, with intervals that count seeds and test lesions, plus the main
+summary's per-image statistics on the first paired seed (McNemar's exact test, matched recall).
 
 Read by the app's experiment pages and by the claim ledger; written only by ``qcnn sweep``.
 """
@@ -18,7 +19,7 @@ from qcnn.errors import MissingFileError
 from qcnn.io import write_json
 from qcnn.metrics import METRICS, threshold_metrics
 from qcnn.runs import Workspace, canonical, load_split, read_record, run_paths
-from qcnn.stats import INTERVAL_METHOD, lesion_bootstrap, seed_lesion_interval
+from qcnn.stats import INTERVAL_METHOD, at_matched_recall, lesion_bootstrap, mcnemar, seed_lesion_interval
 from qcnn.sweep import BASELINE, CONTROL, Experiment
 
 
@@ -37,6 +38,29 @@ def _comparison(seeds: list[int], point: np.ndarray, boot: np.ndarray) -> dict[s
         "per_seed": {str(s): _metrics(point[i]) for i, s in enumerate(seeds)},
         "mean": _metrics(point.mean(0)),
         "ci95": _intervals(seed_lesion_interval(point, boot)),
+    }
+
+
+def _per_image(labels: np.ndarray, variant: np.ndarray, other: np.ndarray, seed: int) -> dict[str, Any]:
+    """McNemar's exact test and each model at the other's recall, on one seed's test probabilities."""
+    test = mcnemar(labels, variant, other)
+    recall = {name: threshold_metrics(labels, p)["recall"] for name, p in (("variant", variant), ("other", other))}
+    return {
+        "mcnemar": {
+            "seed": seed,
+            "threshold": test["threshold"],
+            "both_correct": test["both_correct"],
+            "only_variant_correct": test["only_qcnn_correct"],
+            "only_other_correct": test["only_classical_correct"],
+            "both_wrong": test["both_wrong"],
+            "p_value": test["p_value"],
+            "test": test["test"],
+        },
+        "matched_recall": {
+            "seed": seed,
+            "variant_at_other_recall": at_matched_recall(labels, variant, recall["other"]),
+            "other_at_variant_recall": at_matched_recall(labels, other, recall["variant"]),
+        },
     }
 
 
@@ -88,6 +112,7 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
             a = [index[(v.name, s)] for s in paired]
             b = [index[(other, s)] for s in paired]
             block[label] = _comparison(paired, point[a] - point[b], boot[:, a] - boot[:, b])
+            block[label] |= _per_image(labels, probs[a[0]], probs[b[0]], paired[0])
         if v.name in (BASELINE, CONTROL):
             check = _against_reproduction(v.name, {s: done[(v.name, s)] for s in seeds}, ws, labels, point, rows)
             if check:

@@ -224,6 +224,31 @@ def test_regime_page_on_a_partial_learning_curve(tmp_path, monkeypatch):
     assert "79 images" not in text
 
 
+def test_experiment_comparisons_carry_mcnemar_and_matched_recall_on_the_first_paired_seed(tmp_path):
+    """The main summary's per-image statistics, per variant against each baseline, from the real summarizer."""
+    from qcnn.sweep import load_experiment
+
+    write_synthetic_experiment(tmp_path, EXPERIMENTS / "controls.toml")
+    summary = json.loads((tmp_path / "experiments" / "controls" / "summary.json").read_text())
+    runs = tmp_path / "experiments" / "controls" / "runs"
+    labels = pd.read_csv(runs / "grid-7_seed0" / "predictions.csv").label.to_numpy()
+    comparison = summary["variants"]["grid-7"]["vs_classical"]
+    test = comparison["mcnemar"]
+    assert test["seed"] == comparison["seeds"][0] == 0
+    assert test["both_correct"] + test["only_variant_correct"] + test["only_other_correct"] + test["both_wrong"] == len(
+        labels
+    )
+    variant = pd.read_csv(runs / "grid-7_seed0" / "predictions.csv").probability.to_numpy() >= 0.5
+    classical = next(tmp_path.rglob("classical_seed0/predictions.csv"))  # the reproduction's folder, reused
+    other = pd.read_csv(classical).probability.to_numpy() >= 0.5
+    assert test["only_variant_correct"] == int(((variant == (labels == 1)) & (other != (labels == 1))).sum())
+    matched = comparison["matched_recall"]
+    other_recall = float(other[labels == 1].mean())
+    assert matched["variant_at_other_recall"]["recall"] >= other_recall - 1e-12
+    assert "mcnemar" not in summary["variants"]["qcnn"].get("vs_qcnn", {}), "no comparison with itself"
+    assert load_experiment(EXPERIMENTS / "controls.toml").name == summary["experiment"]
+
+
 def test_regime_page_without_results_names_the_commands(tmp_path, monkeypatch):
     text = page_text(regime_page(monkeypatch, tmp_path))
     assert "qcnn leakage" in text and "qcnn pretrain-backbone" in text
