@@ -204,6 +204,40 @@ def test_figures() -> None:
     assert len(probability_figure({"qcnn": 0.3, "classical": 0.7}).data[0].x) == 2
 
 
+def test_the_patch_map_carries_the_photo_as_a_jpeg() -> None:
+    """The photo under a patch map is a compressed image, not a (224, 224, 3) array of numbers in the JSON."""
+    import base64
+
+    from qcnn.app.charts import patch_map_figure
+
+    rows = np.linspace(60, 200, 224)[:, None, None]
+    image = np.broadcast_to(rows + np.array([0, 10, 20]), (224, 224, 3)).astype(np.uint8)  # a smooth photo
+    fig = patch_map_figure(image, np.random.default_rng(0).random((14, 14)) * 8, "qcnn", "entropy")
+    photo = fig.data[0]
+    assert photo.z is None and photo.source.startswith("data:image/jpeg;base64,")
+    decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(photo.source.split(",", 1)[1]))))
+    assert decoded.shape == image.shape and np.abs(decoded.astype(int) - image).mean() < 2
+    assert len(fig.to_json()) < 40_000  # as a z array the figure was ~215 kB
+
+
+def test_reference_lines_match_plotlys_own() -> None:
+    """``reference_line`` draws what ``add_vline`` / ``add_hline`` would, at a fraction of the cost."""
+    import plotly.graph_objects as go
+
+    from qcnn.app.charts import reference_line
+
+    line = dict(color="#444444", dash="dash")
+    for axis, add, label, position in (
+        ("x", "add_vline", dict(y=1, xanchor="center", yanchor="bottom"), "top"),
+        ("y", "add_hline", dict(x=1, xanchor="right", yanchor="bottom"), "top right"),
+    ):
+        plotly = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]))
+        getattr(plotly, add)(0.5, line=line, annotation_text="t", annotation_position=position)
+        shape, annotation = reference_line(axis, 0.5, line, "t", **label)
+        ours = go.Figure(go.Scatter(x=[0, 1], y=[0, 1]), layout=dict(shapes=[shape], annotations=[annotation]))
+        assert ours.layout.shapes == plotly.layout.shapes and ours.layout.annotations == plotly.layout.annotations
+
+
 def test_every_cam_method_has_a_caption_and_eigencam_names_no_target() -> None:
     from qcnn.app.try_it import CAM_CAPTIONS
     from qcnn.constants import CAM_METHODS

@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from qcnn.app.charts import _finish
+from qcnn.app.charts import reference_line
 from qcnn.app.style import MODEL_COLOURS
 from qcnn.constants import APP_SEED, GRID, THRESHOLD
 
@@ -37,7 +37,13 @@ def resampled_probabilities(
 
 
 def _spread_figure(draws: np.ndarray, exact: float) -> go.Figure:
-    fig = go.Figure(
+    lines = [
+        reference_line("x", exact, dict(color="#222222", dash="dash"), "exact", y=1, xanchor="left", yanchor="top"),
+        reference_line(
+            "x", THRESHOLD, dict(color="#999999", dash="dot"), "threshold", y=0, xanchor="center", yanchor="top"
+        ),
+    ]
+    return go.Figure(
         go.Box(
             x=draws,
             boxpoints="all",
@@ -46,18 +52,30 @@ def _spread_figure(draws: np.ndarray, exact: float) -> go.Figure:
             name="QCNN",
             marker_color=MODEL_COLOURS["qcnn"],
             hovertemplate="%{x:.3f}<extra></extra>",
-        )
+        ),
+        layout=dict(
+            height=220,
+            margin=dict(l=10, r=10, t=20, b=10),
+            showlegend=False,
+            xaxis=dict(title="malignancy probability", range=[0, 1]),
+            shapes=[shape for shape, _ in lines],
+            annotations=[label for _, label in lines],
+        ),
     )
-    fig.add_vline(x=exact, line=dict(color="#222222", dash="dash"), annotation_text="exact")
-    fig.add_vline(
-        x=THRESHOLD, line=dict(color="#999999", dash="dot"), annotation_text="threshold", annotation_position="bottom"
-    )
-    fig.update_xaxes(title="malignancy probability", range=[0, 1])
-    return _finish(fig, height=220, showlegend=False)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def _cached_draws(patch_distributions: np.ndarray, readout: np.ndarray, bias: float, shots: int) -> np.ndarray:
+    """``resampled_probabilities`` once per image and budget (seeded, so shared by all sessions): 30-130 ms."""
+    return resampled_probabilities(patch_distributions, readout, bias, shots)
+
+
+@st.fragment
 def show_shot_spread(prediction, predictor) -> None:
-    """The section on the Try it page (``prediction`` from ``Predictor.predict``)."""
+    """The section on the Try it page (``prediction`` from ``Predictor.predict``).
+
+    A fragment: a new shot budget redraws this section only.
+    """
     st.subheader("On a quantum computer: finite shots")
     output = prediction.output("qcnn")
     classifier = predictor.models["qcnn"].head.classifier
@@ -70,7 +88,7 @@ def show_shot_spread(prediction, predictor) -> None:
         help="A device estimates each of the 196 patch distributions from this many "
         "measurements; one image then costs 196 × shots.",
     )
-    draws = resampled_probabilities(output.patch_distributions, readout, float(classifier.bias), shots)
+    draws = _cached_draws(output.patch_distributions, readout, float(classifier.bias), shots)
     flips = int(np.sum((draws >= THRESHOLD) != output.malignant))
     st.plotly_chart(_spread_figure(draws, output.probability), width="stretch")
     st.caption(

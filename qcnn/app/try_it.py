@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -73,7 +74,7 @@ class ChosenImage:
     name: str
     truth: dict | None = None  # {"image_id", "dx", "label"}
 
-    @property
+    @cached_property
     def digest(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
 
@@ -168,11 +169,28 @@ def choose_image() -> ChosenImage | None:
 # --- prediction (one per session, kept while only display controls change) ----------------------
 
 
-def predict_cached(predictor: Predictor, chosen: ChosenImage, image: Image.Image, cam_method: str) -> Prediction:
+def decode_once(chosen: ChosenImage) -> tuple[Image.Image | None, str | None]:
+    """``decode_upload``, or (None, None) when these bytes decoded before in this session.
+
+    A display rerun (opacity, view, shots) reuses the cached prediction, so decoding a 12-megapixel
+    photo again (~0.1 s) would be wasted; ``predict_cached`` decodes on a miss.
+    """
+    if st.session_state.get(KEY + "decoded") == chosen.digest:
+        return None, None
+    image, error = decode_upload(chosen.data)
+    if error is None:
+        st.session_state[KEY + "decoded"] = chosen.digest
+    return image, error
+
+
+def predict_cached(predictor: Predictor, chosen: ChosenImage, image: Image.Image | None, cam_method: str) -> Prediction:
+    """The prediction for these bytes and method, computed once (``image``: the decoded upload, if at hand)."""
     key = (id(predictor), chosen.digest, cam_method)
     cached = st.session_state.get(KEY + "prediction")
     if cached is not None and cached[0] == key:
         return cached[1]
+    if image is None:
+        image, _ = decode_upload(chosen.data)  # decoded fine before (decode_once)
     if cam_method in SLOW_CAM_METHODS:  # a real progress bar: the CAM's batches advance it
         bar = st.progress(0.0, text=f"{cam_method} runs each model on 256 masked copies of the image…")
 
@@ -370,7 +388,9 @@ def show_distributions(prediction: Prediction) -> None:
             )
 
 
+@st.fragment
 def show_patches(prediction: Prediction, alpha: float) -> None:
+    """A fragment: switching the view redraws these two maps only."""
     st.subheader("Patch by patch")
     label = st.radio("Show", list(PATCH_VIEWS), horizontal=True, key=KEY + "patch_view")
     view = PATCH_VIEWS[label]
@@ -441,13 +461,17 @@ def render() -> None:
         st.warning(str(err), icon=":material/hourglass_empty:")
         return
     start_loading()  # normally started by the app's first page view already
-    chosen = choose_image()
-    show_analysis(chosen)
+    show_analysis()
 
 
 @st.fragment
-def show_analysis(chosen: ChosenImage | None) -> None:
-    """The CAM controls and everything they drive: a fragment, so a new method or opacity reruns this part only."""
+def show_analysis() -> None:
+    """The image picker, the CAM controls and everything they drive.
+
+    A fragment, so an upload, a new image, method or opacity reruns this part only, not the app's
+    navigation and header; the shot and patch-view controls rerun their own sections only.
+    """
+    chosen = choose_image()
     c1, c2 = st.columns(2)
     cam_method = c1.selectbox(
         "Class-activation method",
@@ -461,7 +485,7 @@ def show_analysis(chosen: ChosenImage | None) -> None:
     if chosen is None:
         st.info("Upload an image (or pick one from the test pool) to run both models.", icon=":material/image:")
         return
-    image, error = decode_upload(chosen.data)
+    image, error = decode_once(chosen)
     if error is not None:
         st.error(f"**{chosen.name}** cannot be used: {error}", icon=":material/block:")
         return
