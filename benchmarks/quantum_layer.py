@@ -12,7 +12,11 @@ every case alike, float32, forward (no_grad) and forward+backward (gradients to 
 - ``pennylane_jax`` and ``torchquantum``: PennyLane with JAX ``jit``, and TorchQuantum, each only
   when its package is installed (optional peers, never project requirements).
 
-at B = 3,136 circuits (a training batch: 16 images x 196 patches) and B = 196 (one image).
+at B = 3,136 circuits (a training batch: 16 images x 196 patches) and B = 196 (one image). Each
+batch size is timed in its own interleaved loop (so one image's cases never follow PennyLane's
+seconds-long backward at the training batch), in a fresh seeded order every repeat, after a
+garbage collection. ``--profile`` adds torch.profiler's self-time table of the layer's
+forward+backward at the training batch: where the time beyond the GEMM floor goes.
 
     python benchmarks/quantum_layer.py          # or: qcnn bench quantum
 """
@@ -20,7 +24,9 @@ at B = 3,136 circuits (a training batch: 16 images x 196 patches) and B = 196 (o
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
+import random
 import platform
 import statistics
 import sys
@@ -57,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=9, help="timed repeats per case, after one warm-up")
     parser.add_argument("--batches", type=int, nargs="+", default=[3136, 196], help="circuits per call")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
+    parser.add_argument(
+        "--profile", action="store_true", help="add a torch.profiler table of the layer's forward+backward"
+    )
     parser.add_argument("--out", type=Path, default=results_dir() / "bench_quantum.json")
     args = parser.parse_args(argv)
     if args.repeats < 1 or min(args.batches) < 1:
@@ -188,6 +197,7 @@ def _jax_case(weights: torch.Tensor, angles: torch.Tensor, grad_out: torch.Tenso
 
 def _torchquantum_case(weights: torch.Tensor, angles: torch.Tensor, grad_out: torch.Tensor) -> Case:
     """TorchQuantum's state-vector device, gate by gate, the same circuit."""
+    import qcnn.compat  # noqa: F401  (torchquantum imports torchvision)
     import torchquantum as tq
     import torchquantum.functional as tqf
 
@@ -232,6 +242,7 @@ def _cases(circuits: int, peers: list[str]) -> dict[str, Case]:
 
 
 def _seconds(fn: Callable[[], object]) -> float:
+    gc.collect()  # no case pays for another's garbage
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
@@ -241,13 +252,49 @@ def _installed_peers() -> list[str]:
     return [name for name in ("jax", "torchquantum") if importlib.util.find_spec(name) is not None]
 
 
+def _time_interleaved(timed: dict[str, Callable[[], object]], repeats: int, seed: int) -> dict[str, list[float]]:
+    """One warm-up each (QNode and device construction, jit compilation, block caches), then ``repeats``
+    rounds over every case in a fresh seeded order, so no case always follows the same one."""
+    for fn in timed.values():
+        fn()
+    times: dict[str, list[float]] = {key: [] for key in timed}
+    order, rng = list(timed), random.Random(seed)
+    for _ in range(repeats):
+        rng.shuffle(order)
+        for key in order:
+            times[key].append(_seconds(timed[key]))
+    return times
+
+
+def _profile(forward_backward: Callable[[], object], rows: int = 15) -> list[dict[str, float | str]]:
+    """The ops taking the most self CPU time over 5 calls of one case (after the warm-up)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    forward_backward()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(5):
+            forward_backward()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [
+        {
+            "op": e.key,
+            "calls_per_step": e.count / 5,
+            "self_ms_per_step": e.self_cpu_time_total / 5e3,
+            "self_percent": 100 * e.self_cpu_time_total / total,
+        }
+        for e in events[:rows]
+    ]
+
+
 def run(args: argparse.Namespace) -> dict:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     peers = _installed_peers()
-    timed: dict[str, Callable[[], object]] = {}
+    times: dict[str, list[float]] = {}
     max_abs_diff: dict[str, dict[str, float]] = {}
-    for circuits in args.batches:
+    profile_rows = None
+    for index, circuits in enumerate(args.batches):
         cases = _cases(circuits, peers)
         reference = cases["layer"][2]()
         max_abs_diff[str(circuits)] = {
@@ -255,21 +302,18 @@ def run(args: argparse.Namespace) -> dict:
             for name, (_, _, probs) in cases.items()
             if probs is not None and name != "layer"
         }
+        timed = {}
         for name, (forward, forward_backward, _) in cases.items():
             timed[f"{name}|forward|{circuits}"] = forward
             timed[f"{name}|forward_backward|{circuits}"] = forward_backward
-
-    for fn in timed.values():  # warm-up: QNode and device construction, jit compilation, block caches
-        fn()
-    times: dict[str, list[float]] = {key: [] for key in timed}
-    order = list(timed)
-    for repeat in range(args.repeats):  # interleaved, alternating direction against position bias
-        for key in order if repeat % 2 == 0 else reversed(order):
-            times[key].append(_seconds(timed[key]))
+        times.update(_time_interleaved(timed, args.repeats, seed=index))
+        if args.profile and circuits == TARGETS["training_batch"]:
+            profile_rows = _profile(cases["layer"][1])
+        del cases, timed
 
     batches = {}
     for circuits in args.batches:
-        names = list(dict.fromkeys(key.split("|")[0] for key in timed if key.endswith(f"|{circuits}")))
+        names = list(dict.fromkeys(key.split("|")[0] for key in times if key.endswith(f"|{circuits}")))
         batches[str(circuits)] = {
             statistic: _summary(
                 {name: {kind: reduce(times[f"{name}|{kind}|{circuits}"]) for kind in KINDS} for name in names}, circuits
@@ -291,6 +335,7 @@ def run(args: argparse.Namespace) -> dict:
         "batches": batches,
         "targets": TARGETS,
         "targets_met": _targets_met(batches),
+        "profile_layer_forward_backward": profile_rows,
     }
 
 
@@ -384,6 +429,15 @@ def report(result: dict) -> str:
         f"{words[met['one_image_not_slower']]}"
     )
     lines.append("% GEMM = time of the formulation's plain float32 GEMMs / time; x layer = time / the layer's time")
+    if result.get("profile_layer_forward_backward"):
+        lines.append(
+            f"layer forward+backward at B = {TARGETS['training_batch']:,}, self CPU time per step (torch.profiler):"
+        )
+        lines += [
+            f"  {row['op']:40}{row['calls_per_step']:>6.0f} calls"
+            f"{row['self_ms_per_step']:>9.2f} ms{row['self_percent']:>7.1f}%"
+            for row in result["profile_layer_forward_backward"]
+        ]
     return "\n".join(lines)
 
 
