@@ -19,7 +19,7 @@ from qcnn.errors import MissingFileError
 from qcnn.io import write_json
 from qcnn.metrics import METRICS, threshold_metrics
 from qcnn.runs import Workspace, canonical, load_split, read_record, run_paths
-from qcnn.stats import INTERVAL_METHOD, at_matched_recall, lesion_bootstrap, mcnemar, seed_lesion_interval
+from qcnn.stats import INTERVAL_METHOD, at_matched_recall, interval, lesion_bootstrap, mcnemar, seed_lesion_interval
 from qcnn.sweep import BASELINE, CONTROL, Experiment
 
 
@@ -32,12 +32,18 @@ def _intervals(values: np.ndarray) -> dict[str, list[float | None]]:
 
 
 def _comparison(seeds: list[int], point: np.ndarray, boot: np.ndarray) -> dict[str, Any]:
-    """Paired differences over ``seeds``: point (S, M), boot (B, S, M)."""
+    """Paired differences over ``seeds``: point (S, M), boot (B, S, M). ``first_seed`` is a secondary view
+    while seeds are missing: the first seed alone with its lesion-only interval (test sampling, no verdict)."""
     return {
         "seeds": seeds,
         "per_seed": {str(s): _metrics(point[i]) for i, s in enumerate(seeds)},
         "mean": _metrics(point.mean(0)),
         "ci95": _intervals(seed_lesion_interval(point, boot)),
+        "first_seed": {
+            "seed": seeds[0],
+            "difference": _metrics(point[0]),
+            "ci95_lesions_only": _intervals(interval(boot[:, 0])),
+        },
     }
 
 

@@ -364,7 +364,29 @@ def test_controls_page_renders_a_synthetic_experiment_and_its_words_follow_the_n
     strong = write_synthetic_experiment(tmp_path / "strong", CONTROLS_FILE, strength={"grid-7": 1.2})
     text = " ".join(m.value for m in _controls_page(monkeypatch, strong).markdown)
     assert "removing the 14 × 14 grid makes it better" in text
-    assert len(_controls_page(monkeypatch, strong).dataframe) == 1
+    assert len(_controls_page(monkeypatch, strong).dataframe) == 2  # the table and seed 0 alone
+
+
+def test_a_one_seed_matrix_shows_seed_0_with_lesion_only_intervals_and_no_verdict(tmp_path, monkeypatch):
+    from qcnn.testing import write_synthetic_experiment
+
+    folder = write_synthetic_experiment(tmp_path, CONTROLS_FILE, seeds=(0,), strength={"grid-7": -1.2})
+    summary = json.loads((folder / "experiments" / "controls" / "summary.json").read_text())
+    first = summary["variants"]["grid-7"]["vs_qcnn"]["first_seed"]
+    low, high = first["ci95_lesions_only"]["auc"]
+    assert summary["variants"]["grid-7"]["vs_qcnn"]["ci95"]["auc"] == [None, None], "no verdict from one seed"
+    assert low < first["difference"]["auc"] < high and first["seed"] == 0
+    page = _controls_page(monkeypatch, folder)
+    assert "not yet measured with two or more seeds" in " ".join(m.value for m in page.markdown)
+    assert [e.label for e in page.expander if e.label.startswith("Seed 0 alone")] == [
+        "Seed 0 alone: test lesions only, no verdict"
+    ]
+    (table,) = [d.value.set_index("variant") for d in page.dataframe if "vs classical" in d.value.columns]
+    assert (
+        table.loc["grid-7", "vs QCNN"]
+        == f"{100 * first['difference']['auc']:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}]"
+    )
+    assert table.loc["qcnn", "vs QCNN"] != table.loc["qcnn", "vs QCNN"], "the QCNN is not compared with itself"
 
 
 def test_controls_page_without_results_says_which_command_writes_them(tmp_path, monkeypatch):

@@ -58,6 +58,23 @@ def effect(summary: dict, variant: str, metric: str, against: str = "vs_qcnn") -
     return Effect(variant, block["mean"][metric], low, high)
 
 
+def first_seed_rows(summary: dict, order: list[str], metric: str) -> list[dict[str, str | int]]:
+    """Per variant, its first seed's difference against the QCNN and the control with a lesion-only interval."""
+    rows = []
+    for variant in order:
+        block = summary.get("variants", {}).get(variant, {})
+        cells = {}
+        for against, label in (("vs_qcnn", "vs QCNN"), ("vs_classical", "vs classical")):
+            first = block.get(against, {}).get("first_seed")
+            if first:
+                low, high = first["ci95_lesions_only"][metric]
+                cells[label] = Effect(variant, first["difference"][metric], low, high).text()
+                cells["seed"] = first["seed"]
+        if cells:
+            rows.append({"variant": variant, "seed": cells.pop("seed"), **cells})
+    return rows
+
+
 def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 

@@ -51,8 +51,8 @@ def _table(summary: dict, order: list[str], metric: str) -> pd.DataFrame:
 def render() -> None:
     ui.page_header(
         TITLE,
-        "Each variant changes one thing of the reproduction's QCNN and is trained and "
-        f"evaluated like it ({ui.REPRODUCED}). Differences count seeds and test lesions.",
+        "Each variant changes one thing of the reproduction's QCNN and is trained and evaluated like it: "
+        f"{ui.REPRODUCED}. Differences count seeds and test lesions.",
     )
     summary = results.load_controls_summary()
     if summary is None:
@@ -81,12 +81,26 @@ def render() -> None:
     st.subheader("Each variant against the full QCNN and against the classical control")
     st.plotly_chart(experiment_charts.forest(summary, metric, order), key="controls_forest")
     st.caption(summary.get("interval_method", ""))
+    _first_seed(summary, order, metric)
 
     st.subheader("Parameters, cost and the mean over seeds")
     st.dataframe(_table(summary, order, metric), hide_index=True, width="stretch")
     with st.expander("Every seed"):
         st.plotly_chart(experiment_charts.seed_points(summary, metric, order), key="controls_seeds")
     _precision_check(summary, metric)
+
+
+def _first_seed(summary: dict, order: list[str], metric: str) -> None:
+    """While seeds are missing: the first seed alone, its interval counting test lesions only (no verdict)."""
+    rows = controls.first_seed_rows(summary, order, metric)
+    if not rows:
+        return
+    with st.expander(f"Seed {rows[0]['seed']} alone: test lesions only, no verdict"):
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.caption(
+            "One training seed, its 95 % interval from the lesion bootstrap alone: it covers test-set sampling, "
+            "not training randomness, which the seeds show to be larger. The verdicts above wait for two seeds."
+        )
 
 
 def _precision_check(summary: dict, metric: str) -> None:
