@@ -19,6 +19,11 @@ What is measured
   drawn (``all_s``). The first step after the page loads is ``cold``; the median of the next
   ``--slider-steps`` is ``warm``. Target: the numbers within 0.3 s.
 
+- Grad-CAM on the Disagreements page (needs ``QCNN_DATA_DIR``): a second fresh server, whose first
+  page view is the Disagreements page; the clock runs from that view until its selected image's
+  Grad-CAM panel (both models' maps) is shown (``cold``, models loading from scratch), then from
+  opening the link of another image until its panel is shown (``warm``, median of 3).
+
 Targets on this 2-core CPU: every page that needs no model under 1 s; cold start under 3 s.
 Writes results/bench_app.json (or --out). Results come from results/ when its summary.json exists,
 else from synthetic files (qcnn.testing) in a temporary folder; the JSON says which.
@@ -142,6 +147,65 @@ def cold_start(env: dict[str, str], slider_steps: int = 8, launcher: str = "qcnn
         if browser is not None:
             browser.close()
             playwright.stop()
+
+
+CAM_SHOWN_JS = (  # the Grad-CAM panel's QCNN map for the image in the URL is on screen, the script finished
+    "id => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
+    "[...document.querySelectorAll('[data-testid=\"stImageCaption\"]')].map(e => e.innerText)"
+    ".some(t => t.includes('QCNN · p(malignant)')) && location.search.includes('image=' + id)"
+)
+
+
+def grad_cam_timing(env: dict[str, str], launcher: str = "qcnn") -> dict | None:
+    """Seconds from a fresh server's first view (the Disagreements page) to its Grad-CAM panel, then warm."""
+    if not env.get("QCNN_DATA_DIR"):
+        return None
+    from urllib.parse import parse_qs, urlparse
+
+    from qcnn.app.page_disagreements import TITLE
+
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    playwright, browser = open_browser()
+    if browser is None:
+        return None
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    process = subprocess.Popen(
+        streamlit_command(port, launcher), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        while not is_healthy(port, timeout=1):
+            if process.poll() is not None:
+                raise RuntimeError("streamlit exited during start-up")
+            time.sleep(0.02)
+        start = time.perf_counter()
+        page.goto(f"{base_url}/disagreements")
+        page.locator("h1").filter(has_text=TITLE).wait_for(timeout=120_000)
+        page.wait_for_url("**image=*", timeout=120_000)
+        first_id = parse_qs(urlparse(page.url).query)["image"][0]
+        page.wait_for_function(CAM_SHOWN_JS, arg=first_id, timeout=180_000)
+        cold = time.perf_counter() - start
+        captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
+        others = [c.split(" · ")[0] for c in captions if "classical" in c and "p(malignant)" not in c]
+        others = [i for i in dict.fromkeys(others) if i != first_id][:3]
+        warm = []
+        for image_id in others:
+            start = time.perf_counter()
+            page.goto(f"{base_url}/disagreements?image={image_id}")
+            page.wait_for_timeout(300)  # the status widget appears after a short delay
+            page.wait_for_function(CAM_SHOWN_JS, arg=image_id, timeout=180_000)
+            warm.append(time.perf_counter() - start)
+        return {
+            "cold_s": round(cold, 3),
+            "warm_s": round(statistics.median(warm), 3) if warm else None,
+            "warm_runs_s": [round(t, 3) for t in warm],
+            "method": f"a fresh `{LAUNCHERS[launcher]}`, chromium: first view = Disagreements -> the selected "
+            "image's Grad-CAM panel shown (cold); opening another image's link -> its panel shown (warm)",
+        }
+    finally:
+        stop(process)
+        browser.close()
+        playwright.stop()
 
 
 def lesion_png(seed: int) -> bytes:
@@ -288,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = {True: "yes", False: "NO", None: "-"}[r["meets_target"]]
         print(f"{page:<15}{r['median_s']:>9.3f}s{r['first_s']:>11.3f}s{target:>10}  {ok}  {r['note']}")
 
-    cold = session = None
+    cold = session = cams = None
     if not args.no_cold_start:
         session = cold_start(env, args.slider_steps, args.launcher)
         cold = session["cold_start"]
@@ -310,6 +374,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"everything drawn cold {sl['cold']['all_s']:.3f} s / warm {sl['warm']['all_s']:.3f} s "
                 f"(target <= {SLIDER_TARGET_S} s)"
             )
+        cams = grad_cam_timing(env, args.launcher)
+        if cams:
+            print(
+                f"grad-cam (Disagreements): cold {cams['cold_s']:.2f} s from the first view, "
+                f"warm {cams['warm_s'] if cams['warm_s'] is None else round(cams['warm_s'], 2)} s"
+            )
 
     report = {
         "benchmark": "app_pages",
@@ -326,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         "cold_start": cold,
         "try_it": (session or {}).get("try_it"),
         "slider": (session or {}).get("slider"),
+        "grad_cam": cams,
         "method": {
             "page_render": "AppTest in-process script run, median after 2 warm-up runs",
             "cold_start": cold["method"] if cold else None,
