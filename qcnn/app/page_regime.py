@@ -202,7 +202,7 @@ def render() -> None:
     ui.page_header(
         TITLE,
         "The study claims its advantage for tasks that demand generalisation from limited data. Three things "
-        f"could move the comparison: the training-set size, the split, and the backbone ({ui.REPRODUCED}).",
+        f"could move the comparison: the training-set size, the split, and the backbone. All runs: {ui.REPRODUCED}.",
     )
     ui.model_legend()
     _analysis()

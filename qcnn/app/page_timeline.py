@@ -52,7 +52,7 @@ def _experiment(e: dict, controls_summary: dict | None) -> None:
         st.markdown(f"**Architecture.** {e['architecture']}")
         st.markdown(f"**What happened.** {e['outcome']}")
         st.markdown(
-            f"**Nearest reproduced analogue** ({ui.REPRODUCED}): "
+            "**Nearest reproduced analogue** (this project's runs): "
             f"{controls.analogue_text(controls_summary, e['number'])}."
         )
         if e["results"] == "EXPERIMENT_3":
