@@ -353,6 +353,37 @@ def _read(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def controls_table(results_dir: Path) -> dict | None:
+    """The controls matrix so far, per variant: test AUC and its difference to the QCNN and the control.
+
+    With two or more seeds the interval counts seeds and test lesions; with one, the README shows that seed
+    alone with its lesion-only interval, labelled as such (no verdict is drawn from it anywhere)."""
+    controls = _read(results_dir / CONTROLS_SUMMARY)
+    if controls is None:
+        return None
+
+    def against(block: dict | None) -> dict | None:
+        if not block:
+            return None
+        if len(block["seeds"]) >= 2:
+            return {"seeds": block["seeds"], "mean": block["mean"]["auc"], "ci95": block["ci95"]["auc"]}
+        first = block["first_seed"]
+        return {"seeds": [first["seed"]], "mean": first["difference"]["auc"], "ci95": first["ci95_lesions_only"]["auc"]}
+
+    rows = [
+        {
+            "variant": name,
+            "seeds": variant["seeds"],
+            "auc": variant["mean"]["auc"],
+            "vs_qcnn": against(variant.get("vs_qcnn")),
+            "vs_classical": against(variant.get("vs_classical")),
+            "seconds_per_epoch_median": variant["seconds_per_epoch_median"],
+        }
+        for name, variant in controls["variants"].items()
+    ]
+    return {"n_complete": controls["n_complete"], "n_runs": controls["n_runs"], "variants": rows}
+
+
 def build_ledger(results_dir: str | Path) -> dict:
     from qcnn.referee import REFEREE_FILE
 
@@ -378,6 +409,7 @@ def build_ledger(results_dir: str | Path) -> dict:
             expressivity_claim(results_dir),
             reproducible_claim(summary),
         ],
+        "controls": controls_table(results_dir),
     }
 
 
@@ -413,7 +445,38 @@ def claims_markdown(ledger: dict) -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"verdicts": metrics_markdown, "ledger": claims_markdown}
+def controls_markdown(ledger: dict) -> str:
+    table = ledger.get("controls")
+    if table is None:
+        return f"No controls matrix yet: `qcnn sweep experiments/controls.toml` writes {CONTROLS_SUMMARY}."
+
+    def cell(d: dict | None) -> str:
+        if d is None:
+            return "—"
+        lo, hi = d["ci95"]
+        where = f"seed {d['seeds'][0]} alone, lesions only" if len(d["seeds"]) == 1 else f"{len(d['seeds'])} seeds"
+        return f"{100 * d['mean']:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}] ({where})"
+
+    rows = [
+        "| variant | seeds | test AUC | Δ AUC vs QCNN [95 % CI] | Δ AUC vs classical [95 % CI] | s / epoch |",
+        "|---|---|---|---|---|---|",
+    ]
+    for v in table["variants"]:
+        rows.append(
+            f"| `{v['variant']}` | {', '.join(map(str, v['seeds']))} | {100 * v['auc']:.2f} | {cell(v['vs_qcnn'])} | "
+            f"{cell(v['vs_classical'])} | {v['seconds_per_epoch_median']:.1f} |"
+        )
+    rows.append("")
+    rows.append(
+        f"{table['n_complete']} of {table['n_runs']} runs finished. AUC in points, mean over the seeds finished; "
+        "an interval over two or more seeds counts seeds and test lesions, one seed's counts test lesions only "
+        "(training randomness, which the seeds show to be larger, is not in it) and carries no verdict. "
+        "s / epoch: median wall time of an epoch, validation included, on the machine and load each run met."
+    )
+    return "\n".join(rows)
+
+
+BLOCKS = {"verdicts": metrics_markdown, "ledger": claims_markdown, "controls": controls_markdown}
 
 
 def _markers(name: str) -> tuple[str, str]:

@@ -22,6 +22,7 @@ from qcnn.ledger import (
     SUPPORTS,
     UNDEFINED,
     build_ledger,
+    controls_markdown,
     claim_status,
     embed,
     expressivity_claim,
@@ -189,6 +190,25 @@ def test_expressivity_claim_with_two_seeds_follows_the_interval(tmp_path):
     assert row["measured"].startswith("Δ AUC (8-D − 256-D)")
 
 
+@pytest.mark.parametrize("seeds", [(0,), (0, 1)])
+def test_the_controls_table_labels_what_each_interval_counts(tmp_path, seeds):
+    """One seed: that seed alone with its lesion-only interval, said so; two: the seed-and-lesion interval."""
+    from qcnn.testing import write_synthetic_experiment
+
+    write_synthetic_experiment(tmp_path, paths.REPO_ROOT / "experiments" / "controls.toml", seeds=seeds)
+    summary = json.loads((tmp_path / "experiments" / "controls" / "summary.json").read_text())
+    ledger = build_ledger(tmp_path)
+    grid = next(v for v in ledger["controls"]["variants"] if v["variant"] == "grid-7")
+    block = summary["variants"]["grid-7"]["vs_qcnn"]
+    expected = block["ci95"]["auc"] if len(seeds) > 1 else block["first_seed"]["ci95_lesions_only"]["auc"]
+    assert grid["vs_qcnn"]["ci95"] == expected and None not in expected
+    table = controls_markdown(ledger)
+    row = next(line for line in table.splitlines() if line.startswith("| `grid-7`"))
+    assert ("seed 0 alone, lesions only" in row) == (len(seeds) == 1) and ("2 seeds" in row) == (len(seeds) == 2)
+    assert f"{summary['n_complete']} of {summary['n_runs']} runs finished" in table
+    assert "No controls matrix yet" in controls_markdown(build_ledger(tmp_path / "empty"))
+
+
 def test_reproducible_claim_needs_every_seed():
     ahead = {m: 0.02 for m in study.HEADLINE_METRICS}
     behind = {m: -0.02 for m in study.HEADLINE_METRICS}
@@ -226,7 +246,8 @@ def test_embed_replaces_only_between_the_markers():
     ledger = build_ledger_like()
     readme = (
         "intro\n<!-- verdicts:begin (written by `qcnn ledger`) -->\nold\n<!-- verdicts:end -->\nmiddle\n"
-        "<!-- ledger:begin (written by `qcnn ledger`) -->\nold\n<!-- ledger:end -->\noutro\n"
+        "<!-- ledger:begin (written by `qcnn ledger`) -->\nold\n<!-- ledger:end -->\n"
+        "<!-- controls:begin (written by `qcnn ledger`) -->\nold\n<!-- controls:end -->\noutro\n"
     )
     out = embed(readme, ledger)
     assert out.startswith("intro\n") and out.endswith("outro\n") and "\nmiddle\n" in out and "old" not in out
@@ -247,6 +268,7 @@ def build_ledger_like() -> dict:
         "seeds": [0, 1, 2],
         "metrics": metric_verdicts(s),
         "claims": [headline_claim(s), expressivity_claim(paths.REPO_ROOT / "x")],
+        "controls": None,
     }
 
 
