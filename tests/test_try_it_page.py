@@ -11,6 +11,7 @@ from PIL import Image
 
 import qcnn.compat  # noqa: F401
 from qcnn import paths
+from qcnn.testing import chart_spec
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "try_it.py"
 TIMEOUT = 300  # seconds per run: the first one loads both models
@@ -73,6 +74,9 @@ def test_upload_valid_then_invalid(monkeypatch: pytest.MonkeyPatch, data_dir: Pa
     at = app(monkeypatch)  # no data folder: upload only
     assert len(at.file_uploader) == 1 and not at.radio
     assert not any(s == "Predictions" for s in texts(at.subheader))
+    empty = chart_spec(at, "try_it_dist_empty")  # the empty state previews the chart an upload fills
+    assert "no image yet" in empty["layout"]["title"]["text"] and empty["data"][0]["type"] == "bar"
+    assert any(c.startswith("What an image fills in") for c in texts(at.caption))
 
     at.file_uploader(key="try_it_upload").set_value(("lesion.jpg", jpeg_bytes(data_dir), "image/jpeg"))
     at.run()
