@@ -206,6 +206,37 @@ def test_a_finished_run_is_skipped_refused_when_different_and_rerun_with_force(w
     assert redone["spec"]["train"]["lr_head"] == 1e-3
 
 
+def test_a_changed_data_folder_is_never_served_stale_features(tmp_path, data_dir):
+    """The cache key covers the images' bytes: the same ids with one image changed give new features."""
+    import shutil
+
+    from PIL import Image
+
+    from qcnn.features import cached_features, images_digest
+
+    ids = ["ISIC_0024306", "ISIC_0024307", "ISIC_0024308"]
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    for image_id in ids:
+        shutil.copy(image_path(data_dir, image_id), tmp_path / "data" / "images" / f"{image_id}.jpg")
+    torch.manual_seed(0)
+    save_backbone(Backbone(), tmp_path / "checkpoints" / BACKBONE_FILE, source="random")
+    split = pd.DataFrame({"image_id": ids, "pool": "test"})
+
+    def features() -> torch.Tensor:
+        images_digest.cache_clear()  # a new process: the digest is read once per process
+        return cached_features(
+            split, "test", 1, tmp_path / "data", tmp_path / "checkpoints", precision="fp32", cache_dir=tmp_path / "c"
+        )
+
+    before = features()
+    assert torch.equal(features(), before), "an unchanged folder is served from the cache"
+    flipped = tmp_path / "data" / "images" / f"{ids[1]}.jpg"
+    Image.open(flipped).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(flipped, quality=95)
+    after = features()
+    assert len(list((tmp_path / "c").rglob("*.safetensors"))) == 2, "the changed folder got its own cache file"
+    assert torch.equal(after[:, 0], before[:, 0]) and not torch.equal(after[:, 1], before[:, 1])
+
+
 def test_a_finished_run_without_a_record_is_refused_until_forced(workspace):
     spec, record, (run, _) = _run(workspace, "pre-record", ModelConfig(outcome_map="gap"))
     (run / RECORD_FILE).unlink()  # as the reproduction's seeds 1-4: evaluated before completion records existed
