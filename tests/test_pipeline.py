@@ -295,6 +295,48 @@ def test_a_run_killed_mid_training_resumes_exactly_where_it_stopped(workspace, t
         assert torch.equal(a, b)
 
 
+def test_an_interrupted_pretraining_resumes_and_is_never_taken_as_final(split, data_dir, tmp_path, monkeypatch):
+    """Killed in its second epoch: no backbone is written; the rerun trains only that epoch and ends where an
+    uninterrupted pretraining ends, history and weights bit for bit."""
+    from safetensors.torch import load_file
+
+    from qcnn import pretrain
+    from qcnn.config import PretrainConfig
+    from qcnn.io import resume_path
+
+    pool = split[split.pool == "pretrain"]
+    small = pd.concat([g.drop_duplicates("lesion_id").head(6) for _, g in pool.groupby("dx")], ignore_index=True)
+    cfg = PretrainConfig(epochs=2, batch_size=8, holdout_fraction=0.3, precision="fp32")
+
+    def pretrain_into(folder: str) -> pd.DataFrame:
+        out = tmp_path / folder
+        return pretrain.pretrain_backbone(small, data_dir, out / BACKBONE_FILE, out / "history.csv", cfg)
+
+    straight = pretrain_into("straight")
+    evaluated, real_evaluate = [], pretrain._evaluate
+
+    def dies_in_the_second_epoch(*args):
+        evaluated.append(1)
+        if len(evaluated) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*args)
+
+    monkeypatch.setattr(pretrain, "_evaluate", dies_in_the_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_into("resumed")
+    checkpoint = tmp_path / "resumed" / BACKBONE_FILE
+    assert not checkpoint.exists() and resume_path(checkpoint).is_file(), "an unfinished pretraining is not final"
+    again = []
+    monkeypatch.setattr(pretrain, "_evaluate", lambda *a: again.append(1) or real_evaluate(*a))
+    resumed = pretrain_into("resumed")
+    assert len(again) == 1, "only the second epoch is trained again"
+    columns = ["epoch", "train_loss", "val_loss", "val_balanced_accuracy", "selected"]
+    pd.testing.assert_frame_equal(resumed[columns], straight[columns])
+    assert not resume_path(checkpoint).exists()
+    a, b = load_file(str(tmp_path / "straight" / BACKBONE_FILE)), load_file(str(checkpoint))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_run_can_build_on_another_backbone(workspace):
     """Issue 11's stronger backbone: the run, its record, its features and its weights all follow the file."""
     from qcnn.backbone import file_digest
