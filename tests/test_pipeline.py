@@ -337,6 +337,36 @@ def test_an_interrupted_pretraining_resumes_and_is_never_taken_as_final(split, d
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_reproduce_skips_equal_runs_refuses_other_settings_and_reruns_them_with_force(workspace, tmp_path, monkeypatch):
+    import shutil
+    from dataclasses import replace
+
+    from qcnn import reproduce as reproduce_module
+    from qcnn.config import PretrainConfig
+    from qcnn.split import read_split
+
+    small = read_split(workspace.results_dir / paths.SPLIT_FILE)
+    monkeypatch.setattr(reproduce_module, "make_split", lambda meta: small)  # the protocol, on the small slice
+    ws = replace(workspace, results_dir=tmp_path / "results", checkpoint_dir=tmp_path / "checkpoints")
+    shutil.copytree(workspace.checkpoint_dir, ws.checkpoint_dir, ignore=shutil.ignore_patterns("runs", "experiments"))
+    one_epoch = TrainConfig(epochs=1, batch_size=8, precision="fp32")
+
+    def run(train: TrainConfig, force: bool = False) -> dict:
+        return reproduce_module.reproduce(ws, [0], train, PretrainConfig(), n_bootstrap=20, force=force)
+
+    run(one_epoch)
+    record = ws.results_dir / "runs" / "qcnn_seed0" / RECORD_FILE
+    first = record.read_text()
+    assert (ws.checkpoint_dir / "qcnn.safetensors").is_file(), "seed 0's weights are the app's"
+    run(one_epoch)
+    assert record.read_text() == first, "an equal finished run is skipped"
+    with pytest.raises(RunMismatchError, match="lr_head"):
+        run(replace(one_epoch, lr_head=1e-3))
+    assert record.read_text() == first, "a refusal changes nothing"
+    run(replace(one_epoch, lr_head=1e-3), force=True)
+    assert json.loads(record.read_text())["spec"]["train"]["lr_head"] == 1e-3
+
+
 def test_a_run_can_build_on_another_backbone(workspace):
     """Issue 11's stronger backbone: the run, its record, its features and its weights all follow the file."""
     from qcnn.backbone import file_digest
