@@ -16,9 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from qcnn import paths
+from qcnn.constants import MODEL_KINDS
 from qcnn.errors import QcnnError
-
-PRESETS = ("qcnn", "classical")
 
 
 def _add_dirs(parser: argparse.ArgumentParser) -> None:
@@ -416,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "train", "train and evaluate one run (a model configuration at one seed)", cmd_train)
     _add_runtime(p)
-    p.add_argument("--model", choices=PRESETS, required=True, help="the preset the model flags below override")
+    p.add_argument("--model", choices=MODEL_KINDS, required=True, help="the preset the model flags below override")
     p.add_argument("--name", default=None, help="a variant name; runs with one live under results/experiments/adhoc/")
     p.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
     p.add_argument("--fraction", type=float, default=1.0, help="fraction of the train pool, in (0, 1] (default: 1)")

@@ -66,6 +66,7 @@ from qcnn.constants import (
     MIN_UPLOAD_SIDE,
     MODEL_KINDS,
     N_QUBITS,
+    THRESHOLD,
     UPLOAD_EXTENSIONS,
 )
 from qcnn.config import MODEL_PRESETS
@@ -366,7 +367,7 @@ class ModelOutput:
 
     @property
     def malignant(self) -> bool:
-        return self.probability >= 0.5
+        return self.probability >= THRESHOLD
 
     def patch_entropy_map(self) -> np.ndarray:
         """(14, 14) entropy in bits of each patch's distribution."""

@@ -42,8 +42,8 @@ from typing import Any
 import torch
 from torch import nn
 
-BACKENDS = ("torch", "pennylane")
-ENTANGLING = ("strong", "none")
+from qcnn.config import BACKENDS, ENTANGLING
+
 # Dense blocks up to here. Above, a block's GEMM (4^(n+1) multiply-adds per circuit: 16 M at 10 qubits)
 # outgrows applying its layers (about 2^(n+3) 2^(n/2) per layer: 1 M), and its matrix memory.
 DENSE_MAX_QUBITS = 8

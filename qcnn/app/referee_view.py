@@ -12,8 +12,8 @@ import streamlit as st
 from qcnn import study
 from qcnn.app import ui
 from qcnn.app.style import MODEL_COLOURS, MODEL_LABELS
+from qcnn.constants import MODEL_KINDS
 
-KINDS = ("qcnn", "classical")
 LABELS = {
     "accuracy": "accuracy",
     "precision": "precision",
@@ -58,7 +58,7 @@ def _reported(analysis: dict) -> None:
     st.markdown(f"**{ui.REPORTED}: could the headline come from the threshold alone?**")
     points, at_fpr = analysis["operating_points"], analysis["classical_at_qcnn_fpr"]
     rows = []
-    for k in KINDS:
+    for k in MODEL_KINDS:
         p, r = points[k], study.EXPERIMENT_4[k]
         rows.append(
             {
@@ -114,7 +114,7 @@ def _reported(analysis: dict) -> None:
 
 def _binormal_figure(analysis: dict) -> go.Figure:
     fig = go.Figure()
-    for k in KINDS:
+    for k in MODEL_KINDS:
         curve, point = analysis["binormal_roc"][k], analysis["operating_points"][k]
         fig.add_scatter(
             x=curve["fpr"],
@@ -169,7 +169,7 @@ def _validation(validation: dict) -> None:
     rows = []
     for rule, label in (("youden", "Youden's J on validation"), ("recall_85", "85 % recall on validation")):
         block = validation[rule]
-        for k in KINDS:
+        for k in MODEL_KINDS:
             row = {"rule": label, "model": MODEL_LABELS[k]}
             row.update(
                 {
@@ -232,7 +232,7 @@ def render_threshold(referee: dict | None) -> None:
 def _reliability_figure(calibration: dict) -> go.Figure:
     fig = go.Figure()
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"color": "#999999", "dash": "dot"}, name="perfect")
-    for k in KINDS:
+    for k in MODEL_KINDS:
         for i, r in enumerate(calibration[k]["reliability_per_seed"]):
             fig.add_scatter(
                 x=r["predicted"],
@@ -275,7 +275,7 @@ def render_calibration(referee: dict | None) -> None:
         st.plotly_chart(_reliability_figure(cal), key="referee_reliability")
     with right:
         rows = []
-        for k in KINDS:
+        for k in MODEL_KINDS:
             block = cal[k]
             rows.append(
                 {
@@ -298,7 +298,7 @@ def render_calibration(referee: dict | None) -> None:
         )
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="referee_calibration")
         per_seed = []
-        for k in KINDS:
+        for k in MODEL_KINDS:
             for s, values, ci in zip(cal["seeds"], cal[k]["per_seed"], cal[k]["per_seed_ci95"], strict=True):
                 per_seed.append(
                     {
@@ -338,7 +338,7 @@ def render_subgroups(referee: dict | None) -> None:
     rows = []
     for g in sub["by"][grouping]:
         row = {"group": g["group"], "images": g["images"], "lesions": g["lesions"], "malignant": g["malignant"]}
-        for k in KINDS:
+        for k in MODEL_KINDS:
             value = g[k]["mean"][metric]
             row[MODEL_LABELS[k]] = "–" if value is None else f"{_pct(value)} {_ci(g[k]['ci95'][metric], signed=False)}"
         d = g["difference"]
