@@ -23,6 +23,7 @@ CLASSICAL_STAND_INS = {
     "gap-linear": "the plain pooled linear head",
 }
 DEAD_ENDS = {"bottleneck": "the Experiment 1 bottleneck (one global patch, 8 ⟨Z⟩)"}
+FIRST_SEED_COLUMNS = {"vs_qcnn": "vs QCNN", "vs_classical": "vs classical"}
 EFFECTS = ("worse", "better", "no clear difference", "not yet measured")
 
 
@@ -63,15 +64,17 @@ def first_seed_rows(summary: dict, order: list[str], metric: str) -> list[dict[s
     rows = []
     for variant in order:
         block = summary.get("variants", {}).get(variant, {})
-        cells = {}
-        for against, label in (("vs_qcnn", "vs QCNN"), ("vs_classical", "vs classical")):
-            first = block.get(against, {}).get("first_seed")
-            if first:
-                low, high = first["ci95_lesions_only"][metric]
-                cells[label] = Effect(variant, first["difference"][metric], low, high).text()
-                cells["seed"] = first["seed"]
-        if cells:
-            rows.append({"variant": variant, "seed": cells.pop("seed"), **cells})
+        firsts = {label: block.get(key, {}).get("first_seed") for key, label in FIRST_SEED_COLUMNS.items()}
+        seeds = [f["seed"] for f in firsts.values() if f]
+        if not seeds:
+            continue
+        cells = {
+            label: "—"
+            if f is None
+            else Effect(variant, f["difference"][metric], *f["ci95_lesions_only"][metric]).text()
+            for label, f in firsts.items()
+        }
+        rows.append({"variant": variant, "seed": seeds[0], **cells})
     return rows
 
 
