@@ -100,6 +100,22 @@ def time_pages(runs: int) -> dict[str, dict]:
     return out
 
 
+def launch(env: dict[str, str], launcher: str, port: int) -> tuple[subprocess.Popen, float]:
+    """A fresh server on ``port``, waited for until its health check answers: (process, seconds it took)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        streamlit_command(port, launcher), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    while not is_healthy(port, timeout=1):
+        if process.poll() is not None:
+            raise RuntimeError("streamlit exited during start-up")
+        if time.perf_counter() - start > 120:
+            stop(process)
+            raise TimeoutError("no /_stcore/health answer in 120 s")
+        time.sleep(0.02)
+    return process, time.perf_counter() - start
+
+
 def cold_start(env: dict[str, str], slider_steps: int = 8, launcher: str = "qcnn") -> dict:
     """A fresh server seen by one browser: first page, then the first Try-it prediction, then the slider."""
     port = free_port()
@@ -107,17 +123,8 @@ def cold_start(env: dict[str, str], slider_steps: int = 8, launcher: str = "qcnn
     playwright, browser = open_browser()  # started before the clock: its own launch is not counted
     page = browser.new_page(viewport={"width": 1400, "height": 1000}) if browser else None
     start = time.perf_counter()
-    process = subprocess.Popen(
-        streamlit_command(port, launcher), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process, health = launch(env, launcher, port)
     try:
-        while not is_healthy(port, timeout=1):
-            if process.poll() is not None:
-                raise RuntimeError("streamlit exited during start-up")
-            if time.perf_counter() - start > 120:
-                raise TimeoutError("no /_stcore/health answer in 120 s")
-            time.sleep(0.02)
-        health = time.perf_counter() - start
         result = {"health_s": round(health, 3), "target_s": COLD_START_TARGET_S}
         if page is None:
             result |= {
@@ -170,14 +177,8 @@ def grad_cam_timing(env: dict[str, str], launcher: str = "qcnn") -> dict | None:
     if browser is None:
         return None
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    process = subprocess.Popen(
-        streamlit_command(port, launcher), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process, _ = launch(env, launcher, port)
     try:
-        while not is_healthy(port, timeout=1):
-            if process.poll() is not None:
-                raise RuntimeError("streamlit exited during start-up")
-            time.sleep(0.02)
         start = time.perf_counter()
         page.goto(f"{base_url}/disagreements")
         page.locator("h1").filter(has_text=TITLE).wait_for(timeout=120_000)

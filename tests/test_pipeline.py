@@ -255,6 +255,19 @@ def test_an_interrupted_run_is_not_done(workspace):
     assert (run / "predictions.csv").is_file()
 
 
+def _interrupted_on_call(n: int, real):
+    """``real``, except that its ``n``-th call raises KeyboardInterrupt: a run killed at that point."""
+    calls = []
+
+    def wrapped(*args):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    return wrapped
+
+
 def test_a_run_killed_mid_training_resumes_exactly_where_it_stopped(workspace, tmp_path, monkeypatch):
     """Same epochs, batches, augmentations and weights as a run that was never interrupted."""
     from qcnn import train
@@ -270,15 +283,8 @@ def test_a_run_killed_mid_training_resumes_exactly_where_it_stopped(workspace, t
         return train.train_run(spec, *args, cache_dir=ws.cache_dir), weights
 
     straight, straight_weights = train_into("straight")
-    epochs_scored, real_metrics = [], train.threshold_metrics
-
-    def dies_in_the_third_epoch(*args):
-        epochs_scored.append(1)
-        if len(epochs_scored) == 3:
-            raise KeyboardInterrupt
-        return real_metrics(*args)
-
-    monkeypatch.setattr(train, "threshold_metrics", dies_in_the_third_epoch)
+    real_metrics = train.threshold_metrics
+    monkeypatch.setattr(train, "threshold_metrics", _interrupted_on_call(3, real_metrics))  # in the third epoch
     with pytest.raises(KeyboardInterrupt):
         train_into("resumed")
     assert resume_path(tmp_path / "resumed" / "weights.safetensors").is_file()
@@ -313,15 +319,8 @@ def test_an_interrupted_pretraining_resumes_and_is_never_taken_as_final(split, d
         return pretrain.pretrain_backbone(small, data_dir, out / BACKBONE_FILE, out / "history.csv", cfg)
 
     straight = pretrain_into("straight")
-    evaluated, real_evaluate = [], pretrain._evaluate
-
-    def dies_in_the_second_epoch(*args):
-        evaluated.append(1)
-        if len(evaluated) == 2:
-            raise KeyboardInterrupt
-        return real_evaluate(*args)
-
-    monkeypatch.setattr(pretrain, "_evaluate", dies_in_the_second_epoch)
+    real_evaluate = pretrain._evaluate
+    monkeypatch.setattr(pretrain, "_evaluate", _interrupted_on_call(2, real_evaluate))  # in the second epoch
     with pytest.raises(KeyboardInterrupt):
         pretrain_into("resumed")
     checkpoint = tmp_path / "resumed" / BACKBONE_FILE
