@@ -15,7 +15,7 @@ from qcnn.constants import APP_SEED, MODEL_KINDS, THRESHOLD
 from qcnn.errors import MissingFileError
 from qcnn.io import write_csv, write_json
 from qcnn.features import cached_features
-from qcnn.metrics import METRICS, confusion, curves, threshold_metrics
+from qcnn.metrics import METRICS, confusion, curves, metric_vector, threshold_metrics
 from qcnn.models import load_model, predict
 from qcnn.runtime import CPU
 from qcnn.stats import at_matched_recall, interval, interval_method, lesion_bootstrap, mcnemar, seed_lesion_interval
@@ -125,7 +125,7 @@ def summarize(results_dir: str | Path, n_bootstrap: int = 2000, seed: int = 0) -
             raise ValueError("Runs were scored on different test images; re-run `qcnn evaluate`.")
     labels, lesions = base.label.to_numpy(), base.lesion_id.to_numpy()
     probs = np.stack([frames[(k, s)].probability.to_numpy() for k in MODEL_KINDS for s in seeds])
-    point = np.stack([[threshold_metrics(labels, p)[m] for m in METRICS] for p in probs])
+    point = np.stack([metric_vector(labels, p) for p in probs])
     point = point.reshape(len(MODEL_KINDS), len(seeds), len(METRICS))
     boot = lesion_bootstrap(labels, lesions, probs, n_bootstrap, seed)
     boot = boot.reshape(n_bootstrap, len(MODEL_KINDS), len(seeds), len(METRICS))

@@ -22,7 +22,7 @@ import pandas as pd
 
 from qcnn import paths
 from qcnn.constants import MODEL_KINDS
-from qcnn.metrics import METRICS, score_ranks, threshold_metrics
+from qcnn.metrics import METRICS, score_ranks, metric_vector
 from qcnn.stats import INTERVAL_METHOD, seed_lesion_interval
 
 LEAKAGE_FILE = paths.LEAKAGE_FILE
@@ -76,9 +76,7 @@ def _bootstrap(
             raise ValueError("runs compared on one test set must be scored on the same images, in the same order")
     labels, lesions = base.label.to_numpy(), base.lesion_id.to_numpy()
     probs = [f.probability.to_numpy() for f in frames]
-    point = np.array(
-        [[[threshold_metrics(labels[m], p[m])[k] for k in METRICS] for m in masks] for p in probs], dtype=float
-    )
+    point = np.array([[metric_vector(labels[m], p[m]) for m in masks] for p in probs], dtype=float)
     rng = np.random.default_rng(seed)
     _, lesion_index = np.unique(lesions, return_inverse=True)
     n_lesions = lesion_index.max() + 1
@@ -88,8 +86,7 @@ def _bootstrap(
         weights = np.bincount(rng.integers(n_lesions, size=n_lesions), minlength=n_lesions)[lesion_index]
         for r, p in enumerate(probs):
             for k, mask in enumerate(masks):
-                m = threshold_metrics(labels, p, weights=weights * mask, rank=ranks[r])
-                boot[b, r, k] = [m[name] for name in METRICS]
+                boot[b, r, k] = metric_vector(labels, p, weights=weights * mask, rank=ranks[r])
     return point, boot
 
 

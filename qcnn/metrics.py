@@ -88,6 +88,18 @@ def curves(labels: np.ndarray, probabilities: np.ndarray, max_points: int = 400)
     }
 
 
+def metric_vector(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    threshold: float = 0.5,
+    weights: np.ndarray | None = None,
+    rank: tuple[np.ndarray, int] | None = None,
+) -> np.ndarray:
+    """``threshold_metrics`` as an array in METRICS order: what the summaries and bootstraps stack."""
+    values = threshold_metrics(labels, probabilities, threshold, weights, rank)
+    return np.array([values[m] for m in METRICS])
+
+
 def threshold_for_recall(labels: np.ndarray, probabilities: np.ndarray, target_recall: float) -> float:
     """The highest threshold whose recall reaches ``target_recall``."""
     positives = np.sort(np.asarray(probabilities)[np.asarray(labels) == 1])[::-1]

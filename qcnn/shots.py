@@ -23,7 +23,7 @@ import torch
 
 from qcnn.constants import GRID, N_OUTCOMES, N_QUBITS, THRESHOLD
 from qcnn.io import write_json
-from qcnn.metrics import score_ranks, threshold_metrics
+from qcnn.metrics import score_ranks, metric_vector
 from qcnn.stats import interval
 
 SHOT_COUNTS = (1, 10, 100, 1_000, 10_000)  # fixed before any run
@@ -207,7 +207,7 @@ def _metrics_block(labels: np.ndarray, lesions: np.ndarray, draws: np.ndarray, n
     """
     from qcnn.metrics import METRICS
 
-    per_draw = np.array([[threshold_metrics(labels, p, THRESHOLD)[m] for m in METRICS] for p in draws])
+    per_draw = np.array([metric_vector(labels, p, THRESHOLD) for p in draws])
     rng = np.random.default_rng(seed)  # lesion resamples as in qcnn.stats.lesion_bootstrap
     _, lesion_index = np.unique(lesions, return_inverse=True)
     n_lesions = lesion_index.max() + 1
@@ -216,8 +216,7 @@ def _metrics_block(labels: np.ndarray, lesions: np.ndarray, draws: np.ndarray, n
     for b in range(n_bootstrap):
         weights = np.bincount(rng.integers(n_lesions, size=n_lesions), minlength=n_lesions)[lesion_index]
         d = b % len(draws)
-        metrics = threshold_metrics(labels, draws[d], THRESHOLD, weights, ranks[d])
-        combined[b] = [metrics[m] for m in METRICS]
+        combined[b] = metric_vector(labels, draws[d], THRESHOLD, weights, ranks[d])
     ci, shot_range = interval(combined), interval(per_draw) if len(draws) > 1 else None
     out = {}
     for j, m in enumerate(METRICS):

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 from scipy.stats import binomtest
 
-from qcnn.metrics import METRICS, score_ranks, threshold_for_recall, threshold_metrics
+from qcnn.metrics import METRICS, score_ranks, threshold_for_recall, metric_vector, threshold_metrics
 
 
 def lesion_bootstrap(
@@ -34,8 +34,7 @@ def lesion_bootstrap(
     for b in range(n_bootstrap):
         weights = np.bincount(rng.integers(n_lesions, size=n_lesions), minlength=n_lesions)[lesion_index]
         for r, p in enumerate(probabilities):
-            m = threshold_metrics(labels, p, threshold, weights, ranks[r])
-            out[b, r] = [m[k] for k in METRICS]
+            out[b, r] = metric_vector(labels, p, threshold, weights, ranks[r])
     return out
 
 

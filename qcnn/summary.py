@@ -17,7 +17,7 @@ from qcnn import paths
 from qcnn.config import RunSpec
 from qcnn.errors import MissingFileError
 from qcnn.io import write_json
-from qcnn.metrics import METRICS, threshold_metrics
+from qcnn.metrics import METRICS, metric_vector, threshold_metrics
 from qcnn.runs import Workspace, canonical, load_split, read_record, run_paths
 from qcnn.stats import INTERVAL_METHOD, at_matched_recall, interval, lesion_bootstrap, mcnemar, seed_lesion_interval
 from qcnn.sweep import BASELINE, CONTROL, Experiment
@@ -84,7 +84,7 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
     keys = list(frames)
     labels, lesions = base.label.to_numpy(), base.lesion_id.to_numpy()
     probs = np.stack([frames[k].probability.to_numpy() for k in keys])
-    point = np.array([[threshold_metrics(labels, p)[m] for m in METRICS] for p in probs])
+    point = np.array([metric_vector(labels, p) for p in probs])
     boot = lesion_bootstrap(labels, lesions, probs, n_bootstrap, seed=0)
     index = {k: i for i, k in enumerate(keys)}
 
@@ -141,7 +141,7 @@ def _against_reproduction(
         frame = pd.read_csv(predictions, dtype={"image_id": str})
         if len(frame) != len(labels) or not np.array_equal(frame.label.to_numpy(), labels):
             continue
-        theirs = np.array([threshold_metrics(labels, frame.probability.to_numpy())[m] for m in METRICS])
+        theirs = metric_vector(labels, frame.probability.to_numpy())
         per_seed[str(seed)] = _metrics(point[row] - theirs)
         settings.add(json.loads((reproduction / "config.json").read_text())["train"]["precision"])
     if not per_seed:
