@@ -22,13 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from qcnn import paths
 from qcnn.constants import MODEL_KINDS
 
 if TYPE_CHECKING:
     from qcnn.models import LesionClassifier
 
-MAP_CSV = "map.csv"
-MAP_JSON = "map.json"
 DECIMALS = 5  # coordinates as written to map.csv
 UMAP_SETTINGS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean", "random_state": 0}
 
@@ -140,11 +139,11 @@ def run(
             "decimals": DECIMALS,
         },
     }
-    write_csv(frame, results_dir / MAP_CSV)
-    write_json(results_dir / MAP_JSON, info)
+    write_csv(frame, results_dir / paths.MAP_CSV)
+    write_json(results_dir / paths.MAP_JSON, info)
     for kind, ratio in explained.items():
         log(f"{kind}: PC1 {100 * ratio[0]:.1f} %, PC2 {100 * ratio[1]:.1f} % of the variance")
-    log(f"wrote {results_dir / MAP_CSV} and {MAP_JSON} ({time.perf_counter() - t0:.0f} s)")
+    log(f"wrote {results_dir / paths.MAP_CSV} and {paths.MAP_JSON} ({time.perf_counter() - t0:.0f} s)")
     return info
 
 

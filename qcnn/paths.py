@@ -23,6 +23,8 @@ SUMMARY_FILE = "summary.json"
 BACKBONE_HISTORY_FILE = "backbone_history.csv"
 BACKBONE_FILE = "backbone.safetensors"  # checkpoints/: the domain-pretrained ResNet18 every run builds on
 OOD_REFERENCE_FILE = "ood_reference.safetensors"  # checkpoints/: the Try-it out-of-distribution check
+MAP_CSV = "map.csv"  # qcnn map: each test image's 2-D place in each model's outcome space
+MAP_JSON = "map.json"  # ... and how the projection was made
 LEAKAGE_FILE = "leakage.json"  # qcnn leakage: lesion siblings across pools, the models on the leak-free part
 
 

@@ -211,10 +211,10 @@ def _write_map(directory: Path, test: pd.DataFrame, latent: np.ndarray, rng: np.
         )
         models[kind] = {"file": f"checkpoints/{kind}.safetensors", "sha256_16": "synthetic", "seed": 0}
         models[kind]["pca_explained_variance_ratio"] = [0.62, 0.11] if kind == "qcnn" else [0.55, 0.17]
-    pd.concat(frames).to_csv(directory / "map.csv", index=False)
+    pd.concat(frames).to_csv(directory / paths.MAP_CSV, index=False)
     info = {"command": "qcnn map", "n_test": len(test), "models": models, "synthetic": True}
     info["method"] = {"umap": {"n_neighbors": 15, "random_state": 0}}
-    (directory / "map.json").write_text(json.dumps(info))
+    (directory / paths.MAP_JSON).write_text(json.dumps(info))
 
 
 def _write_referee_and_ledger(directory: Path, split: pd.DataFrame, rng: np.random.Generator, n_bootstrap: int) -> None:

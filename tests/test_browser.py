@@ -366,3 +366,79 @@ def test_clicking_a_table_row_shows_its_grad_cams(browser, app_url):
         expect(page.locator('[data-testid="stImageCaption"]').filter(has_text="p(malignant)")).to_have_count(0)
     finally:
         page.close()
+
+
+# The point of plot ``i`` (in page order) farthest from every other point, in page pixels, with its image id
+# (customdata[0]): clicking there can only hit that image. ``faint``: among the points drawn faint (outside
+# the filters) or strong. Plotly draws these points with WebGL, so there is no DOM element per point to
+# click; the axes' own data-to-pixel maps give the position.
+ISOLATED_POINT_JS = """([i, faint]) => {
+  const gd = [...document.querySelectorAll('.js-plotly-plot')][i];
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+  const pts = [];
+  for (const t of gd._fullData) {
+    if (!t.customdata || t.visible !== true) continue;
+    for (let k = 0; k < t._length; k++) {
+      const opacity = Array.isArray(t.marker.opacity) ? t.marker.opacity[k] : t.marker.opacity;
+      pts.push([box.left + xa._offset + xa.c2p(t.x[k]), box.top + ya._offset + ya.c2p(t.y[k]), t.customdata[k][0],
+                opacity < 0.5]);
+    }
+  }
+  let best = null, bestGap = -1;
+  for (const p of pts) {
+    if (p[3] !== faint) continue;
+    let gap = Infinity;
+    for (const q of pts) if (q !== p) gap = Math.min(gap, (p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2);
+    if (gap > bestGap) { bestGap = gap; best = p; }
+  }
+  return {x: best[0], y: best[1], id: best[2], gap_px: Math.sqrt(bestGap)};
+}"""
+
+
+def _plot_index(page: Page, trace_name: str) -> int:
+    """The page-order index of the first plotly chart that has a trace called ``trace_name``."""
+    names = page.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => (gd._fullData || []).map(t => t.name))"
+    )
+    return next(i for i, traces in enumerate(names) if trace_name in traces)
+
+
+def test_clicking_a_scatter_point_a_map_point_or_a_gallery_image_shows_its_grad_cams(browser, app_url):
+    if data_dir_available() is None:
+        pytest.skip("QCNN_DATA_DIR not set: the Disagreements page shows no images")
+    if not (paths.RESULTS_DIR / paths.MAP_CSV).is_file():
+        pytest.skip("no committed map (qcnn map) to click on")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{app_url}/disagreements")
+        wait_rendered(page, page_disagreements.TITLE)
+        selected = _selected(page)
+        _cam_image(page, selected)
+
+        # a strong point of the scatter (it matches the filters), then a faint one of the map (it does not)
+        for chart, trace, faint in (("scatter", "only QCNN right", False), ("map", "malignant", True)):
+            index = _plot_index(page, trace)
+            plot = page.locator(".js-plotly-plot").nth(index)
+            plot.scroll_into_view_if_needed()
+            point = page.evaluate(ISOLATED_POINT_JS, [index, faint])
+            assert point["gap_px"] > 4, f"no {chart} point stands apart enough to click: {point}"
+            assert point["id"] != selected, "clicking the image already shown would prove nothing"
+            page.mouse.move(point["x"], point["y"])
+            # plotly picks the clicked point from its hover state: wait until the hover label names it
+            expect(plot.locator(".hoverlayer").get_by_text(point["id"])).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+            page.mouse.down()
+            page.mouse.up()
+            page.wait_for_url(f"**image={point['id']}**", timeout=PREDICTION_TIMEOUT_MS)
+            _cam_image(page, point["id"])
+            outside = page.get_by_text(f"{point['id']} does not match the filters")
+            expect(outside).to_have_count(1 if faint else 0)
+            selected = point["id"]
+
+        gallery = sorted(_gallery_ids(page) - {selected})
+        assert gallery, "the gallery shows other images than the selected one"
+        page.locator(f".st-key-{page_disagreements.KEY}pick_{gallery[0]} button").first.click()
+        page.wait_for_url(f"**image={gallery[0]}**", timeout=PREDICTION_TIMEOUT_MS)
+        _cam_image(page, gallery[0])
+        no_exception_box(page)
+    finally:
+        page.close()

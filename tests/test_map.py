@@ -139,7 +139,7 @@ def test_disagreements_page_draws_both_maps_and_follows_the_url(synthetic):
         assert set(points_per_colour(figure)) == {"malignant", "benign"}  # coloured by label by default
         assert sum(points_per_colour(figure).values()) == (coords.model == kind).sum()
         assert "% of variance" in figure["layout"]["xaxis"]["title"]["text"]
-    info = json.loads((synthetic / "map.json").read_text())
+    info = json.loads((synthetic / paths.MAP_JSON).read_text())
     assert f"{100 * info['models']['qcnn']['pca_explained_variance_ratio'][0]:.1f} %" in texts(at)
 
     at.radio(key=KEY + "map_colour").set_value("correct").run()
@@ -188,4 +188,4 @@ def test_map_without_checkpoints_says_what_to_run(tmp_path, data_dir):
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "qcnn reproduce" in result.stderr
-    assert not (tmp_path / embedding.MAP_CSV).exists()
+    assert not (tmp_path / paths.MAP_CSV).exists()

@@ -287,22 +287,29 @@ def _checkpoint_seed(path: str, mtime: int | None) -> int | None:
 
 
 @st.fragment
-def _grad_cam(chosen: pd.DataFrame, data_dir, seed: int) -> None:
+def _grad_cam(frame: pd.DataFrame, chosen: pd.DataFrame, data_dir, seed: int) -> None:
     """A fragment: Grad-CAM of both models for the selected image (a table row, a scatter or map point, a
-    gallery button or the selector), computed as soon as it is selected, with the selected seed's own weights."""
+    gallery button or the selector), computed as soon as it is selected, with the selected seed's own weights.
+
+    The selection is any test image: a faint point (outside the filters) clicked in a chart is shown, and
+    said to be outside the filters, rather than silently replaced by the filters' first image."""
     st.subheader("Where each model looks (Grad-CAM)")
+    test_ids = set(frame.image_id)
     ids = chosen.image_id.tolist()
     c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
-    ui.from_url(KEY + "cam_image", "image", ids[0], valid=lambda v: v in ids)
-    if st.session_state[KEY + "cam_image"] not in ids:  # the filters changed under the selection
+    ui.from_url(KEY + "cam_image", "image", ids[0], valid=lambda v: v in test_ids)
+    if st.session_state[KEY + "cam_image"] not in test_ids:  # another seed's pool, or nothing selected yet
         st.session_state[KEY + "cam_image"] = ids[0]
+    outside = st.session_state[KEY + "cam_image"] not in ids
     image_id = c1.selectbox(
         "Image",
-        ids,
+        [st.session_state[KEY + "cam_image"], *ids] if outside else ids,
         key=KEY + "cam_image",
         help="Or click a row of the table, a point of the scatter or a map, or a gallery button.",
     )
     ui.to_url("image", image_id, None)
+    if outside:
+        c1.caption(f"{image_id} does not match the filters (it is drawn faint in the charts).")
     present = weights_seed()
     if present is None:
         c2.warning(
@@ -340,7 +347,7 @@ def _grad_cam(chosen: pd.DataFrame, data_dir, seed: int) -> None:
             prediction = predictor.predict(image, cam_method="GradCAM")
         st.session_state[KEY + "cam_prediction"] = ((id(predictor), image_id), prediction)
     alpha = st.columns([1, 2])[0].slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key=KEY + "alpha")
-    row = chosen[chosen.image_id == image_id].iloc[0]
+    row = frame[frame.image_id == image_id].iloc[0]
     cols = st.columns(3)
     cols[0].image(
         prediction.image,
@@ -420,4 +427,4 @@ def _explorer(seeds: list[int], default_seed: int) -> None:
         st.caption("No image matches the filters.")
         return
     _gallery(chosen, data_dir)
-    _grad_cam(chosen, data_dir, seed)
+    _grad_cam(frame, chosen, data_dir, seed)

@@ -137,7 +137,7 @@ MAP_COLUMNS = {"image_id", "model", "pc1", "pc2"}
 
 def load_map() -> tuple[pd.DataFrame, dict] | None:
     """results/map.csv and map.json (``qcnn map``): each test image's 2-D place in each model's outcome space."""
-    coords, info = read_csv(results_dir() / "map.csv"), read_json(results_dir() / "map.json")
+    coords, info = read_csv(results_dir() / paths.MAP_CSV), read_json(results_dir() / paths.MAP_JSON)
     if coords is None or info is None or not set(coords.columns) >= MAP_COLUMNS or "models" not in info:
         return None
     return coords, info
