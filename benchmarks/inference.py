@@ -30,8 +30,7 @@ import qcnn.compat  # noqa: F401  (before torchvision / pytorch_grad_cam)
 import torch
 from PIL import Image
 
-from qcnn.inference import CAM_METHODS, Predictor
-from qcnn.upload import load_image
+from qcnn.inference import CAM_METHODS, Predictor, load_image
 from qcnn.benchmark import run_benchmark
 from qcnn.paths import SPLIT_FILE, checkpoint_dir, results_dir
 

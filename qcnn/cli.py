@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import time
 from dataclasses import MISSING, fields
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from qcnn import paths
@@ -308,15 +310,32 @@ BENCHMARKS = {
 
 
 def cmd_app(args: argparse.Namespace) -> None:
-    """Serve the app; the models start loading (in their own process) as the server starts."""
+    """Serve the app; the models start loading as soon as the server is up, before anyone opens a page."""
+    import threading
+
     from streamlit.web import cli as streamlit_cli
 
     from qcnn.app import model_cache
     from qcnn.app.server import APP
 
-    model_cache.start_loading()  # returns at once; the worker loads on the other core
+    threading.Thread(target=_load_models_once_serving, args=(model_cache.start_loading,), daemon=True).start()
     sys.argv = ["streamlit", "run", str(APP), *args.streamlit_args]
     streamlit_cli.main()
+
+
+def _load_models_once_serving(start_loading: Callable[[], None], patience_s: float = 60.0) -> None:
+    """Start loading once the server answers its health check: torch's import would hold its start-up back."""
+    from streamlit import config
+    from streamlit.runtime import Runtime
+
+    from qcnn.app.server import is_healthy
+
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        if Runtime.exists() and is_healthy(int(config.get_option("server.port")), timeout=0.5):
+            break
+        time.sleep(0.1)
+    start_loading()
 
 
 def cmd_bench(args: argparse.Namespace) -> None:

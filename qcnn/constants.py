@@ -13,7 +13,6 @@ IMAGE_SIZE = 224
 FEATURE_CHANNELS = 256  # layer3's channels
 THRESHOLD = 0.5  # the decision threshold the study reports its metrics at
 APP_SEED = 0  # fixed in advance: the seed the app shows per image, never chosen by outcome
-IMAGE_DRAWS = 20  # Try it's finite-shot spread: draws of each shot budget for one image
 
 CAM_METHODS = ("GradCAM", "GradCAM++", "HiResCAM", "XGradCAM", "LayerCAM", "EigenCAM", "ScoreCAM")
 SLOW_CAM_METHODS = ("ScoreCAM",)

@@ -1,9 +1,9 @@
-"""Try one image on both models: probabilities, Grad-CAMs, per-patch distributions.
+"""Try one image on both models: safe decoding, probabilities, Grad-CAMs, per-patch distributions.
 
-``Predictor`` holds the QCNN and its classical control (loaded once) and, for one image (decoded by
-``qcnn.upload.load_image``), returns a ``qcnn.prediction.Prediction``: both malignancy probabilities,
-a class-activation map per model and the 196 per-patch 256-outcome distributions each model's head
-computed.
+``load_image(bytes)`` turns an upload into an RGB ``PIL.Image`` or raises ``ImageError`` with a
+message a person can act on. ``Predictor`` holds the QCNN and its classical control (loaded once)
+and, for one image, returns both malignancy probabilities, a class-activation map per model and
+the 196 per-patch 256-outcome distributions each model's head computed.
 
 The CAMs come from pytorch-grad-cam, on the same layer for both models: the output of
 ``model.layer3``, the 14 x 14 grid of 256-channel patches the quantum layer (or its classical
@@ -31,15 +31,22 @@ ScoreCAM's batches report to an optional ``progress`` callback.
 
 from __future__ import annotations
 
+import io
+import math
+import struct
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+import cv2
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import nn
 
 import qcnn.compat  # noqa: F401  (must precede pytorch_grad_cam, which imports torchvision)
@@ -49,11 +56,245 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from qcnn import paths
 from qcnn.backbone import normalize, pil_to_uint8
+from qcnn.constants import (
+    CAM_METHODS,
+    FEATURE_CHANNELS,
+    GRID,
+    IMAGE_SIZE,
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_PIXELS,
+    MIN_UPLOAD_SIDE,
+    MODEL_KINDS,
+    N_QUBITS,
+    THRESHOLD,
+    UPLOAD_EXTENSIONS,
+)
 from qcnn.config import MODEL_PRESETS
-from qcnn.constants import CAM_METHODS, FEATURE_CHANNELS, IMAGE_SIZE, MODEL_KINDS
 from qcnn.models import LesionClassifier, load_model, model_file
 from qcnn.ood import OodReference, OodReferenceError, load_reference
-from qcnn.prediction import ModelOutput, Prediction
+
+# ----------------------------------------------------------------------------------------------
+# Decoding an upload
+# ----------------------------------------------------------------------------------------------
+
+MAX_BYTES, MAX_PIXELS, MIN_SIDE = MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, MIN_UPLOAD_SIDE
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+ACCEPTED_EXTENSIONS = UPLOAD_EXTENSIONS
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_ACCEPTED_TEXT = "JPEG, PNG, WebP, BMP, TIFF or GIF"
+# warnings.catch_warnings swaps a process-wide filter list: two threads interleaving it could leave
+# the other's filter behind, so decoding holds this lock (a typical upload decodes in milliseconds).
+_DECODE_LOCK = threading.Lock()
+
+# Signatures of formats people upload by mistake, to name them in the message.
+_KNOWN_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"%PDF", "a PDF document"),
+    (0, b"%!PS", "a PostScript/EPS file"),
+    (0, b"8BPS", "a Photoshop (PSD) file"),
+    (0, b"\x00\x00\x01\x00", "an icon (ICO) file"),
+    (0, b"PK\x03\x04", "a ZIP archive (or an Office document)"),
+    (0, b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"),
+    (0, b"\xff\x4f\xff\x51", "a JPEG 2000 codestream"),
+    (128, b"DICM", "a DICOM file"),
+)
+_FTYP_BRANDS = {
+    b"heic": "a HEIC image",
+    b"heix": "a HEIC image",
+    b"mif1": "a HEIF image",
+    b"msf1": "a HEIF image",
+    b"avif": "an AVIF image",
+    b"avis": "an AVIF image",
+}
+
+
+class ImageError(ValueError):
+    """An upload that cannot be used as an image; the message is meant for the person uploading."""
+
+
+def _sniff_unsupported(data: bytes) -> str | None:
+    """What a file Pillow was not allowed to (or could not) open looks like, if recognisable."""
+    for offset, magic, name in _KNOWN_SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            return name
+    if data[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(data[8:12], "an ISO media file (HEIC/AVIF/MP4)")
+    head = data[:512].lstrip().lower()
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in data[:4096].lower()):
+        return "an SVG drawing"
+    return None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB; transparency is composited on white, deep greys are rescaled."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode == "P":
+        has_alpha = "transparency" in image.info or (image.palette is not None and image.palette.mode == "RGBA")
+        image = image.convert("RGBA" if has_alpha else "RGB")
+        mode = image.mode
+    elif mode in ("L", "RGB") and "transparency" in image.info:  # a PNG tRNS colour key
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in _ALPHA_MODES:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return Image.fromarray(_deep_grey_to_uint8(image), mode="L").convert("RGB")
+    return image.convert("RGB")  # 1, L, CMYK, YCbCr, LAB, HSV
+
+
+def _deep_grey_to_uint8(image: Image.Image) -> np.ndarray:
+    """16-bit, 32-bit integer or float greys to 0..255: by bit depth where it is clear, else min-max."""
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16"):
+        scaled = values / 257.0
+    else:
+        finite = values[np.isfinite(values)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        if image.mode == "F" and lo >= 0.0 and hi <= 1.0:
+            scaled = values * 255.0
+        elif lo >= 0.0 and hi <= 255.0:
+            scaled = values
+        elif lo >= 0.0 and hi <= 65535.0:
+            scaled = values / 257.0
+        else:
+            scaled = (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
+    return np.nan_to_num(scaled, nan=0.0).clip(0, 255).round().astype(np.uint8)
+
+
+def load_image(data: bytes) -> Image.Image:
+    """Decode an uploaded file to an RGB image, or raise ``ImageError`` saying why not.
+
+    Accepts JPEG, PNG, WebP, BMP, TIFF and GIF (first frame); applies the EXIF orientation;
+    converts every mode to RGB. The size limits are checked on the header, before any pixel is
+    decoded, so a decompression bomb costs nothing.
+    """
+    if data is None or len(data) == 0:
+        raise ImageError("The file is empty (0 bytes). Choose an image file.")
+    if len(data) > MAX_BYTES:
+        raise ImageError(
+            f"The file is too large ({len(data) / 1e6:.1f} MB); the limit is "
+            f"{MAX_BYTES / 1e6:.0f} MB. Save it as a JPEG or resize it, then upload it again."
+        )
+    try:
+        with _DECODE_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+            width, height = image.size  # from the header: nothing decoded yet
+            if width * height > MAX_PIXELS:
+                raise ImageError(
+                    f"The image is too large ({width} x {height} = {width * height / 1e6:.0f} "
+                    f"megapixels); the limit is {MAX_PIXELS / 1e6:.0f} megapixels."
+                )
+            if min(width, height) < MIN_SIDE:
+                raise ImageError(
+                    f"The image is too small ({width} x {height} pixels); each side needs at least {MIN_SIDE} pixels."
+                )
+            image.load()  # a freshly opened file is on its first frame (GIF, MPO) or page (TIFF)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        # Pillow refuses before our own header check can run; its message talks of "DOS attacks".
+        raise ImageError(
+            f"The image is too large to decode safely: it has more pixels than the limit of "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels. Resize it (for example to 1,000 pixels a side) "
+            "and upload it again."
+        ) from err
+    except UnidentifiedImageError as err:
+        what = _sniff_unsupported(data)
+        if what:
+            raise ImageError(
+                f"This looks like {what}, which is not supported. Upload a {_ACCEPTED_TEXT} image."
+            ) from err
+        raise ImageError(f"This file is not an image this app can read. Upload a {_ACCEPTED_TEXT} image.") from err
+    except MemoryError as err:
+        raise ImageError("The image is too large to decode.") from err
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        struct.error,
+        IndexError,
+        TypeError,
+        KeyError,
+        ZeroDivisionError,
+    ) as err:
+        if "truncated" in str(err).lower():
+            raise ImageError(
+                "The image file is truncated (incomplete): it may not have finished "
+                "uploading or saving. Try the file again."
+            ) from err
+        raise ImageError(f"The image file is corrupt and cannot be decoded ({err}).") from err
+
+    try:
+        oriented = ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block should not lose the image
+        oriented = image
+    try:
+        rgb = _to_rgb(oriented if oriented is not None else image)
+    except (OSError, ValueError) as err:
+        raise ImageError(f"The image's colour mode ({image.mode}) cannot be converted to RGB ({err}).") from err
+    rgb.load()
+    if rgb is image:  # detach from the file object and its format plugin
+        rgb = rgb.copy()
+    return rgb
+
+
+# ----------------------------------------------------------------------------------------------
+# Small helpers on distributions and heatmaps
+# ----------------------------------------------------------------------------------------------
+
+
+class State(NamedTuple):
+    index: int
+    bits: str
+    probability: float
+
+
+def bitstring(index: int, n_qubits: int = N_QUBITS) -> str:
+    """The basis state ``index`` as bits, wire 0 first (the most significant bit, as PennyLane)."""
+    if not 0 <= int(index) < 2**n_qubits:
+        raise ValueError(f"index {index} is outside 0..{2**n_qubits - 1}")
+    return format(int(index), f"0{n_qubits}b")
+
+
+def entropy_bits(distribution: np.ndarray) -> np.ndarray | float:
+    """Shannon entropy in bits over the last axis (a float for one distribution)."""
+    p = np.asarray(distribution, dtype=np.float64)
+    terms = np.where(p > 0, -p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
+    result = terms.sum(axis=-1)
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def top_states(distribution: np.ndarray, k: int = 5) -> list[State]:
+    """The ``k`` most likely outcomes, most likely first."""
+    p = np.asarray(distribution, dtype=np.float64).ravel()
+    n_qubits = max(1, int(round(math.log2(p.size))))
+    order = np.argsort(-p, kind="stable")[:k]
+    return [State(int(i), bitstring(int(i), n_qubits), float(p[i])) for i in order]
+
+
+def overlay(image_uint8: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The heatmap in jet colours blended over the image: ``alpha`` 0 is the image, 1 the heatmap alone.
+
+    The colours are pytorch-grad-cam's (``show_cam_on_image``: OpenCV's JET map), but the blend is
+    plain ``(1 - alpha) * image + alpha * colours``, without its rescaling to the brightest pixel,
+    so the photograph keeps its own brightness at every opacity.
+    """
+    image = np.asarray(image_uint8)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be an (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
+    heat = np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0).clip(0.0, 1.0)
+    if heat.shape != image.shape[:2]:
+        raise ValueError(f"heatmap shape {heat.shape} does not match the image {image.shape[:2]}")
+    alpha = float(np.clip(alpha, 0.0, 1.0))
+    colours = cv2.cvtColor(cv2.applyColorMap(np.uint8(np.round(255 * heat)), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colours.astype(np.float32)
+    return np.round(blended).clip(0, 255).astype(np.uint8)
+
 
 # ----------------------------------------------------------------------------------------------
 # The predictor
@@ -111,6 +352,55 @@ class _ProgressTqdm:
 
 score_cam_module.tqdm = _ProgressTqdm
 _MODEL_NAMES = {"qcnn": "QCNN", "classical": "classical control"}
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """One model on one image."""
+
+    probability: float  # of malignancy, sigmoid of the logit
+    logit: float
+    heatmap: np.ndarray  # (224, 224) float32 in [0, 1], over ``Prediction.image``
+    patch_distributions: np.ndarray  # (196, 256) float64: per-patch outcome probabilities, row-major 14 x 14
+    mean_distribution: np.ndarray  # (256,) their mean, what the classifier reads (x 256)
+    pooled_features: np.ndarray  # (256,) float64: layer3's output averaged over the 14 x 14 grid
+
+    @property
+    def malignant(self) -> bool:
+        return self.probability >= THRESHOLD
+
+    def patch_entropy_map(self) -> np.ndarray:
+        """(14, 14) entropy in bits of each patch's distribution."""
+        return np.asarray(entropy_bits(self.patch_distributions)).reshape(GRID, GRID)
+
+    def patch_argmax_map(self) -> np.ndarray:
+        """(14, 14) most likely outcome index of each patch."""
+        return self.patch_distributions.argmax(axis=1).reshape(GRID, GRID)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    image: np.ndarray  # (224, 224, 3) uint8: what the models saw
+    qcnn: ModelOutput
+    classical: ModelOutput
+    cam_method: str
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per part, and "total"
+    ood_distance: float | None = None  # Mahalanobis distance of the QCNN's pooled layer3 features; None: no check
+    ood_threshold: float | None = None  # the test pool's 99th percentile of that distance
+
+    @property
+    def agree(self) -> bool:
+        return self.qcnn.malignant == self.classical.malignant
+
+    @property
+    def unusual(self) -> bool:
+        """Unlike the training images: the distance is above the threshold (False when there is no reference)."""
+        return self.ood_distance is not None and self.ood_distance > self.ood_threshold
+
+    def output(self, kind: str) -> ModelOutput:
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
+        return getattr(self, kind)
 
 
 class _Layer3Output(nn.Module):
@@ -311,4 +601,18 @@ class Predictor:
         return report
 
 
-__all__ = ["CAM_CLASSES", "CAM_METHODS", "IMAGE_SIZE", "ModelOutput", "Prediction", "Predictor"]
+__all__ = [
+    "ACCEPTED_EXTENSIONS",
+    "CAM_METHODS",
+    "IMAGE_SIZE",
+    "ImageError",
+    "ModelOutput",
+    "Prediction",
+    "Predictor",
+    "State",
+    "bitstring",
+    "entropy_bits",
+    "load_image",
+    "overlay",
+    "top_states",
+]

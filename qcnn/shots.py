@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from qcnn.constants import APP_SEED, GRID, IMAGE_DRAWS, N_OUTCOMES, N_QUBITS, THRESHOLD
+from qcnn.constants import GRID, N_OUTCOMES, N_QUBITS, THRESHOLD
 from qcnn.io import write_json
 from qcnn.metrics import score_ranks, metric_vector
 from qcnn.stats import interval
@@ -94,21 +94,6 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 def draw_rng(seed: int, shots: int, draw: int) -> np.random.Generator:
     """One independent, reproducible stream per (seed, shot count, draw)."""
     return np.random.default_rng([seed, shots, draw])
-
-
-def image_probability_draws(
-    patch_distributions: np.ndarray,
-    readout: np.ndarray,
-    bias: float,
-    shots: int,
-    n_draws: int = IMAGE_DRAWS,
-    seed: int = APP_SEED,
-) -> np.ndarray:
-    """(n_draws,) malignancy probabilities of one image, each patch estimated from ``shots`` measurements."""
-    probs = patch_distributions[None]
-    return np.array(
-        [sigmoid(shot_logits(probs, readout, bias, shots, draw_rng(seed, shots, d)))[0] for d in range(n_draws)]
-    )
 
 
 # --- the shot budget ----------------------------------------------------------------------------

@@ -346,9 +346,7 @@ def test_clicking_a_table_row_shows_its_grad_cams(browser, app_url):
         wait_rendered(page, page_disagreements.TITLE)
         expect(page.locator('[data-testid="stImageCaption"]').first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
         first = _selected(page)
-        expect(  # the view opens on the table's top image, the gallery's first
-            page.locator('[data-testid="stImageCaption"]').filter(has_text=f"{first} · ").filter(has_text="classical")
-        ).to_have_count(1, timeout=PAGE_TIMEOUT_MS)
+        assert first in _gallery_ids(page), "the view opens on the table's top image"
         _cam_image(page, first)  # without a button
 
         grid = page.locator('[data-testid="stDataFrame"]').first

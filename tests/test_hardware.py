@@ -85,19 +85,18 @@ def test_parameter_shift_count_of_this_circuit():
 
 
 def test_try_it_panel_spread_shrinks_with_shots():
-    from qcnn.constants import IMAGE_DRAWS
-    from qcnn.shots import image_probability_draws
+    from qcnn.app.shots_panel import N_DRAWS, resampled_probabilities
 
     patches = random_distributions(196, seed=6)
     readout, bias = np.random.default_rng(6).normal(size=256) * 0.05, 0.2
     exact = shots.sigmoid(shots.exact_logits(patches[None], readout, bias))[0]
     spreads = []
     for s in (10, 1_000):
-        draws = image_probability_draws(patches, readout, bias, s)
-        assert draws.shape == (IMAGE_DRAWS,)
-        np.testing.assert_array_equal(draws, image_probability_draws(patches, readout, bias, s))  # seeded
+        draws = resampled_probabilities(patches, readout, bias, s)
+        assert draws.shape == (N_DRAWS,)
+        np.testing.assert_array_equal(draws, resampled_probabilities(patches, readout, bias, s))  # seeded
         spreads.append(draws.std())
-        assert abs(draws.mean() - exact) < 4 * draws.std() / np.sqrt(IMAGE_DRAWS) + 1e-9
+        assert abs(draws.mean() - exact) < 4 * draws.std() / np.sqrt(N_DRAWS) + 1e-9
     assert spreads[1] < spreads[0] / 3  # shot noise falls as 1 / sqrt(S)
 
 

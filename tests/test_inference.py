@@ -16,9 +16,18 @@ from PIL import Image, ImageFile
 import qcnn.compat  # noqa: F401
 from qcnn import paths
 from qcnn.backbone import IMAGE_SIZE, pil_to_uint8, preprocess
-from qcnn.inference import CAM_METHODS, SCORECAM_BATCH, Predictor
-from qcnn.prediction import bitstring, entropy_bits, overlay, top_states
-from qcnn.upload import MAX_BYTES, ImageError, load_image
+from qcnn.inference import (
+    CAM_METHODS,
+    MAX_BYTES,
+    SCORECAM_BATCH,
+    ImageError,
+    Predictor,
+    bitstring,
+    entropy_bits,
+    load_image,
+    overlay,
+    top_states,
+)
 
 # --- a corpus of files, made in memory ------------------------------------------------------------
 

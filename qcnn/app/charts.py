@@ -16,8 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from qcnn.constants import THRESHOLD
-from qcnn.prediction import bitstring
+from qcnn.constants import N_QUBITS, THRESHOLD
 from qcnn.app.style import (  # noqa: F401  (re-exported: the colours and labels live in style.py)
     CELL_COLOURS,
     KINDS,
@@ -721,6 +720,11 @@ def map_scatter(
 # --- try it -------------------------------------------------------------------------------------
 
 
+def bits(index: int, n_qubits: int = N_QUBITS) -> str:
+    """Basis state ``index`` as bits, wire 0 first (PennyLane's order; qcnn.inference.bitstring, torch-free)."""
+    return format(int(index), f"0{n_qubits}b")
+
+
 def fmt_probability(p: float) -> str:
     """A probability as a percentage that never rounds a confident call to a flat 0 or 100."""
     if p < 0.001:
@@ -784,7 +788,7 @@ def distribution_figure(distribution: np.ndarray, kind: str, y_max: float | None
     """The 256 outcome probabilities as bars labelled by bitstring (wire 0 first), uniform dashed."""
     p = np.asarray(distribution, dtype=float)
     n_qubits = int(round(np.log2(p.size)))
-    labels = [bitstring(i, n_qubits) for i in range(p.size)]
+    labels = [bits(i, n_qubits) for i in range(p.size)]
     ticks = list(range(0, p.size, max(1, p.size // 8)))
     line, label = reference_line(
         "y",
@@ -874,9 +878,9 @@ def patch_map_figure(
         colours = [OUTCOME_PALETTE[i] for i in range(len(categories))] + [OTHER_OUTCOME_COLOUR]
         colorscale = [[edge, colours[i]] for i in range(n) for edge in (i / n, (i + 1) / n)]
         colorbar = dict(
-            title="outcome", tickvals=list(range(n)), ticktext=[f"|{bitstring(v)}⟩" for v in categories] + ["other"]
+            title="outcome", tickvals=list(range(n)), ticktext=[f"|{bits(v)}⟩" for v in categories] + ["other"]
         )
-        custom[..., 2] = [[bitstring(int(v)) for v in row] for row in values]
+        custom[..., 2] = [[bits(int(v)) for v in row] for row in values]
         hover = where + "most likely |%{customdata[2]}⟩<extra></extra>"
         z_range = (-0.5, n - 0.5)
     title = "entropy per patch" if view == "entropy" else "most likely outcome per patch"

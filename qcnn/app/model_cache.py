@@ -1,16 +1,14 @@
 """The two trained models, loaded once per app process, in the background, and shared by every session.
 
-The models live in a worker process (``qcnn.model_server``): torch's import and the CAMs' work never
-hold this process's GIL, so pages stay fast while the models load and while someone runs ScoreCAM.
-``start_loading()`` (called by streamlit_app.py on every run, and by ``qcnn app`` as the process
-starts; only the first call does anything) launches the worker, so a visitor who goes to "Try it"
-finds the models ready, or nearly. ``get_predictor()`` returns the worker's
-``qcnn.model_server.RemotePredictor``, showing a spinner while the load finishes, or raises
+``start_loading()`` (called by streamlit_app.py on every run; only the first call does anything)
+begins loading on a worker thread as soon as the app serves its first page, so a visitor who goes
+to "Try it" finds the models ready, or nearly. ``get_predictor()`` returns the loaded
+``qcnn.inference.Predictor``, showing a spinner while the load finishes, or raises
 ``ModelsUnavailable`` with a message the page shows as a warning. The load is keyed by the
 checkpoint folder and the files' modification times (the optional out-of-distribution reference's
 too), so a fresh ``qcnn reproduce`` or ``qcnn ood-reference`` is picked up without restarting the app
-(the old worker is then stopped). A failed load is not kept: the next call tries again. This
-process never imports torch for the models.
+(the old models are then dropped). A failed load is not kept: the
+next call tries again. torch is imported only on the worker thread.
 """
 
 from __future__ import annotations
@@ -25,9 +23,10 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from qcnn import paths
+from qcnn.errors import QcnnError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qcnn.model_server import RemotePredictor
+    from qcnn.inference import Predictor
 
 CHECKPOINT_FILES = ("backbone.safetensors", "qcnn.safetensors", "classical.safetensors")
 LOADING_MESSAGE = "Loading the QCNN and the classical control (started when the app opened)…"
@@ -56,25 +55,18 @@ def _stamps(directory: Path) -> tuple[int, ...]:
     )
 
 
-def _load(directory: str) -> RemotePredictor:
-    """A worker for these checkpoints, returned once its models are loaded."""
-    from qcnn import model_server
+def _load(directory: str) -> Predictor:
+    from qcnn.inference import Predictor
 
-    predictor = None
     try:
-        predictor = model_server.start(directory, os.environ.get("QCNN_DEVICE", "cpu"))
-        predictor.wait()
+        predictor = Predictor.from_checkpoints(Path(directory), os.environ.get("QCNN_DEVICE", "cpu"))
+        predictor.warm_up()  # the first user should not pay for first-call allocations
         return predictor
-    except model_server.ModelServerError as err:
-        if predictor is not None:
-            predictor.close()
-        raise ModelsUnavailable(str(err)) from err
-
-
-def _close_when_loaded(future: Future) -> None:
-    """The worker of replaced checkpoints: stopped once its load has finished (it may still be loading)."""
-    if future.exception() is None:
-        future.result().close()
+    except (QcnnError, FileNotFoundError, ValueError, RuntimeError, OSError) as err:
+        raise ModelsUnavailable(
+            f"The checkpoints in `{directory}` could not be loaded ({err}). Run `qcnn reproduce` to "
+            "train and export both models again."
+        ) from err
 
 
 def _future() -> Future:
@@ -84,8 +76,6 @@ def _future() -> Future:
     key = (str(directory), _stamps(directory))
     with _LOCK:
         if _current is None or _current[0] != key:
-            if _current is not None:
-                _current[1].add_done_callback(_close_when_loaded)
             _current = (key, _EXECUTOR.submit(_load, key[0]))
         return _current[1]
 
@@ -109,7 +99,7 @@ def is_loaded() -> bool:
     return future.done() and future.exception() is None
 
 
-def get_predictor() -> RemotePredictor:
+def get_predictor() -> Predictor:
     """The shared predictor, waiting (with a spinner) for the background load; raises ``ModelsUnavailable``."""
     global _current
     future = _future()

@@ -12,7 +12,6 @@ import streamlit as st
 from qcnn.app import analysis, charts, results, ui
 from qcnn.constants import THRESHOLD
 from qcnn.data import DX_NAMES, DataError, data_dir_available, image_path, load_image_file
-from qcnn.prediction import overlay
 
 TITLE = "Disagreements: image by image"
 KEY = "disagree_"
@@ -333,6 +332,7 @@ def _grad_cam(frame: pd.DataFrame, chosen: pd.DataFrame, data_dir, seed: int) ->
     except ModelsUnavailable as err:
         st.warning(str(err), icon=":material/hourglass_empty:")
         return
+    from qcnn.inference import overlay
 
     cached = st.session_state.get(KEY + "cam_prediction")
     if cached is not None and cached[0] == (id(predictor), image_id):

@@ -12,6 +12,7 @@ the element a browser test can wait on.
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -43,12 +44,11 @@ from qcnn.constants import (
     UPLOAD_EXTENSIONS,
 )
 from qcnn.data import DX_NAMES, DataError, data_dir_available, image_path
-from qcnn.prediction import ModelOutput, Prediction, entropy_bits, overlay, top_states
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-    from qcnn.model_server import RemotePredictor
+    from qcnn.inference import ModelOutput, Prediction, Predictor
 
 KINDS = MODEL_KINDS
 UPLOAD_TYPES = list(UPLOAD_EXTENSIONS)
@@ -92,7 +92,7 @@ class ChosenImage:
 
 def decode_upload(data: bytes) -> tuple[Image.Image | None, str | None]:
     """The page's handler for uploaded bytes: (RGB image, None) or (None, a message for st.error)."""
-    from qcnn.upload import ImageError, load_image
+    from qcnn.inference import ImageError, load_image
 
     try:
         return load_image(data), None
@@ -191,9 +191,7 @@ def decode_once(chosen: ChosenImage) -> tuple[Image.Image | None, str | None]:
     return image, error
 
 
-def predict_cached(
-    predictor: RemotePredictor, chosen: ChosenImage, image: Image.Image | None, cam_method: str
-) -> Prediction:
+def predict_cached(predictor: Predictor, chosen: ChosenImage, image: Image.Image | None, cam_method: str) -> Prediction:
     """The prediction for these bytes and method, computed once (``image``: the decoded upload, if at hand)."""
     key = (id(predictor), chosen.digest, cam_method)
     cached = st.session_state.get(KEY + "prediction")
@@ -240,6 +238,7 @@ def ood_message(prediction: Prediction, note: str) -> tuple[str, str]:
 
 
 def top_states_table(distribution: np.ndarray, k: int = 5) -> pd.DataFrame:
+    from qcnn.inference import top_states
 
     uniform = 1.0 / np.asarray(distribution).size
     return pd.DataFrame(
@@ -261,9 +260,21 @@ def patch_values(output: ModelOutput, view: str) -> np.ndarray:
 
 
 @st.cache_data(show_spinner="Drawing the circuit (imports PennyLane)…", max_entries=2)
-def circuit_drawings(weights_digest: str, _predictor: RemotePredictor) -> tuple[str, bytes | None]:
-    """The trained circuit as text and as a PNG (drawn in the models' process), cached per set of weights."""
-    return _predictor.circuit()
+def circuit_drawings(weights_digest: str, _layer) -> tuple[str, bytes | None]:
+    """The trained circuit as text and as a PNG (matplotlib), cached per set of weights."""
+    text = _layer.draw_text()
+    png = None
+    try:
+        import matplotlib.pyplot as plt
+
+        fig = _layer.draw_figure()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        png = buffer.getvalue()
+    except Exception:  # noqa: BLE001 - the text drawing is enough when matplotlib fails
+        png = None
+    return text, png
 
 
 # --- the page -------------------------------------------------------------------------------------
@@ -317,6 +328,7 @@ def show_predictions(prediction: Prediction, truth: dict | None, ood_note: str) 
 
 
 def show_cams(prediction: Prediction, alpha: float) -> None:
+    from qcnn.inference import overlay
 
     st.subheader("Where each model looks")
     st.caption(
@@ -342,6 +354,7 @@ def show_cams(prediction: Prediction, alpha: float) -> None:
 
 
 def show_distributions(prediction: Prediction) -> None:
+    from qcnn.inference import entropy_bits
 
     st.subheader("The measurement: 256 outcomes")
     st.caption(
@@ -425,17 +438,18 @@ def show_empty_distribution() -> None:
     )
 
 
-def show_circuit(predictor: RemotePredictor) -> None:
+def show_circuit(predictor: Predictor) -> None:
     with st.expander("The quantum circuit", key=KEY + "circuit", on_change="rerun") as expander:
         if not expander.open:
             return
-        info = predictor.info
+        layer = predictor.models["qcnn"].head.outcome_map
+        digest = hashlib.sha256(layer.weights.detach().cpu().numpy().tobytes()).hexdigest()
         st.caption(
-            f"{info.n_qubits} qubits; the angles are embedded {info.reuploads} times (data re-uploading), "
-            f"each followed by {info.n_layers} trained StronglyEntanglingLayers; measured as probabilities "
+            f"{layer.n_qubits} qubits; the angles are embedded {layer.reuploads} times (data re-uploading), "
+            f"each followed by {layer.n_layers} trained StronglyEntanglingLayers; measured as probabilities "
             "of all 256 basis states. Drawn by PennyLane with the trained weights."
         )
-        text, png = circuit_drawings(info.qcnn_digest, predictor)
+        text, png = circuit_drawings(digest, layer)
         if png is not None:
             st.image(png, width=640)
         st.code(text, language=None)
