@@ -27,7 +27,7 @@ from qcnn.data import resolve_data_dir
 from qcnn.errors import ConfigError, MissingFileError, RunMismatchError
 from qcnn.features import images_digest
 from qcnn.io import write_json
-from qcnn.runtime import resolve_device
+from qcnn.runtime import machine, resolve_device
 from qcnn.split import pools_digest, read_split, train_subset
 
 RECORD_FILE = "complete.json"
@@ -208,6 +208,7 @@ def write_record(run_dir: Path, asked: dict[str, Any], device: torch.device, **s
     record = {
         **asked,
         "device": str(device),
+        "machine": machine(device),
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **{k: round(v, 1) for k, v in seconds.items()},
     }

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
@@ -54,3 +57,38 @@ def full_precision(device: torch.device) -> Iterator[None]:
 def storage_dtype(precision: str) -> torch.dtype:
     """The dtype cached features are stored in for a precision."""
     return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+CPUINFO = Path("/proc/cpuinfo")
+SIMD_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def machine(device: torch.device, cpuinfo: Path = CPUINFO) -> dict[str, object]:
+    """Where a run trained, recorded with it: seconds per epoch mean little without the machine.
+
+    ``simd``: the vector extensions that set CPU training speed (a virtual machine's CPU name can be
+    as vague as "AMD EPYC"; AVX-512 BF16, for one, separates a Zen 4 from a Zen 3)."""
+    name, flags = _cpu_info(cpuinfo)
+    record: dict[str, object] = {
+        "cpu": name,
+        "simd": [f for f in SIMD_FLAGS if f in flags],
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(device)
+    return record
+
+
+def _cpu_info(cpuinfo: Path) -> tuple[str, set[str]]:
+    """The CPU's name and flags (Linux: /proc/cpuinfo); elsewhere what ``platform`` knows, no flags."""
+    name, flags = platform.processor() or platform.machine(), set()
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    return name, flags

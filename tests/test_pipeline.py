@@ -176,7 +176,9 @@ def test_every_switch_trains_for_one_epoch_from_the_cli(workspace, name, capsys)
     assert spec.model == config, "every switch reaches the run through its flag"
     assert spec.train.precision == ("bf16" if "bf16" in train_flags else "fp32")
     run, weights = run_paths(spec, workspace, "adhoc")
-    assert (run / RECORD_FILE).is_file() and json.loads((run / RECORD_FILE).read_text())["spec"] == spec.to_json()
+    record = json.loads((run / RECORD_FILE).read_text())
+    assert record["spec"] == spec.to_json()
+    assert record["machine"]["cpu_count"] >= 1 and record["machine"]["cpu"], "the record says where it trained"
     model = load_model(model_path=weights, checkpoint_dir=workspace.checkpoint_dir)
     assert model.config == config, "the checkpoint rebuilds its own configuration"
     trained = model.trainable_state()

@@ -58,3 +58,13 @@ def test_the_quantum_layer_gives_the_same_probabilities_and_gradients_on_the_gpu
     torch.testing.assert_close(probs_gpu.cpu(), probs, rtol=0, atol=1e-10)
     torch.testing.assert_close(angles_gpu.grad.cpu(), angles.grad, rtol=1e-6, atol=1e-10)
     torch.testing.assert_close(gpu.weights.grad.cpu(), layer.weights.grad, rtol=1e-6, atol=1e-10)
+
+
+def test_the_machine_record_names_the_cpu_and_its_vector_extensions(tmp_path):
+    from qcnn import runtime
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    record = runtime.machine(torch.device("cpu"), cpuinfo)
+    assert record["cpu"] == "AMD EPYC" and record["simd"] == ["avx2", "avx512f", "avx512_bf16"]
+    assert record["torch_threads"] == torch.get_num_threads() and "gpu" not in record
