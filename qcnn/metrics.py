@@ -8,15 +8,20 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "balanced_accuracy", "auc")
 
 
-def confusion(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict[str, int]:
+def _counts(
+    positive: np.ndarray, probabilities: np.ndarray, threshold: float, weights: np.ndarray | None = None
+) -> tuple[float, float, float, float]:
+    """(tp, fp, tn, fn) at ``threshold``, each image counted ``weights`` times (once by default)."""
     pred = np.asarray(probabilities) >= threshold
-    labels = np.asarray(labels).astype(bool)
-    return {
-        "tp": int(np.sum(pred & labels)),
-        "fp": int(np.sum(pred & ~labels)),
-        "tn": int(np.sum(~pred & ~labels)),
-        "fn": int(np.sum(~pred & labels)),
-    }
+    cells = (pred & positive, pred & ~positive, ~pred & ~positive, ~pred & positive)
+    if weights is None:
+        return tuple(float(np.sum(c)) for c in cells)
+    return tuple(float(np.sum(weights * c)) for c in cells)
+
+
+def confusion(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict[str, int]:
+    counts = _counts(np.asarray(labels).astype(bool), probabilities, threshold)
+    return dict(zip(("tp", "fp", "tn", "fn"), map(int, counts), strict=True))
 
 
 def _ratio(num: float, den: float) -> float:
@@ -54,11 +59,8 @@ def threshold_metrics(
     """
     labels, probabilities = np.asarray(labels), np.asarray(probabilities)
     weights = np.ones(len(labels)) if weights is None else np.asarray(weights)
-    positive, pred = labels.astype(bool), probabilities >= threshold
-    tp = np.sum(weights * (pred & positive))
-    fp = np.sum(weights * (pred & ~positive))
-    tn = np.sum(weights * (~pred & ~positive))
-    fn = np.sum(weights * (~pred & positive))
+    positive = labels.astype(bool)
+    tp, fp, tn, fn = _counts(positive, probabilities, threshold, weights)
     precision, recall, specificity = _ratio(tp, tp + fp), _ratio(tp, tp + fn), _ratio(tn, tn + fp)
     return {
         "accuracy": _ratio(tp + tn, tp + fp + tn + fn),
