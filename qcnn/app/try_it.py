@@ -36,6 +36,9 @@ from qcnn.app.shots_panel import show_shot_spread
 from qcnn.app.ui import not_clinical_notice, page_header, to_url
 from qcnn.constants import (
     CAM_METHODS,
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_PIXELS,
+    MIN_UPLOAD_SIDE,
     MODEL_KINDS,
     N_OUTCOMES,
     N_QUBITS,
@@ -158,11 +161,13 @@ def choose_image() -> ChosenImage | None:
         return _choose_from_pool(pool, data_dir)
     to_url("image", None, None)
     uploaded = st.file_uploader(
-        "A dermoscopic image of a skin lesion",
+        # Streamlit's own limit, in the drop zone, sits above ours so that load_image can say why a file is refused
+        f"A dermoscopic image of a skin lesion (up to {MAX_UPLOAD_BYTES / 1e6:.0f} MB)",
         type=UPLOAD_TYPES,
         key=KEY + "upload",
-        help="JPEG, PNG, WebP, BMP, TIFF or GIF; at least 32 px a side, at most "
-        "40 megapixels and 20 MB. It stays in this session's memory only.",
+        help=f"JPEG, PNG, WebP, BMP, TIFF or GIF; at least {MIN_UPLOAD_SIDE} px a side, at most "
+        f"{MAX_UPLOAD_PIXELS / 1e6:.0f} megapixels and {MAX_UPLOAD_BYTES / 1e6:.0f} MB. It stays in this "
+        "session's memory only.",
     )
     if pool is None:
         st.caption(
