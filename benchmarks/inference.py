@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import torch
 from PIL import Image
 
 from qcnn.inference import CAM_METHODS, Predictor, load_image
+from qcnn.runtime import machine
 from qcnn.benchmark import run_benchmark
 from qcnn.paths import SPLIT_FILE, checkpoint_dir, results_dir
 
@@ -140,8 +140,7 @@ def run(args: argparse.Namespace) -> dict:
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
+        "machine": machine(torch.device("cpu")),
         "load_average_1min": {"start": load_average_start[0], "end": os.getloadavg()[0]},
         "weights": weights,
         "images": image_source,

@@ -27,7 +27,6 @@ import argparse
 import gc
 import importlib.util
 import random
-import platform
 import statistics
 import sys
 import time
@@ -43,6 +42,7 @@ import qcnn  # noqa: F401  (first: sets the OpenMP wait policy before torch load
 import pennylane as qml
 import torch
 
+from qcnn.runtime import machine
 from qcnn.benchmark import run_benchmark
 from qcnn.paths import results_dir
 from qcnn.quantum import QuantumLayer, _cnot_ring_permutation, _interleaved_layout, _rot_matrices, make_qnode
@@ -326,7 +326,7 @@ def run(args: argparse.Namespace) -> dict:
         "pennylane_version": qml.__version__,
         "peers_installed": {name: _version(name) for name in peers},
         "threads": torch.get_num_threads(),
-        "machine": platform.machine(),
+        "machine": machine(torch.device("cpu")),
         "dtype": "float32",
         "circuit": {"n_qubits": N_QUBITS, "n_layers": N_LAYERS, "reuploads": REUPLOADS},
         "repeats": args.repeats,

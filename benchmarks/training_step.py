@@ -9,7 +9,6 @@ control). The epoch estimate is the step time x 80 steps (1,269 training images)
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from qcnn.benchmark import save_result
 from qcnn.config import PRECISIONS
 from qcnn.models import build_model
 from qcnn.paths import REPO_ROOT, results_dir
-from qcnn.runtime import storage_dtype
+from qcnn.runtime import machine, storage_dtype
 from qcnn.sweep import load_experiment
 from qcnn.train import make_optimizer, train_step
 
@@ -89,7 +88,7 @@ def main() -> None:
             "ratio_qcnn_over_classical": ratio,
             "target_ratio": TARGET_RATIO,
             "torch": torch.__version__,
-            "machine": platform.processor() or platform.machine(),
+            "machine": machine(torch.device("cpu")),
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
         args.out,
