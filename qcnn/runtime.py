@@ -92,3 +92,12 @@ def _cpu_info(cpuinfo: Path) -> tuple[str, set[str]]:
                 flags = set(value.split())
                 break
     return name, flags
+
+
+def describe_machine(record: dict[str, object] | None) -> str:
+    """A completion record's machine in a few words, e.g. "AMD EPYC (avx2, avx512f, avx512_bf16), 2 cores"."""
+    if not record:
+        return "not recorded"
+    simd = f" ({', '.join(record['simd'])})" if record.get("simd") else ""
+    text = f"{record['cpu']}{simd}, {record['cpu_count']} cores, {record['torch_threads']} torch threads"
+    return f"{record['gpu']}; {text}" if record.get("gpu") else text

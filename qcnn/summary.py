@@ -19,6 +19,7 @@ from qcnn.errors import MissingFileError
 from qcnn.io import write_json
 from qcnn.metrics import METRICS, metric_vector, threshold_metrics
 from qcnn.runs import Workspace, canonical, load_split, read_record, run_paths
+from qcnn.runtime import describe_machine
 from qcnn.stats import INTERVAL_METHOD, at_matched_recall, interval, lesion_bootstrap, mcnemar, seed_lesion_interval
 from qcnn.sweep import BASELINE, CONTROL, Experiment
 
@@ -110,6 +111,8 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
             "ci95": _intervals(seed_lesion_interval(point[rows], boot[:, rows])),  # the model's own metric
             "parameters": config["parameters"],
             "seconds_per_epoch_median": round(float(np.median(seconds)), 2),
+            # seconds compare only on one machine: the matrix may span several
+            "machines": {str(s): describe_machine(read_record(done[(v.name, s)]).get("machine")) for s in seeds},
         }
         for label, other in (("vs_qcnn", BASELINE), ("vs_classical", CONTROL)):
             paired = [s for s in seeds if (other, s) in index]

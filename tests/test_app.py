@@ -364,7 +364,7 @@ def test_controls_page_renders_a_synthetic_experiment_and_its_words_follow_the_n
     strong = write_synthetic_experiment(tmp_path / "strong", CONTROLS_FILE, strength={"grid-7": 1.2})
     text = " ".join(m.value for m in _controls_page(monkeypatch, strong).markdown)
     assert "removing the 14 × 14 grid makes it better" in text
-    assert len(_controls_page(monkeypatch, strong).dataframe) == 2  # the table and seed 0 alone
+    assert len(_controls_page(monkeypatch, strong).dataframe) == 3  # the table, seed 0 alone, the machines
 
 
 def test_a_one_seed_matrix_shows_seed_0_with_lesion_only_intervals_and_no_verdict(tmp_path, monkeypatch):
@@ -388,6 +388,23 @@ def test_a_one_seed_matrix_shows_seed_0_with_lesion_only_intervals_and_no_verdic
     )
     assert table.loc["qcnn", "vs QCNN"] == "—", "the QCNN is not compared with itself"
     assert list(table.columns) == ["seed", "vs QCNN", "vs classical"]
+
+
+def test_the_cost_caption_says_what_the_recorded_machines_allow():
+    from qcnn.app.controls import machines
+
+    zen4 = "AMD EPYC (avx2, avx512f, avx512_bf16), 2 cores, 2 torch threads"
+    zen3 = "AMD EPYC (avx2), 2 cores, 2 torch threads"
+
+    def summary(*per_variant: dict[str, str]) -> dict:
+        return {"variants": {f"v{i}": {"machines": m} for i, m in enumerate(per_variant)}}
+
+    order = ["v0", "v1"]
+    rows, note = machines(summary({"0": zen4, "1": zen4}, {"0": zen4}), order)
+    assert len(rows) == 3 and rows[2] == {"variant": "v1", "seed": 0, "machine": zen4}
+    assert "compare directly" in note
+    assert "within one machine only" in machines(summary({"0": zen4}, {"0": zen3}), order)[1]
+    assert "1 of 2 runs finished before" in machines(summary({"0": zen4}, {"0": "not recorded"}), order)[1]
 
 
 def test_controls_page_without_results_says_which_command_writes_them(tmp_path, monkeypatch):

@@ -133,6 +133,29 @@ def quantum_answer(summary: dict, metric: str) -> str:
     return " ".join(sentences)
 
 
+def machines(summary: dict, order: list[str]) -> tuple[list[dict[str, str | int]], str]:
+    """Where each run trained (variant, seed, machine) and a sentence on what that allows for the cost column."""
+    rows = [
+        {"variant": v, "seed": int(seed), "machine": machine}
+        for v in order
+        for seed, machine in summary["variants"][v].get("machines", {}).items()
+    ]
+    known = {r["machine"] for r in rows} - {"not recorded"}
+    unknown = sum(r["machine"] == "not recorded" for r in rows)
+    if not rows:
+        return rows, ""
+    if unknown:
+        note = (
+            f"{unknown} of {len(rows)} runs finished before runs recorded their machine, so whether they all "
+            "trained on one is not known: compare seconds per epoch with care."
+        )
+    elif len(known) > 1:
+        note = f"These runs trained on {len(known)} machines: compare seconds per epoch within one machine only."
+    else:
+        note = "Every run trained on the same machine: seconds per epoch compare directly."
+    return rows, note
+
+
 def progress(summary: dict) -> tuple[int, int]:
     return int(summary.get("n_complete", 0)), int(summary.get("n_runs", 0))
 

@@ -85,6 +85,11 @@ def render() -> None:
 
     st.subheader("Parameters, cost and the mean over seeds")
     st.dataframe(_table(summary, order, metric), hide_index=True, width="stretch")
+    rows, note = controls.machines(summary, order)
+    if rows:
+        with st.expander("Where each run trained"):
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.caption(f"s / epoch: the median over all the variant's epochs. {note}")
     with st.expander("Every seed"):
         st.plotly_chart(experiment_charts.seed_points(summary, metric, order), key="controls_seeds")
     _precision_check(summary, metric)
