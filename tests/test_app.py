@@ -390,6 +390,17 @@ def test_a_one_seed_matrix_shows_seed_0_with_lesion_only_intervals_and_no_verdic
     assert list(table.columns) == ["seed", "vs QCNN", "vs classical"]
 
 
+def test_the_quantum_answer_says_what_each_quantum_ingredient_does(tmp_path):
+    from qcnn.app.controls import quantum_answer
+    from qcnn.testing import write_synthetic_experiment
+
+    folder = write_synthetic_experiment(tmp_path, CONTROLS_FILE, strength={"separable": 0.0, "untrained-circuit": -1.2})
+    summary = json.loads((folder / "experiments" / "controls" / "summary.json").read_text())
+    answer = quantum_answer(summary, "auc")
+    assert "Without entanglement the QCNN is not clearly worse: no clear difference." in answer
+    assert "Without training the circuit the QCNN is worse: training the circuit matters." in answer
+
+
 def test_the_cost_caption_says_what_the_recorded_machines_allow():
     from qcnn.app.controls import machines
 

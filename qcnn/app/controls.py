@@ -127,7 +127,7 @@ def quantum_answer(summary: dict, metric: str) -> str:
         if kind == "worse":
             sentences.append(f"Without {ingredient} the QCNN is worse: {ingredient} matters.")
         elif kind == "no clear difference":
-            sentences.append(f"Without {ingredient} it does no clearly worse.")
+            sentences.append(f"Without {ingredient} the QCNN is not clearly worse: no clear difference.")
         elif kind == "better":
             sentences.append(f"Without {ingredient} it does better.")
     return " ".join(sentences)
