@@ -12,6 +12,7 @@ GRID = 14  # layer3's spatial size at a 224 x 224 input: 14 x 14 = 196 patches
 IMAGE_SIZE = 224
 FEATURE_CHANNELS = 256  # layer3's channels
 THRESHOLD = 0.5  # the decision threshold the study reports its metrics at
+MACHINE_NOT_RECORDED = "not recorded"  # a run finished before completion records named their machine
 APP_SEED = 0  # fixed in advance: the seed the app shows per image, never chosen by outcome
 
 CAM_METHODS = ("GradCAM", "GradCAM++", "HiResCAM", "XGradCAM", "LayerCAM", "EigenCAM", "ScoreCAM")

@@ -13,10 +13,8 @@ def _counts(
 ) -> tuple[float, float, float, float]:
     """(tp, fp, tn, fn) at ``threshold``, each image counted ``weights`` times (once by default)."""
     pred = np.asarray(probabilities) >= threshold
-    cells = (pred & positive, pred & ~positive, ~pred & ~positive, ~pred & positive)
-    if weights is None:
-        return tuple(float(np.sum(c)) for c in cells)
-    return tuple(float(np.sum(weights * c)) for c in cells)
+    w = 1 if weights is None else weights
+    return tuple(float(np.sum(w * c)) for c in (pred & positive, pred & ~positive, ~pred & ~positive, ~pred & positive))
 
 
 def confusion(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict[str, int]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from qcnn.config import DEVICES
+from qcnn.constants import MACHINE_NOT_RECORDED
 from qcnn.errors import ConfigError
 
 CPU = torch.device("cpu")
@@ -97,7 +98,7 @@ def _cpu_info(cpuinfo: Path) -> tuple[str, set[str]]:
 def describe_machine(record: dict[str, object] | None) -> str:
     """A completion record's machine in a few words, e.g. "AMD EPYC (avx2, avx512f, avx512_bf16), 2 cores"."""
     if not record:
-        return "not recorded"
+        return MACHINE_NOT_RECORDED
     simd = f" ({', '.join(record['simd'])})" if record.get("simd") else ""
     text = f"{record['cpu']}{simd}, {record['cpu_count']} cores, {record['torch_threads']} torch threads"
     return f"{record['gpu']}; {text}" if record.get("gpu") else text

@@ -74,7 +74,8 @@ def _per_image(labels: np.ndarray, variant: np.ndarray, other: np.ndarray, seed:
 def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_bootstrap: int) -> dict[str, Any]:
     """Every variant of one (fraction, split) setting, over the seeds whose runs are complete."""
     folders = {(s.variant, s.seed): run_paths(s, ws, experiment.name)[0] for s in specs}
-    done = {key: folder for key, folder in folders.items() if read_record(folder) is not None}
+    records = {key: read_record(folder) for key, folder in folders.items()}
+    done = {key: folder for key, folder in folders.items() if records[key] is not None}
     if not done:
         return {"variants": {}}
     frames = {key: pd.read_csv(folder / "predictions.csv", dtype={"image_id": str}) for key, folder in done.items()}
@@ -112,7 +113,7 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
             "parameters": config["parameters"],
             "seconds_per_epoch_median": round(float(np.median(seconds)), 2),
             # seconds compare only on one machine: the matrix may span several
-            "machines": {str(s): describe_machine(read_record(done[(v.name, s)]).get("machine")) for s in seeds},
+            "machines": {str(s): describe_machine(records[(v.name, s)].get("machine")) for s in seeds},
         }
         for label, other in (("vs_qcnn", BASELINE), ("vs_classical", CONTROL)):
             paired = [s for s in seeds if (other, s) in index]

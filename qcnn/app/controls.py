@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from qcnn.constants import MACHINE_NOT_RECORDED
+
 EXPERIMENT = "controls"
 MOVES = {  # variant -> the move it removes (the study's "four moves")
     "frozen-backbone": "the partially unfrozen ResNet18",
@@ -140,10 +142,10 @@ def machines(summary: dict, order: list[str]) -> tuple[list[dict[str, str | int]
         for v in order
         for seed, machine in summary["variants"][v].get("machines", {}).items()
     ]
-    known = {r["machine"] for r in rows} - {"not recorded"}
-    unknown = sum(r["machine"] == "not recorded" for r in rows)
     if not rows:
         return rows, ""
+    known = {r["machine"] for r in rows} - {MACHINE_NOT_RECORDED}
+    unknown = sum(r["machine"] == MACHINE_NOT_RECORDED for r in rows)
     if unknown:
         note = (
             f"{unknown} of {len(rows)} runs finished before runs recorded their machine, so whether they all "
