@@ -312,9 +312,15 @@ def test_a_shared_url_restores_the_view(browser, app_url):
 
 
 def _gallery_ids(page: Page) -> set[str]:
-    """The image ids the gallery shows (its captions name the image, then both models)."""
-    captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
-    return {c.split(" · ")[0] for c in captions if "classical" in c and "p(malignant)" not in c}
+    """The image ids the gallery shows (its captions name the image, then both models), once every image
+    has loaded: a caption appears only with its image, the image's Grad-CAM button at once."""
+    buttons = page.locator(f'[class*="st-key-{page_disagreements.KEY}pick_"]')
+    expect(buttons.first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    captions = (
+        page.locator('[data-testid="stImageCaption"]').filter(has_text="classical").filter(has_not_text="p(malignant)")
+    )
+    expect(captions).to_have_count(buttons.count(), timeout=PAGE_TIMEOUT_MS)
+    return {c.split(" · ")[0] for c in captions.all_inner_texts()}
 
 
 def _selected(page: Page) -> str:
