@@ -313,9 +313,9 @@ def test_a_shared_url_restores_the_view(browser, app_url):
 
 def _gallery_ids(page: Page) -> set[str]:
     """The image ids the gallery shows (its captions name the image, then both models), once every image
-    has loaded: a caption appears only with its image, the image's Grad-CAM button at once."""
+    has loaded: a caption appears only with its image, the image's Grad-CAM button with the script's run."""
+    page.wait_for_function(SCRIPT_DONE_JS, timeout=PREDICTION_TIMEOUT_MS)
     buttons = page.locator(f'[class*="st-key-{page_disagreements.KEY}pick_"]')
-    expect(buttons.first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     captions = (
         page.locator('[data-testid="stImageCaption"]').filter(has_text="classical").filter(has_not_text="p(malignant)")
     )
