@@ -224,6 +224,27 @@ def test_regime_page_on_a_partial_learning_curve(tmp_path, monkeypatch):
     assert "79 images" not in text
 
 
+def test_runs_a_learning_curve_reuses_are_counted_before_its_first_summary(tmp_path):
+    """The full-data point is another experiment's run in the same precision (the controls' fp32 baseline),
+    never the reproduction's bf16 run, and never a run on another backbone."""
+
+    def record(folder: Path, precision: str, backbone: str | None = None) -> None:
+        spec = {"fraction": 1.0, "split": "lesion", "train": {"precision": precision}}
+        folder.mkdir(parents=True)
+        (folder / "complete.json").write_text(json.dumps({"spec": spec | ({"backbone": backbone} if backbone else {})}))
+
+    record(tmp_path / "experiments" / "controls" / "runs" / "qcnn_seed0", "fp32")
+    record(tmp_path / "experiments" / "controls" / "runs" / "classical_seed2", "fp32")
+    record(tmp_path / "experiments" / "other" / "runs" / "qcnn_seed1", "fp32", backbone="backbone24.safetensors")
+    record(tmp_path / "runs" / "classical_seed0", "bf16")
+    record(tmp_path / "experiments" / "lowdata" / "runs" / "qcnn_seed0_frac0.5", "fp32")
+    assert regime.plan("lowdata")["precision"] == "fp32"
+    assert regime.finished_runs(tmp_path, "lowdata") == 3  # its own run and the controls' two
+    assert regime.finished_runs(tmp_path, "backbone24") == 0  # the committed backbone's runs are not reused
+    record(tmp_path / "runs" / "classical_seed1", "fp32")
+    assert regime.finished_runs(tmp_path, "lowdata") == 4  # the reproduction's folder, in the same precision
+
+
 def test_experiment_comparisons_carry_mcnemar_and_matched_recall_on_the_first_paired_seed(tmp_path):
     """The main summary's per-image statistics, per variant against each baseline, from the real summarizer."""
     from qcnn.sweep import load_experiment

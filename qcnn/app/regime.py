@@ -9,6 +9,7 @@ counts as a win or a loss only when its interval (seeds and test lesions) exclud
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from qcnn import paths, study
 from qcnn.app.controls import Effect
 from qcnn.app.style import METRIC_LABELS, fmt_value
+from qcnn.config import TrainConfig
 from qcnn.constants import MODEL_KINDS
 
 LOWDATA, IMAGESPLIT = "lowdata", "imagesplit"
@@ -56,6 +58,8 @@ def plan(name: str) -> dict | None:
         "fractions": [float(f) for f in data.get("fractions", [1.0])],
         "splits": list(data.get("splits", ["lesion"])),
         "variants": list(data.get("variants", {})),
+        "backbone": data.get("backbone", paths.BACKBONE_FILE),
+        "precision": data.get("base", {}).get("train", {}).get("precision", TrainConfig.precision),
     }
 
 
@@ -65,15 +69,41 @@ def planned_runs(name: str) -> int:
 
 
 def finished_runs(results: Path, name: str) -> int:
-    """Runs with a completion record: in the experiment's folder, plus reproduction runs it reuses (fraction 1)."""
-    runs = results / paths.EXPERIMENTS_DIR / name / paths.RUNS_DIR
-    count = len(list(runs.glob("*/complete.json"))) if runs.is_dir() else 0
+    """Runs with a completion record: in the experiment's folder, plus the full-data runs it reuses.
+
+    The sweep reuses a full-data, lesion-split run of the reproduction's model on the committed backbone,
+    trained in the same precision, from the reproduction's folder or another experiment's (the controls'
+    baseline pair), and trains it only when neither has it (``qcnn.runs.run_paths``).
+    """
+    experiments = results / paths.EXPERIMENTS_DIR
+    own = experiments / name / paths.RUNS_DIR
+    count = len(list(own.glob("*/complete.json"))) if own.is_dir() else 0
     p = plan(name)
-    if p and 1.0 in p["fractions"] and "lesion" in p["splits"]:
-        for variant in set(p["variants"]) & set(MODEL_KINDS):
-            for seed in p["seeds"]:
-                count += (results / paths.RUNS_DIR / paths.run_name(variant, seed) / "complete.json").is_file()
+    if not p or 1.0 not in p["fractions"] or "lesion" not in p["splits"] or p["backbone"] != paths.BACKBONE_FILE:
+        return count
+    homes = [results / paths.RUNS_DIR] + [
+        folder / paths.RUNS_DIR for folder in sorted(experiments.glob("*")) if folder.name != name
+    ]
+    for variant in set(p["variants"]) & set(MODEL_KINDS):
+        for seed in p["seeds"]:
+            run = paths.run_name(variant, seed)
+            if not (own / run / "complete.json").is_file():
+                count += any(_full_data_run(home / run, p["precision"]) for home in homes)
     return count
+
+
+def _full_data_run(run_dir: Path, precision: str) -> bool:
+    """Whether ``run_dir`` holds a finished full-data, lesion-split run on the committed backbone in ``precision``."""
+    try:
+        spec = json.loads((run_dir / "complete.json").read_text())["spec"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return (
+        spec.get("fraction") == 1.0
+        and spec.get("split") == "lesion"
+        and spec.get("backbone", paths.BACKBONE_FILE) == paths.BACKBONE_FILE
+        and spec["train"]["precision"] == precision
+    )
 
 
 def progress(name: str, summary: dict | None, results: Path) -> tuple[int, int]:
