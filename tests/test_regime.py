@@ -199,6 +199,9 @@ def test_regime_page_on_the_committed_results_says_what_is_missing(monkeypatch):
         if not summary.is_file() or json.loads(summary.read_text())["n_complete"] < regime.planned_runs(name):
             assert f"qcnn sweep experiments/{name}.toml" in text and f"of the {name} experiment" in text
     assert "held-out balanced accuracy 0.779 after 8 epochs" in text  # the committed backbone
+    controls = json.loads((paths.RESULTS_DIR / "experiments" / "controls" / "summary.json").read_text())
+    n_fp32 = len(controls["variants"]["qcnn"]["vs_classical"]["seeds"])  # its float32 pair, not the bf16 reproduction
+    assert f"; {n_fp32} seeds)" in text
     if not (paths.RESULTS_DIR / f"{regime.STRONG_BACKBONE}_history.csv").is_file():
         assert "qcnn pretrain-backbone --output backbone24.safetensors --epochs 24" in text
 

@@ -154,7 +154,12 @@ def _leakage(metric: str) -> None:
 
 def _backbones(metric: str) -> list[regime.Backbone]:
     found = [
-        regime.backbone(regime.COMMITTED_BACKBONE, results.load_backbone_history(), results.load_summary(), metric),
+        regime.backbone(
+            regime.COMMITTED_BACKBONE,
+            results.load_backbone_history(),
+            _experiment_summary(regime.COMMITTED_BACKBONE_MODELS),
+            metric,
+        ),
         regime.backbone(
             regime.STRONG_BACKBONE,
             results.read_csv(results.results_dir() / f"{regime.STRONG_BACKBONE}_history.csv"),
@@ -171,7 +176,8 @@ def _backbone(metric: str) -> None:
         "ImageNet weights cannot be fetched here: the backbone is pretrained on the benign-only pretrain pool "
         "(4 benign diagnoses), its epoch chosen on held-out lesions. The study's ImageNet backbone gave AUC "
         f"{study.EXPERIMENT_4['qcnn']['auc']:.3f} (QCNN) and {study.EXPERIMENT_4['classical']['auc']:.3f} "
-        f"(classical) ({ui.REPORTED})."
+        f"(classical) ({ui.REPORTED}). On each backbone both models are trained alike, in float32: on the "
+        f"committed one they are the {regime.COMMITTED_BACKBONE_MODELS} experiment's baseline pair."
     )
     backbones = _backbones(metric)
     if not backbones:

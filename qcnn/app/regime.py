@@ -28,6 +28,9 @@ STUDY_TRAIN_IMAGES = study.EXPERIMENT_3_TEST["n_train"]  # Experiment 3's 2,400 
 STRONG_BACKBONE = "backbone24"
 PRETRAIN_COMMAND = f"qcnn pretrain-backbone --output {STRONG_BACKBONE}.safetensors --epochs 24"
 COMMITTED_BACKBONE = "backbone"  # checkpoints/backbone.safetensors, history results/backbone_history.csv
+# The models on the committed backbone to set against the stronger one's: the controls' baseline pair, trained in
+# float32 like the backbone24 runs (the reproduction's own runs are bf16, so they would mix in the precision).
+COMMITTED_BACKBONE_MODELS = "controls"
 LEAKAGE_COMMAND = "qcnn leakage"
 
 
