@@ -279,11 +279,13 @@ def test_regime_page_without_results_names_the_commands(tmp_path, monkeypatch):
     assert "No run of the lowdata experiment yet (0 of 30)" in text
 
 
-def test_backbone_words_follow_the_gap():
-    def bb(name: str, accuracy: float, mean: float, low: float, high: float) -> regime.Backbone:
-        models = {"qcnn": {"mean": 0.8, "ci": None}, "classical": {"mean": 0.8 - mean, "ci": None}}
-        return regime.Backbone(name, 24, 20, accuracy, models, Effect("qcnn", mean, low, high), 3)
+def bb(name: str, accuracy: float, mean: float, low: float, high: float) -> regime.Backbone:
+    """A backbone whose models' QCNN − classical difference is ``mean`` [low, high]."""
+    models = {"qcnn": {"mean": 0.8, "ci": None}, "classical": {"mean": 0.8 - mean, "ci": None}}
+    return regime.Backbone(name, 24, 20, accuracy, models, Effect("qcnn", mean, low, high), 3)
 
+
+def test_backbone_words_follow_the_gap():
     weak = bb("backbone", 0.78, -0.02, -0.04, -0.01)
     assert "**The gap closes**" in regime.backbone_answer([weak, bb("backbone24", 0.85, 0.0, -0.01, 0.01)], "auc")
     assert "**No**: the classical control stays ahead" in regime.backbone_answer(
@@ -291,3 +293,25 @@ def test_backbone_words_follow_the_gap():
     )
     only = regime.backbone_answer([weak], "auc")
     assert "**Not yet measured**" in only and regime.PRETRAIN_COMMAND in only
+
+
+def test_the_overview_lines_give_each_measured_effect(tmp_path):
+    """The Overview's "what differs" rows state the learning curve's and the backbones' measured differences."""
+    write_synthetic_experiment(tmp_path, EXPERIMENTS / "lowdata.toml")
+    summary = json.loads((tmp_path / "experiments" / "lowdata" / "summary.json").read_text())
+    line = regime.size_effect(summary)
+    points = regime.curve_points(summary, "auc")
+    assert len(points) == 5
+    for p in points:
+        assert f"{p.difference.text()} at {p.n_train:,} images" in line
+    assert "sizes measured" not in line
+    summary["settings"] = summary["settings"][-2:]  # mid-sweep: two sizes so far
+    assert "(2 of 5 sizes measured)" in regime.size_effect(summary)
+    assert "not yet measured (`qcnn sweep experiments/lowdata.toml`)" in regime.size_effect(None)
+
+    weak, strong = bb("backbone", 0.78, -0.02, -0.04, -0.01), bb("backbone24", 0.85, 0.0, -0.01, 0.01)
+    both = regime.backbone_effect([strong, weak])
+    assert both.index("`backbone`") < both.index("`backbone24`") and "not yet trained" not in both
+    assert "-2.0 points [-4.0, -1.0]" in both and "+0.0 points [-1.0, +1.0]" in both
+    assert regime.PRETRAIN_COMMAND in regime.backbone_effect([weak])
+    assert regime.backbone_effect([]) == "its effect not yet measured"

@@ -133,13 +133,19 @@ def _setting_table(split: dict | None, summary: dict | None, leakage: dict | Non
             "lesion-disjoint pools: pretrain / train / val / test (no lesion in two pools); "
             f"{regime.split_effect(leakage)} ([measured on Regime](regime))",
         ),
-        ("Training set", "small and balanced", f"{train_val} ([learning curves on Regime](regime))"),
+        (
+            "Training set",
+            "small and balanced",
+            f"{train_val}; {regime.size_effect(results.load_experiment_summary(regime.LOWDATA))} "
+            "([learning curves on Regime](regime))",
+        ),
         ("Test set", "held-out set, about 22 % malignant (implied by the reported numbers)", test_ours),
         (
             "Backbone",
             "ResNet18, ImageNet-pretrained, partially unfrozen",
             "ResNet18 pretrained here on the benign-only pretrain pool (ImageNet weights cannot be downloaded); "
-            "conv1..layer2 frozen, layer3 fine-tuned ([does a better backbone close the gap? Regime](regime))",
+            f"conv1..layer2 frozen, layer3 fine-tuned; {regime.backbone_effect(results.load_backbones('auc'))} "
+            "([does a better backbone close the gap? Regime](regime))",
         ),
         (
             "Quantum layer",

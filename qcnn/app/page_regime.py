@@ -13,11 +13,6 @@ TITLE = "Regime: where could an advantage live?"
 METRIC_CHOICES = ("auc", "balanced_accuracy", "f1")
 
 
-def _experiment_summary(name: str) -> dict | None:
-    summary = results.read_json(results.results_dir() / paths.EXPERIMENTS_DIR / name / paths.SUMMARY_FILE)
-    return summary if summary and ("settings" in summary or "variants" in summary) else None
-
-
 def _progress(name: str, summary: dict | None) -> None:
     done, total = regime.progress(name, summary, results.results_dir())
     text = regime.progress_text(name, done, total, summary is not None)
@@ -39,7 +34,7 @@ def _learning_curves(metric: str) -> None:
         "Both models on nested, lesion-level, label-stratified subsets of the train pool (1/16 to all of it), "
         "seeds 0–2, the same validation pool for model selection; small sets get at least 600 optimisation steps."
     )
-    summary = _experiment_summary(regime.LOWDATA)
+    summary = results.load_experiment_summary(regime.LOWDATA)
     ui.synthetic_notice(summary)
     _progress(regime.LOWDATA, summary)
     points = regime.curve_points(summary, metric)
@@ -123,7 +118,7 @@ def _leakage(metric: str) -> None:
         "image by image (results/split_image.csv); both models are trained on it and scored on its whole test "
         "set and on its leak-free part (test images whose lesion has no image in train or val)."
     )
-    summary = _experiment_summary(regime.IMAGESPLIT)
+    summary = results.load_experiment_summary(regime.IMAGESPLIT)
     _progress(regime.IMAGESPLIT, summary)
     leakage = results.read_json(results.results_dir() / paths.LEAKAGE_FILE)
     if not leakage or "splits" not in leakage:
@@ -152,24 +147,6 @@ def _leakage(metric: str) -> None:
         )
 
 
-def _backbones(metric: str) -> list[regime.Backbone]:
-    found = [
-        regime.backbone(
-            regime.COMMITTED_BACKBONE,
-            results.load_backbone_history(),
-            _experiment_summary(regime.COMMITTED_BACKBONE_MODELS),
-            metric,
-        ),
-        regime.backbone(
-            regime.STRONG_BACKBONE,
-            results.read_csv(results.results_dir() / f"{regime.STRONG_BACKBONE}_history.csv"),
-            _experiment_summary(regime.STRONG_BACKBONE),
-            metric,
-        ),
-    ]
-    return [b for b in found if b is not None]
-
-
 def _backbone(metric: str) -> None:
     st.subheader("Does a better backbone close the gap?")
     st.caption(
@@ -179,7 +156,7 @@ def _backbone(metric: str) -> None:
         f"(classical) ({ui.REPORTED}). On each backbone both models are trained alike, in float32: on the "
         f"committed one they are the {regime.COMMITTED_BACKBONE_MODELS} experiment's baseline pair."
     )
-    backbones = _backbones(metric)
+    backbones = results.load_backbones(metric)
     if not backbones:
         ui.missing("backbone pretraining history", paths.BACKBONE_HISTORY_FILE, "qcnn pretrain-backbone")
         return

@@ -402,6 +402,30 @@ def backbone_table(backbones: list[Backbone], metric: str) -> list[dict]:
 # --- the Overview's "what differs" table --------------------------------------------------------------
 
 
+def size_effect(summary: dict | None) -> str:
+    """One line for the Overview: QCNN − classical AUC at each training-set size measured so far."""
+    points = [p for p in curve_points(summary, "auc") if p.difference.kind != "not yet measured"]
+    if not points:
+        return f"learning curves not yet measured (`{sweep_command(LOWDATA)}`)"
+    text = "QCNN − classical AUC " + "; ".join(f"{p.difference.text()} at {p.n_train:,} images" for p in points)
+    planned = len((plan(LOWDATA) or {}).get("fractions", []))
+    return text + (f" ({len(points)} of {planned} sizes measured)" if len(points) < planned else "")
+
+
+def backbone_effect(backbones: list[Backbone]) -> str:
+    """One line for the Overview: QCNN − classical AUC on each backbone the models are trained on."""
+    measured = [b for b in sorted(backbones, key=lambda b: b.balanced_accuracy) if b.difference is not None]
+    measured = [b for b in measured if b.difference.kind != "not yet measured"]
+    if not measured:
+        return "its effect not yet measured"
+    text = "; ".join(
+        f"on `{b.name}` (held-out balanced accuracy {b.balanced_accuracy:.3f}) QCNN − classical AUC "
+        f"{b.difference.text()}"
+        for b in measured
+    )
+    return text + (f"; a stronger one not yet trained on (`{PRETRAIN_COMMAND}`)" if len(measured) < 2 else "")
+
+
 def split_effect(leakage: dict | None) -> str:
     """One line for the Overview: what the study's split does, measured."""
     if not leakage:

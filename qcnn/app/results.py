@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from qcnn import paths
+from qcnn.app import regime
 from qcnn.paths import results_dir
 
 if TYPE_CHECKING:  # pandas is imported on first use: the Overview renders without it (cold start)
@@ -152,8 +153,33 @@ def load_controls_summary() -> dict | None:
     return summary if summary and "variants" in summary else None
 
 
+def load_experiment_summary(name: str) -> dict | None:
+    """results/experiments/NAME/summary.json (written by `qcnn sweep experiments/NAME.toml`)."""
+    summary = read_json(results_dir() / paths.EXPERIMENTS_DIR / name / paths.SUMMARY_FILE)
+    return summary if summary and ("settings" in summary or "variants" in summary) else None
+
+
 def load_backbone_history() -> pd.DataFrame | None:
     return read_csv(results_dir() / paths.BACKBONE_HISTORY_FILE)
+
+
+def load_backbones(metric: str) -> list[regime.Backbone]:
+    """Each pretrained backbone that has a history, with both models trained on it (where they are)."""
+    found = [
+        regime.backbone(
+            regime.COMMITTED_BACKBONE,
+            load_backbone_history(),
+            load_experiment_summary(regime.COMMITTED_BACKBONE_MODELS),
+            metric,
+        ),
+        regime.backbone(
+            regime.STRONG_BACKBONE,
+            read_csv(results_dir() / f"{regime.STRONG_BACKBONE}_history.csv"),
+            load_experiment_summary(regime.STRONG_BACKBONE),
+            metric,
+        ),
+    ]
+    return [b for b in found if b is not None]
 
 
 def load_backbone_config() -> dict | None:
