@@ -381,7 +381,24 @@ def controls_table(results_dir: Path) -> dict | None:
         }
         for name, variant in controls["variants"].items()
     ]
-    return {"n_complete": controls["n_complete"], "n_runs": controls["n_runs"], "variants": rows}
+    return {
+        "n_complete": controls["n_complete"],
+        "n_runs": controls["n_runs"],
+        "wall": wall_time_text(controls),
+        "variants": rows,
+    }
+
+
+def wall_time_text(summary: dict) -> str:
+    """How long an experiment's finished runs took to train and evaluate, from their completion records."""
+    timed, done = summary.get("runs_timed", 0), summary["n_complete"]
+    if not timed:
+        return "No finished run recorded its training time."
+    which = f"the {done} finished runs" if timed == done else f"the {timed} of {done} finished runs that recorded it"
+    return (
+        f"Training and evaluation of {which} took {summary['wall_seconds'] / 3600:.1f} h in all "
+        "(their completion records)."
+    )
 
 
 def build_ledger(results_dir: str | Path) -> dict:
@@ -471,7 +488,8 @@ def controls_markdown(ledger: dict) -> str:
         f"{table['n_complete']} of {table['n_runs']} runs finished. AUC in points, mean over the seeds finished; "
         "an interval over two or more seeds counts seeds and test lesions, one seed's counts test lesions only "
         "(training randomness, which the seeds show to be larger, is not in it) and carries no verdict. "
-        "s / epoch: median wall time of an epoch, validation included, on the machine and load each run met."
+        "s / epoch: median wall time of an epoch, validation included, on the machine and load each run met. "
+        + table["wall"]
     )
     return "\n".join(rows)
 

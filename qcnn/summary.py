@@ -99,6 +99,8 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
         folder = done[(v.name, seeds[0])]
         config = json.loads((folder / "config.json").read_text())
         seconds = np.concatenate([pd.read_csv(done[(v.name, s)] / "history.csv").seconds.to_numpy() for s in seeds])
+        timed = [_wall_seconds(records[(v.name, s)]) for s in seeds]
+        timed = [t for t in timed if t is not None]  # the reproduction's oldest records kept no time
         block = {
             "description": v.description,
             "model": config["model"],
@@ -112,6 +114,8 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
             "ci95": _intervals(seed_lesion_interval(point[rows], boot[:, rows])),  # the model's own metric
             "parameters": config["parameters"],
             "seconds_per_epoch_median": round(float(np.median(seconds)), 2),
+            "wall_seconds": round(sum(timed), 1),  # training and evaluation of its runs that recorded their time
+            "runs_timed": len(timed),
             # seconds compare only on one machine: the matrix may span several
             "machines": {str(s): describe_machine(records[(v.name, s)].get("machine")) for s in seeds},
         }
@@ -129,6 +133,13 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
                 block["vs_reproduction"] = check
         variants[v.name] = block
     return {"n_test": len(labels), "n_test_malignant": int(labels.sum()), "variants": variants}
+
+
+def _wall_seconds(record: dict) -> float | None:
+    """A finished run's training plus evaluation time, from its completion record."""
+    if "train_seconds" not in record or "eval_seconds" not in record:
+        return None
+    return float(record["train_seconds"]) + float(record["eval_seconds"])
 
 
 def _against_reproduction(
@@ -184,6 +195,9 @@ def summarize_experiment(
         "interval_method": INTERVAL_METHOD,
         "path": str(path),
     }
+    blocks = [block for setting in settings for block in setting["variants"].values()]
+    summary["wall_seconds"] = round(sum(b["wall_seconds"] for b in blocks), 1)
+    summary["runs_timed"] = sum(b["runs_timed"] for b in blocks)
     if len(settings) == 1:
         summary.update({k: v for k, v in settings[0].items() if k not in ("fraction", "split")})
     else:

@@ -364,7 +364,13 @@ def test_controls_page_renders_a_synthetic_experiment_and_its_words_follow_the_n
     strong = write_synthetic_experiment(tmp_path / "strong", CONTROLS_FILE, strength={"grid-7": 1.2})
     text = " ".join(m.value for m in _controls_page(monkeypatch, strong).markdown)
     assert "removing the 14 × 14 grid makes it better" in text
-    assert len(_controls_page(monkeypatch, strong).dataframe) == 3  # the table, seed 0 alone, the machines
+    app = _controls_page(monkeypatch, strong)
+    assert len(app.dataframe) == 3  # the table, seed 0 alone, the machines
+    summary = json.loads((strong / "experiments" / "controls" / "summary.json").read_text())
+    table = next(d.value for d in app.dataframe if "wall, all seeds (min)" in d.value.columns)
+    minutes = dict(zip(table.variant, table["wall, all seeds (min)"], strict=True))
+    assert minutes["grid-7"] == f"{summary['variants']['grid-7']['wall_seconds'] / 60:.0f}"
+    assert any(f"of the {summary['n_complete']} finished runs took" in c.value for c in app.caption)
 
 
 def test_a_one_seed_matrix_shows_seed_0_with_lesion_only_intervals_and_no_verdict(tmp_path, monkeypatch):

@@ -32,6 +32,7 @@ from qcnn.ledger import (
     part_outcome,
     recall_trap_claim,
     reproducible_claim,
+    wall_time_text,
 )
 
 UP, ZERO, DOWN = [0.01, 0.05], [-0.02, 0.03], [-0.05, -0.01]
@@ -207,6 +208,13 @@ def test_the_controls_table_labels_what_each_interval_counts(tmp_path, seeds):
     assert ("seed 0 alone, lesions only" in row) == (len(seeds) == 1) and ("2 seeds" in row) == (len(seeds) == 2)
     assert f"{summary['n_complete']} of {summary['n_runs']} runs finished" in table
     assert "No controls matrix yet" in controls_markdown(build_ledger(tmp_path / "empty"))
+
+    records = [json.loads(p.read_text()) for p in tmp_path.rglob("complete.json")]
+    assert len(records) == summary["n_complete"] == summary["runs_timed"]
+    hours = sum(r["train_seconds"] + r["eval_seconds"] for r in records) / 3600
+    assert f"Training and evaluation of the {len(records)} finished runs took {hours:.1f} h in all" in table
+    untimed = {**summary, "runs_timed": len(records) - 1}  # one record from before runs kept their time
+    assert f"the {len(records) - 1} of {len(records)} finished runs that recorded it" in wall_time_text(untimed)
 
 
 def test_reproducible_claim_needs_every_seed():

@@ -7,6 +7,7 @@ import streamlit as st
 
 from qcnn.app import controls, experiment_charts, results, ui
 from qcnn.app.style import METRIC_LABELS, fmt_value
+from qcnn.ledger import wall_time_text
 
 TITLE = "Controls: which of the four moves matter?"
 METRIC_CHOICES = ("auc", "f1", "balanced_accuracy")
@@ -43,6 +44,7 @@ def _table(summary: dict, order: list[str], metric: str) -> pd.DataFrame:
                 "vs QCNN": "—" if variant == "qcnn" else vs_q.text(),
                 "trainable parameters": f"{block['parameters']['all']['trainable']:,}",
                 "s / epoch": f"{block['seconds_per_epoch_median']:.1f}",
+                "wall, all seeds (min)": f"{block['wall_seconds'] / 60:.0f}" if block.get("runs_timed") else "–",
             }
         )
     return pd.DataFrame(rows)
@@ -89,7 +91,9 @@ def render() -> None:
     if rows:
         with st.expander("Where each run trained"):
             st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-        st.caption(f"s / epoch: the median over all the variant's epochs. {note}")
+    st.caption(
+        " ".join(filter(None, ["s / epoch: the median over all the variant's epochs.", note, wall_time_text(summary)]))
+    )
     with st.expander("Every seed"):
         st.plotly_chart(experiment_charts.seed_points(summary, metric, order), key="controls_seeds")
     _precision_check(summary, metric)
