@@ -394,6 +394,12 @@ def test_a_one_seed_matrix_shows_seed_0_with_lesion_only_intervals_and_no_verdic
     )
     assert table.loc["qcnn", "vs QCNN"] == "—", "the QCNN is not compared with itself"
     assert list(table.columns) == ["seed", "vs QCNN", "vs classical"]
+    captions = " ".join(c.value for c in page.caption)
+    assert "The verdicts above wait for a second seed of qcnn, classical, " in captions
+
+    two = _controls_page(monkeypatch, write_synthetic_experiment(tmp_path / "two", CONTROLS_FILE))
+    captions = " ".join(c.value for c in two.caption)
+    assert "Every variant has two or more seeds" in captions and "wait for a second seed" not in captions
 
 
 def test_the_quantum_answer_says_what_each_quantum_ingredient_does(tmp_path):

@@ -80,7 +80,7 @@ def first_seed_rows(summary: dict, order: list[str], metric: str) -> list[dict[s
     return rows
 
 
-def _join(names: list[str]) -> str:
+def join_names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
@@ -92,13 +92,13 @@ def moves_answer(summary: dict, metric: str) -> str:
     parts = []
     if groups["worse"]:
         verb = "it matters" if len(groups["worse"]) == 1 else "they matter"
-        parts.append(f"removing {_join(groups['worse'])} makes the QCNN worse: {verb}")
+        parts.append(f"removing {join_names(groups['worse'])} makes the QCNN worse: {verb}")
     if groups["no clear difference"]:
-        parts.append(f"removing {_join(groups['no clear difference'])} makes no clear difference")
+        parts.append(f"removing {join_names(groups['no clear difference'])} makes no clear difference")
     if groups["better"]:
-        parts.append(f"removing {_join(groups['better'])} makes it better")
+        parts.append(f"removing {join_names(groups['better'])} makes it better")
     if groups["not yet measured"]:
-        parts.append(f"{_join(groups['not yet measured'])}: not yet measured with two or more seeds")
+        parts.append(f"{join_names(groups['not yet measured'])}: not yet measured with two or more seeds")
     return "; ".join(parts) + "."
 
 
@@ -112,16 +112,16 @@ def quantum_answer(summary: dict, metric: str) -> str:
     level = [CLASSICAL_STAND_INS[v] for v, e in measured.items() if e.kind == "no clear difference"]
     worse = [CLASSICAL_STAND_INS[v] for v, e in measured.items() if e.kind == "worse"]
     if better:
-        sentences.append(f"No: {_join(better)} {'does' if len(better) == 1 else 'do'} better than the circuit.")
+        sentences.append(f"No: {join_names(better)} {'does' if len(better) == 1 else 'do'} better than the circuit.")
     elif level and not worse:
         sentences.append(
-            f"No evidence that it is: {_join(level)} {'does' if len(level) == 1 else 'do'} as well "
+            f"No evidence that it is: {join_names(level)} {'does' if len(level) == 1 else 'do'} as well "
             "as the circuit (no clear difference)."
         )
     elif worse and not level:
-        sentences.append(f"The circuit beats every classical stand-in measured ({_join(worse)}).")
+        sentences.append(f"The circuit beats every classical stand-in measured ({join_names(worse)}).")
     elif worse:
-        sentences.append(f"Mixed: the circuit beats {_join(worse)} but not {_join(level)}.")
+        sentences.append(f"Mixed: the circuit beats {join_names(worse)} but not {join_names(level)}.")
     else:
         sentences.append("The classical stand-ins are not yet measured with two or more seeds.")
     for variant, ingredient in QUANTUM_INGREDIENTS.items():

@@ -100,15 +100,22 @@ def render() -> None:
 
 
 def _first_seed(summary: dict, order: list[str], metric: str) -> None:
-    """While seeds are missing: the first seed alone, its interval counting test lesions only (no verdict)."""
+    """The first seed alone, one run as the study had, its interval counting test lesions only (no verdict)."""
     rows = controls.first_seed_rows(summary, order, metric)
     if not rows:
         return
+    waiting = [v for v in order if len(summary["variants"][v]["seeds"]) < 2]
+    verdicts = (
+        f"The verdicts above wait for a second seed of {controls.join_names(waiting)}."
+        if waiting
+        else "Every variant has two or more seeds, so the verdicts above count training randomness too; this "
+        "view is one run per variant, as the study had."
+    )
     with st.expander(f"Seed {rows[0]['seed']} alone: test lesions only, no verdict"):
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         st.caption(
             "One training seed, its 95 % interval from the lesion bootstrap alone: it covers test-set sampling, "
-            "not training randomness, which the seeds show to be larger. The verdicts above wait for two seeds."
+            f"not training randomness, which the seeds show to be larger. {verdicts}"
         )
 
 
