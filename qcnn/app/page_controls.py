@@ -65,10 +65,11 @@ def render() -> None:
     ui.synthetic_notice(summary)
     done, total = controls.progress(summary)
     if done < total:
+        one_seed = any(len(block["seeds"]) < 2 for block in summary["variants"].values())
         st.warning(
             f"**{done} of {total} runs finished.** The sweep resumes where it stopped "
-            f"(`qcnn sweep experiments/{controls.EXPERIMENT}.toml`); variants with one seed have no "
-            "interval yet and are drawn hollow.",
+            f"(`qcnn sweep experiments/{controls.EXPERIMENT}.toml`)"
+            + ("; variants with one seed have no interval yet and are drawn hollow." if one_seed else "."),
             icon=":material/hourglass_top:",
         )
     metric = _metric()
