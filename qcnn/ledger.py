@@ -397,7 +397,7 @@ def wall_time_text(summary: dict) -> str:
     which = f"the {done} finished runs" if timed == done else f"the {timed} of {done} finished runs that recorded it"
     return (
         f"Training and evaluation of {which} took {summary['wall_seconds'] / 3600:.1f} h in all "
-        "(their completion records)."
+        "(their completion records; a run resumed after a stop counts from its restart)."
     )
 
 
