@@ -305,6 +305,20 @@ print("LOADED", loaded)
     assert "LOADED []" in out.stdout
 
 
+def test_the_overview_renders_without_pandas():
+    """The Overview is the cold start's first page: its "what differs" table reads JSON, never a CSV via pandas."""
+    code = f"""
+import sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({str(APP)!r}, default_timeout=60).run()
+assert not at.exception, at.exception
+print("PANDAS", "pandas" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "PANDAS False" in out.stdout
+
+
 def test_verdict_rules():
     assert metric_verdict("accuracy", 0.06, 0.03, (0.01, 0.05)).status == SUPPORTED
     assert metric_verdict("accuracy", 0.06, 0.01, (-0.01, 0.03)).status == INCONCLUSIVE

@@ -309,9 +309,14 @@ def test_the_overview_lines_give_each_measured_effect(tmp_path):
     assert "(2 of 5 sizes measured)" in regime.size_effect(summary)
     assert "not yet measured (`qcnn sweep experiments/lowdata.toml`)" in regime.size_effect(None)
 
-    weak, strong = bb("backbone", 0.78, -0.02, -0.04, -0.01), bb("backbone24", 0.85, 0.0, -0.01, 0.01)
-    both = regime.backbone_effect([strong, weak])
+    def trained(mean: float, low: float, high: float) -> dict:
+        """An experiment summary of both models whose QCNN − classical AUC is ``mean`` [low, high]."""
+        diff = {"seeds": [0, 1, 2], "mean": {"auc": mean}, "ci95": {"auc": [low, high]}}
+        return {"variants": {"qcnn": {"mean": {"auc": 0.8}, "vs_classical": diff}, "classical": {"mean": {"auc": 0.8}}}}
+
+    weak, strong = trained(-0.02, -0.04, -0.01), trained(0.0, -0.01, 0.01)
+    both = regime.backbone_effect({"backbone": weak, "backbone24": strong})
     assert both.index("`backbone`") < both.index("`backbone24`") and "not yet trained" not in both
     assert "-2.0 points [-4.0, -1.0]" in both and "+0.0 points [-1.0, +1.0]" in both
-    assert regime.PRETRAIN_COMMAND in regime.backbone_effect([weak])
-    assert regime.backbone_effect([]) == "its effect not yet measured"
+    assert regime.PRETRAIN_COMMAND in regime.backbone_effect({"backbone": weak, "backbone24": None})
+    assert regime.backbone_effect({"backbone": None, "backbone24": None}) == "its effect not yet measured"

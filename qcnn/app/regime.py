@@ -412,17 +412,14 @@ def size_effect(summary: dict | None) -> str:
     return text + (f" ({len(points)} of {planned} sizes measured)" if len(points) < planned else "")
 
 
-def backbone_effect(backbones: list[Backbone]) -> str:
-    """One line for the Overview: QCNN − classical AUC on each backbone the models are trained on."""
-    measured = [b for b in sorted(backbones, key=lambda b: b.balanced_accuracy) if b.difference is not None]
-    measured = [b for b in measured if b.difference.kind != "not yet measured"]
+def backbone_effect(summaries: dict[str, dict | None]) -> str:
+    """One line for the Overview: QCNN − classical AUC on each backbone (name -> the summary of the models
+    trained on it). Summaries only, no pretraining histories: the Overview's cold start stays free of pandas."""
+    effects = {name: models_on_backbone(summary, "auc")[1] for name, summary in summaries.items()}
+    measured = {name: e for name, e in effects.items() if e is not None and e.kind != "not yet measured"}
     if not measured:
         return "its effect not yet measured"
-    text = "; ".join(
-        f"on `{b.name}` (held-out balanced accuracy {b.balanced_accuracy:.3f}) QCNN − classical AUC "
-        f"{b.difference.text()}"
-        for b in measured
-    )
+    text = "; ".join(f"on `{name}` QCNN − classical AUC {e.text()}" for name, e in measured.items())
     return text + (f"; a stronger one not yet trained on (`{PRETRAIN_COMMAND}`)" if len(measured) < 2 else "")
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from qcnn import paths
-from qcnn.app import regime
+from qcnn.app import controls, regime
 from qcnn.paths import results_dir
 
 if TYPE_CHECKING:  # pandas is imported on first use: the Overview renders without it (cold start)
@@ -149,7 +149,7 @@ CONTROLS_SUMMARY_FILE = f"{paths.EXPERIMENTS_DIR}/controls/{paths.SUMMARY_FILE}"
 
 def load_controls_summary() -> dict | None:
     """results/experiments/controls/summary.json (written by `qcnn sweep experiments/controls.toml`)."""
-    summary = read_json(results_dir() / CONTROLS_SUMMARY_FILE)
+    summary = load_experiment_summary(controls.EXPERIMENT)
     return summary if summary and "variants" in summary else None
 
 
@@ -163,22 +163,21 @@ def load_backbone_history() -> pd.DataFrame | None:
     return read_csv(results_dir() / paths.BACKBONE_HISTORY_FILE)
 
 
+def backbone_summaries() -> dict[str, dict | None]:
+    """Per backbone (committed first), the summary of both models trained on it."""
+    return {
+        regime.COMMITTED_BACKBONE: load_experiment_summary(regime.COMMITTED_BACKBONE_MODELS),
+        regime.STRONG_BACKBONE: load_experiment_summary(regime.STRONG_BACKBONE),
+    }
+
+
 def load_backbones(metric: str) -> list[regime.Backbone]:
     """Each pretrained backbone that has a history, with both models trained on it (where they are)."""
-    found = [
-        regime.backbone(
-            regime.COMMITTED_BACKBONE,
-            load_backbone_history(),
-            load_experiment_summary(regime.COMMITTED_BACKBONE_MODELS),
-            metric,
-        ),
-        regime.backbone(
-            regime.STRONG_BACKBONE,
-            read_csv(results_dir() / f"{regime.STRONG_BACKBONE}_history.csv"),
-            load_experiment_summary(regime.STRONG_BACKBONE),
-            metric,
-        ),
-    ]
+    histories = {
+        regime.COMMITTED_BACKBONE: load_backbone_history(),
+        regime.STRONG_BACKBONE: read_csv(results_dir() / f"{regime.STRONG_BACKBONE}_history.csv"),
+    }
+    found = [regime.backbone(name, histories[name], summary, metric) for name, summary in backbone_summaries().items()]
     return [b for b in found if b is not None]
 
 
