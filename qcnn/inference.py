@@ -5,24 +5,16 @@ message a person can act on. ``Predictor`` holds the QCNN and its classical cont
 and, for one image, returns both malignancy probabilities, a class-activation map per model and
 the 196 per-patch 256-outcome distributions each model's head computed.
 
-The CAMs come from pytorch-grad-cam, on the same layer for both models: the output of
-``model.layer3``, the 14 x 14 grid of 256-channel patches the quantum layer (or its classical
-control) sees, targeting the malignancy logit. How one call avoids duplicate work and stays safe
-when several users share the cached models:
+``predict(image, cam_method=None)`` is the prediction alone: one forward pass per model under
+``no_grad``, without pytorch-grad-cam (``qcnn.cams``, imported on the first map), so a freshly
+started app can show probabilities before that library has loaded. With a ``cam_method`` the
+CAM's own forward pass is the prediction (see ``qcnn.cams``): probability, distributions and map
+cost one forward (and, for the gradient methods, one backward through the head).
 
 - conv1..layer2 is frozen and loaded from the same backbone file in both models, so it runs once
   per image (under ``no_grad``) and both models reuse the result;
-- layer3 runs under ``no_grad`` inside a small per-call module (``_Layer3Output``) whose output is
-  a fresh leaf tensor that requires grad: gradients flow from the logit back to the layer3 output
-  and stop there (nothing is computed for weights), and pytorch-grad-cam's hooks are registered
-  on that per-call module, never on the shared model, so one user's CAM cannot see another's
-  activations. The CAM object is created per call and released by its context manager;
-- the CAM's own forward pass is the prediction: it records the logit and the per-patch
-  distributions on the way, so probability, distributions and CAM cost one forward (and, for the
-  gradient methods, one backward through the head);
-- each model also has a lock, held for its whole CAM, so concurrent calls on one model run one
-  after the other (on a 2-core CPU nothing is lost) and nothing depends on pytorch-grad-cam
-  being re-entrant.
+- each model has a lock, held for its whole call, so concurrent calls on one model run one after
+  the other (on a 2-core CPU nothing is lost).
 
 The same forward pass also gives the out-of-distribution check (``qcnn.ood``): the QCNN's layer3
 output, averaged over the grid, against the train pool's statistics in ``ood_reference.safetensors``.
@@ -37,22 +29,16 @@ import struct
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import NamedTuple
 
 import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torch import nn
-
-import qcnn.compat  # noqa: F401  (must precede pytorch_grad_cam, which imports torchvision)
-from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
-from pytorch_grad_cam import score_cam as score_cam_module
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from qcnn import paths
 from qcnn.backbone import normalize, pil_to_uint8
@@ -300,58 +286,15 @@ def overlay(image_uint8: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) ->
 # The predictor
 # ----------------------------------------------------------------------------------------------
 
-CAM_CLASSES = {
-    "GradCAM": GradCAM,
-    "GradCAM++": GradCAMPlusPlus,
-    "HiResCAM": HiResCAM,
-    "XGradCAM": XGradCAM,
-    "LayerCAM": LayerCAM,
-    "EigenCAM": EigenCAM,
-    "ScoreCAM": ScoreCAM,
-}
-# EigenCAM's SVD (NumPy, 196 x 256) takes ~10 ms on one thread, but over a second when OpenBLAS's
-# threads compete with torch's on a busy 2-core machine: it runs with one BLAS thread. The limit
-# is process-wide, so a lock keeps two calls from restoring each other's setting out of order.
-SINGLE_BLAS_THREAD_METHODS = ("EigenCAM",)
-_BLAS_LOCK = threading.Lock()
-
-
-@contextmanager
-def _single_blas_thread(active: bool) -> Iterator[None]:
-    if not active:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn brings it
-        yield
-        return
-    with _BLAS_LOCK, threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
-# Gradient-free methods: ScoreCAM runs the model once per layer3 channel (256 masked images).
-SCORECAM_BATCH = 64
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is running), called on predict's thread
-_PROGRESS = threading.local()  # .report: Callable[[float], None] | None, the current call's, on its own thread
-
-
-class _ProgressTqdm:
-    """ScoreCAM wraps its batches in ``tqdm.tqdm``: instead of a bar in the server's log, each batch done
-    reports the fraction of this model's batches to the calling thread's ``_PROGRESS.report``, if any."""
-
-    @staticmethod
-    def tqdm(iterable, *args, **kwargs):
-        report = getattr(_PROGRESS, "report", None)
-        items = list(iterable)  # a range of batch starts
-        for done, item in enumerate(items, 1):
-            yield item
-            if report is not None:
-                report(done / len(items))
-
-
-score_cam_module.tqdm = _ProgressTqdm
 _MODEL_NAMES = {"qcnn": "QCNN", "classical": "classical control"}
+
+
+def _cams() -> ModuleType:
+    """``qcnn.cams``, imported on first use: predictions alone never load pytorch-grad-cam."""
+    from qcnn import cams
+
+    return cams
 
 
 @dataclass(frozen=True)
@@ -360,7 +303,7 @@ class ModelOutput:
 
     probability: float  # of malignancy, sigmoid of the logit
     logit: float
-    heatmap: np.ndarray  # (224, 224) float32 in [0, 1], over ``Prediction.image``
+    heatmap: np.ndarray | None  # (224, 224) float32 in [0, 1], over ``Prediction.image``; None: no map asked for
     patch_distributions: np.ndarray  # (196, 256) float64: per-patch outcome probabilities, row-major 14 x 14
     mean_distribution: np.ndarray  # (256,) their mean, what the classifier reads (x 256)
     pooled_features: np.ndarray  # (256,) float64: layer3's output averaged over the 14 x 14 grid
@@ -383,7 +326,7 @@ class Prediction:
     image: np.ndarray  # (224, 224, 3) uint8: what the models saw
     qcnn: ModelOutput
     classical: ModelOutput
-    cam_method: str
+    cam_method: str | None  # None: a prediction without maps
     timings: dict[str, float] = field(default_factory=dict)  # seconds per part, and "total"
     ood_distance: float | None = None  # Mahalanobis distance of the QCNN's pooled layer3 features; None: no check
     ood_threshold: float | None = None  # the test pool's 99th percentile of that distance
@@ -401,59 +344,6 @@ class Prediction:
         if kind not in MODEL_KINDS:
             raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
         return getattr(self, kind)
-
-
-class _Layer3Output(nn.Module):
-    """layer3 of a shared model, its output returned as a fresh leaf that requires grad.
-
-    The CAM's target layer: its output is exactly ``model.layer3``'s, but gradients stop here
-    and the CAM's hooks live on this per-call module instead of on the shared model.
-    """
-
-    def __init__(self, layer3: nn.Module) -> None:
-        super().__init__()
-        self.layer3 = layer3
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            out = self.layer3(x)
-        return out.requires_grad_(torch.is_grad_enabled())
-
-
-class _CamModel(nn.Module):
-    """One model as the CAM sees it: images -> (N, 1) malignancy logits.
-
-    The first call (the CAM's own forward pass on the image) records the logit and the per-patch
-    distributions; when its input is the image whose prefix features were computed already, it
-    reuses them. Later calls (ScoreCAM's masked images) run the whole model.
-    """
-
-    def __init__(self, model: LesionClassifier, image: torch.Tensor, prefix_features: torch.Tensor | None) -> None:
-        super().__init__()
-        self.prefix, self.head = model.prefix, model.head
-        self.target = _Layer3Output(model.layer3)
-        self._image, self._prefix_features = image, prefix_features
-        self.logits: torch.Tensor | None = None
-        self.distributions: torch.Tensor | None = None
-        self.pooled: torch.Tensor | None = None
-        self.forward_seconds = 0.0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first = self.logits is None
-        start = time.perf_counter()
-        if x is self._image and self._prefix_features is not None:
-            prefix_features = self._prefix_features
-        else:
-            with torch.no_grad():
-                prefix_features = self.prefix(x)
-        features = self.target(prefix_features)
-        logits, distributions = self.head.outputs(features)
-        logits = logits[:, None]
-        if first:
-            self.logits, self.distributions = logits.detach(), distributions.detach()
-            self.pooled = features.detach().mean(dim=(2, 3))
-            self.forward_seconds = time.perf_counter() - start
-        return logits  # (N, 1): the malignancy logit is category 0
 
 
 class Predictor:
@@ -498,57 +388,56 @@ class Predictor:
             ood, note = None, str(err)
         return cls(qcnn, classical, ood, note)
 
-    def warm_up(self) -> None:
-        """One prediction on a blank image: the first call is several times slower than the next."""
-        self.predict(Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (128, 128, 128)))
+    def warm_up(self, cam_method: str | None = None) -> None:
+        """One prediction on a blank image (the first call is several times slower than the next); with
+        ``cam_method``, its map too, which imports pytorch-grad-cam."""
+        self.predict(Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (128, 128, 128)), cam_method=cam_method)
 
     def _run_model(
         self,
         kind: str,
         x: torch.Tensor,
         prefix_features: torch.Tensor | None,
-        cam_method: str,
+        cam_method: str | None,
         report: Callable[[float], None] | None = None,
-    ) -> tuple[ModelOutput, float, float]:
+    ) -> tuple[ModelOutput, dict[str, float]]:
         model = self.models[kind]
-        wrapper = _CamModel(model, x, prefix_features)
+        cams = None if cam_method is None else _cams()  # imported before the lock: it can take seconds
         with self._locks[kind]:
-            start = time.perf_counter()
-            _PROGRESS.report = report
-            try:
-                with (
-                    _single_blas_thread(cam_method in SINGLE_BLAS_THREAD_METHODS),
-                    CAM_CLASSES[cam_method](model=wrapper, target_layers=[wrapper.target]) as cam,
-                ):
-                    if isinstance(cam, ScoreCAM):
-                        cam.batch_size = SCORECAM_BATCH
-                    heatmap = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)])[0]
-            finally:
-                _PROGRESS.report = None
-            total = time.perf_counter() - start
-        if wrapper.logits is None or wrapper.distributions is None or wrapper.pooled is None:  # pragma: no cover
-            raise RuntimeError(f"{cam_method} did not run the {kind} model")
-        logit = float(wrapper.logits.reshape(-1)[0])
-        distributions = wrapper.distributions[0].double().cpu().numpy()
-        heatmap = np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0).clip(0.0, 1.0)
+            if cams is None:
+                start = time.perf_counter()
+                with torch.no_grad():
+                    features = model.layer3(model.prefix(x) if prefix_features is None else prefix_features)
+                    logits, distributions = model.head.outputs(features)
+                    pooled = features.mean(dim=(2, 3))
+                heatmap, timings = None, {f"{kind}_forward": time.perf_counter() - start}
+            else:
+                result = cams.class_activation_map(model, x, prefix_features, cam_method, report)
+                heatmap, logits, distributions, pooled = result[:4]
+                timings = {f"{kind}_forward": result.forward_seconds, f"{kind}_cam": result.cam_seconds}
+        logit = float(logits.reshape(-1)[0])
+        patch_distributions = distributions[0].double().cpu().numpy()
         output = ModelOutput(
             probability=float(torch.sigmoid(torch.tensor(logit, dtype=torch.float64))),
             logit=logit,
             heatmap=heatmap,
-            patch_distributions=distributions,
-            mean_distribution=distributions.mean(axis=0),
-            pooled_features=wrapper.pooled[0].double().cpu().numpy(),
+            patch_distributions=patch_distributions,
+            mean_distribution=patch_distributions.mean(axis=0),
+            pooled_features=pooled[0].double().cpu().numpy(),
         )
-        return output, wrapper.forward_seconds, total - wrapper.forward_seconds
+        return output, timings
 
-    def predict(self, image: Image.Image, cam_method: str = "GradCAM", progress: Progress | None = None) -> Prediction:
-        """Both models on one image: probabilities, ``cam_method`` heatmaps, outcome distributions, OOD distance.
+    def predict(
+        self, image: Image.Image, cam_method: str | None = "GradCAM", progress: Progress | None = None
+    ) -> Prediction:
+        """Both models on one image: probabilities, outcome distributions, OOD distance and ``cam_method``'s maps.
 
-        ``progress(fraction, message)`` is called after each of ScoreCAM's batches and after each model,
-        the last time with 1.0.
+        ``cam_method=None``: no maps (``ModelOutput.heatmap`` is None), one plain forward pass per model,
+        and pytorch-grad-cam is not needed. ``progress(fraction, message)`` is called after each of
+        ScoreCAM's batches and after each model, the last time with 1.0.
         """
-        if cam_method not in CAM_CLASSES:
-            raise ValueError(f"cam_method must be one of {CAM_METHODS}, got {cam_method!r}")
+        if cam_method is not None and cam_method not in CAM_METHODS:
+            raise ValueError(f"cam_method must be one of {CAM_METHODS} or None, got {cam_method!r}")
         if not isinstance(image, Image.Image):
             raise TypeError(f"predict takes a PIL image (see load_image), got {type(image).__name__}")
         timings: dict[str, float] = {}
@@ -564,12 +453,14 @@ class Predictor:
                 prefix_features = self.models["qcnn"].prefix(x)
             timings["prefix"] = time.perf_counter() - t
         outputs = {}
+        label = cam_method or "Prediction"
         for i, kind in enumerate(MODEL_KINDS):
-            outputs[kind], timings[f"{kind}_forward"], timings[f"{kind}_cam"] = self._run_model(
-                kind, x, prefix_features, cam_method, self._model_progress(progress, i, kind, cam_method)
+            outputs[kind], model_timings = self._run_model(
+                kind, x, prefix_features, cam_method, self._model_progress(progress, i, kind, label)
             )
+            timings |= model_timings
             if progress is not None:
-                progress((i + 1) / len(MODEL_KINDS), f"{cam_method}: the {_MODEL_NAMES[kind]} is done")
+                progress((i + 1) / len(MODEL_KINDS), f"{label}: the {_MODEL_NAMES[kind]} is done")
         timings["total"] = time.perf_counter() - start
         distance = None if self.ood is None else float(self.ood.distance(outputs["qcnn"].pooled_features))
         return Prediction(

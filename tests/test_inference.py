@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -16,10 +18,10 @@ from PIL import Image, ImageFile
 import qcnn.compat  # noqa: F401
 from qcnn import paths
 from qcnn.backbone import IMAGE_SIZE, pil_to_uint8, preprocess
+from qcnn.cams import SCORECAM_BATCH
 from qcnn.inference import (
     CAM_METHODS,
     MAX_BYTES,
-    SCORECAM_BATCH,
     ImageError,
     Predictor,
     bitstring,
@@ -333,7 +335,7 @@ def test_overlay() -> None:
 
 
 def test_every_listed_cam_method_has_a_class() -> None:
-    from qcnn.inference import CAM_CLASSES
+    from qcnn.cams import CAM_CLASSES
 
     assert tuple(CAM_CLASSES) == CAM_METHODS
     assert {"GradCAM", "GradCAM++", "HiResCAM", "EigenCAM", "ScoreCAM"} <= set(CAM_METHODS)
@@ -411,6 +413,39 @@ def test_predict_outputs(predictor: Predictor, test_images: list[Image.Image]) -
         "classical_cam",
         "total",
     }
+
+
+def test_a_prediction_without_maps_is_the_prediction_with_them(predictor, test_images) -> None:
+    """cam_method=None: one plain forward pass per model, the same numbers as the CAM's, and no map."""
+    plain = predictor.predict(test_images[3], cam_method=None)
+    with_maps = predictor.predict(test_images[3], cam_method="GradCAM")
+    assert plain.cam_method is None and np.array_equal(plain.image, with_maps.image)
+    for kind in ("qcnn", "classical"):
+        x, y = plain.output(kind), with_maps.output(kind)
+        assert x.heatmap is None and y.heatmap is not None
+        assert x.probability == pytest.approx(y.probability, abs=1e-6)
+        assert np.allclose(x.patch_distributions, y.patch_distributions, atol=1e-6)
+        assert np.allclose(x.pooled_features, y.pooled_features, atol=1e-5)
+    assert plain.ood_distance == pytest.approx(with_maps.ood_distance, rel=1e-5)
+    assert not any(name.endswith("_cam") for name in plain.timings) and "qcnn_cam" in with_maps.timings
+
+
+def test_predictions_never_import_pytorch_grad_cam(predictor) -> None:
+    """What a fresh app's first prediction waits for: the models, not pytorch-grad-cam and scikit-learn."""
+    code = """
+import sys
+from PIL import Image
+from qcnn import paths
+from qcnn.inference import Predictor
+predictor = Predictor.from_checkpoints(paths.CHECKPOINT_DIR)
+predictor.warm_up()
+print("LOADED", sorted(m for m in ("pytorch_grad_cam", "sklearn", "qcnn.cams") if m in sys.modules))
+predictor.warm_up(cam_method="GradCAM")
+print("THEN", sorted(m for m in ("pytorch_grad_cam", "qcnn.cams") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "LOADED []" in out.stdout and "THEN ['pytorch_grad_cam', 'qcnn.cams']" in out.stdout
 
 
 def test_predict_is_deterministic_and_leaves_the_models_alone(predictor, test_images) -> None:

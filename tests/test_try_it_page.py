@@ -11,7 +11,6 @@ from PIL import Image
 
 import qcnn.compat  # noqa: F401
 from qcnn import paths
-from qcnn.testing import chart_spec
 
 PAGE = Path(__file__).resolve().parents[1] / "pages" / "try_it.py"
 TIMEOUT = 300  # seconds per run: the first one loads both models
@@ -74,17 +73,19 @@ def test_upload_valid_then_invalid(monkeypatch: pytest.MonkeyPatch, data_dir: Pa
     at = app(monkeypatch)  # no data folder: upload only
     assert len(at.file_uploader) == 1 and not at.radio
     assert not any(s == "Predictions" for s in texts(at.subheader))
-    empty = chart_spec(at, "try_it_dist_empty")  # the empty state previews the chart an upload fills
-    assert "no image yet" in empty["layout"]["title"]["text"] and empty["data"][0]["type"] == "bar"
-    assert any(c.startswith("What an image fills in") for c in texts(at.caption))
+    assert any("Upload an image" in i for i in texts(at.info))  # the empty state: a prompt, no chart to load
+    assert not at.get("plotly_chart")
 
     at.file_uploader(key="try_it_upload").set_value(("lesion.jpg", jpeg_bytes(data_dir), "image/jpeg"))
     at.run()
     assert not at.exception, texts(at.exception)
     assert not at.error
     headers = texts(at.subheader)
-    assert headers[0] == "Predictions"
-    assert {"Where each model looks", "The measurement: 256 outcomes", "Patch by patch"} <= set(headers)
+    # the maps are computed last (a fresh app's wait for pytorch-grad-cam) but shown second
+    assert headers[:3] == ["Predictions", "Where each model looks", "The measurement: 256 outcomes"]
+    assert "Patch by patch" in headers
+    timing = next(c for c in texts(at.caption) if c.startswith("Time on this machine"))
+    assert "prediction preprocess" in timing and "GradCAM maps: QCNN" in timing
     labels = [m.label for m in at.metric]
     assert "QCNN · P(malignant)" in labels and "Classical CNN · P(malignant)" in labels
     assert at.success or at.warning  # agreement or disagreement is spelled out

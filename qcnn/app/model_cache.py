@@ -2,7 +2,9 @@
 
 ``start_loading()`` (called by streamlit_app.py on every run; only the first call does anything)
 begins loading on a worker thread as soon as the app serves its first page, so a visitor who goes
-to "Try it" finds the models ready, or nearly. ``get_predictor()`` returns the loaded
+to "Try it" finds the models ready, or nearly. The load stops at what a prediction needs; the same
+thread then imports pytorch-grad-cam and draws one map (``qcnn.cams``, about 2 s on a 2-core CPU),
+so predictions are ready before the maps are. ``get_predictor()`` returns the loaded
 ``qcnn.inference.Predictor``, showing a spinner while the load finishes, or raises
 ``ModelsUnavailable`` with a message the page shows as a warning. The load is keyed by the
 checkpoint folder and the files' modification times (the optional out-of-distribution reference's
@@ -30,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CHECKPOINT_FILES = ("backbone.safetensors", "qcnn.safetensors", "classical.safetensors")
 LOADING_MESSAGE = "Loading the QCNN and the classical control (started when the app opened)…"
+CAM_WARM_UP_METHOD = "GradCAM"  # the default of both pages that draw maps
 
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qcnn-models")
 _LOCK = threading.Lock()
@@ -60,7 +63,7 @@ def _load(directory: str) -> Predictor:
 
     try:
         predictor = Predictor.from_checkpoints(Path(directory), os.environ.get("QCNN_DEVICE", "cpu"))
-        predictor.warm_up()  # the first user should not pay for first-call allocations
+        predictor.warm_up()  # the first user should not pay for first-call allocations (the maps: later)
         return predictor
     except (QcnnError, FileNotFoundError, ValueError, RuntimeError, OSError) as err:
         raise ModelsUnavailable(
@@ -69,14 +72,21 @@ def _load(directory: str) -> Predictor:
         ) from err
 
 
+def _prepare_cams(load: Future) -> None:
+    """After the models: pytorch-grad-cam's import and one map, so the first user's map waits for neither."""
+    with contextlib.suppress(ModelsUnavailable):  # the load's own failure is reported by get_predictor
+        load.result().warm_up(cam_method=CAM_WARM_UP_METHOD)
+
+
 def _future() -> Future:
-    """The load of the current checkpoints: running, done, or started now."""
+    """The load of the current checkpoints: running, done, or started now (then the CAMs' preparation)."""
     global _current
     directory = paths.checkpoint_dir()
     key = (str(directory), _stamps(directory))
     with _LOCK:
         if _current is None or _current[0] != key:
             _current = (key, _EXECUTOR.submit(_load, key[0]))
+            _EXECUTOR.submit(_prepare_cams, _current[1])  # one worker: it runs once the load is done
         return _current[1]
 
 
@@ -89,6 +99,14 @@ def start_loading() -> None:
     """Begin loading the models in the background; returns at once (missing checkpoints: nothing to do)."""
     with contextlib.suppress(ModelsUnavailable):
         _future()
+
+
+def wait_until_ready() -> None:
+    """Block until the models and the maps' library are loaded (``qcnn app --preload``); a failed load is
+    left for the pages to report, as without waiting."""
+    with contextlib.suppress(ModelsUnavailable):
+        _future().result()
+    _EXECUTOR.submit(lambda: None).result()  # one worker, in order: done once the CAMs' preparation is
 
 
 def is_loaded() -> bool:

@@ -33,8 +33,9 @@ def free_port() -> int:
 def streamlit_command(port: int, launcher: str = "streamlit") -> list[str]:
     """The app on loopback (no external-IP lookup), no file watcher, no usage statistics.
 
-    ``launcher``: ``streamlit`` (`streamlit run`, models load after the first page view) or ``qcnn``
-    (`qcnn app`, models load from the moment the process starts).
+    ``launcher``: ``streamlit`` (`streamlit run`, models load after the first page view), ``qcnn``
+    (`qcnn app`, models load from the moment the process starts) or ``qcnn-preload`` (`qcnn app
+    --preload`, the server starts once they are loaded).
     """
     options = [
         "--server.headless",
@@ -48,8 +49,8 @@ def streamlit_command(port: int, launcher: str = "streamlit") -> list[str]:
         "--browser.gatherUsageStats",
         "false",
     ]
-    if launcher == "qcnn":
-        return [sys.executable, "-m", "qcnn", "app", *options]
+    if launcher in ("qcnn", "qcnn-preload"):
+        return [sys.executable, "-m", "qcnn", "app", *(["--preload"] if launcher == "qcnn-preload" else []), *options]
     return [sys.executable, "-m", "streamlit", "run", str(APP), *options]
 
 

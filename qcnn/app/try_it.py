@@ -6,13 +6,16 @@ background loader's thread, see ``qcnn.app.model_cache``).
 Model colours and labels come from ``qcnn.app.charts`` (``MODEL_COLOURS``, ``MODEL_LABELS``).
 
 After a prediction the page always shows the subheader ``PREDICTIONS_HEADER`` ("Predictions"),
-the element a browser test can wait on.
+the element a browser test can wait on. Everything but the maps comes from a prediction without
+them (``Predictor.predict(image, cam_method=None)``); the maps are computed last, into a section
+placed second, so on a freshly started app nothing else waits for pytorch-grad-cam's import.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -40,7 +43,6 @@ from qcnn.constants import (
     MAX_UPLOAD_PIXELS,
     MIN_UPLOAD_SIDE,
     MODEL_KINDS,
-    N_OUTCOMES,
     N_QUBITS,
     SLOW_CAM_METHODS,
     THRESHOLD,
@@ -196,15 +198,26 @@ def decode_once(chosen: ChosenImage) -> tuple[Image.Image | None, str | None]:
     return image, error
 
 
-def predict_cached(predictor: Predictor, chosen: ChosenImage, image: Image.Image | None, cam_method: str) -> Prediction:
-    """The prediction for these bytes and method, computed once (``image``: the decoded upload, if at hand)."""
+def predict_cached(
+    predictor: Predictor, chosen: ChosenImage, image: Image.Image | None, cam_method: str | None
+) -> Prediction:
+    """The prediction for these bytes (and maps of ``cam_method``; None: none), computed once per session.
+
+    ``image``: the decoded upload, if at hand. The prediction alone and the maps are cached apart, so
+    a new method recomputes only the maps and a fresh app shows predictions before pytorch-grad-cam
+    has loaded.
+    """
     key = (id(predictor), chosen.digest, cam_method)
-    cached = st.session_state.get(KEY + "prediction")
+    slot = KEY + ("scores" if cam_method is None else "prediction")
+    cached = st.session_state.get(slot)
     if cached is not None and cached[0] == key:
         return cached[1]
     if image is None:
         image, _ = decode_upload(chosen.data)  # decoded fine before (decode_once)
-    if cam_method in SLOW_CAM_METHODS:  # a real progress bar: the CAM's batches advance it
+    if cam_method is None:
+        with st.spinner("Running the QCNN and the classical control…"):
+            prediction = predictor.predict(image, cam_method=None)
+    elif cam_method in SLOW_CAM_METHODS:  # a real progress bar: the CAM's batches advance it
         bar = st.progress(0.0, text=f"{cam_method} runs each model on 256 masked copies of the image…")
 
         def report(fraction: float, text: str) -> None:
@@ -215,9 +228,10 @@ def predict_cached(predictor: Predictor, chosen: ChosenImage, image: Image.Image
         finally:
             bar.empty()
     else:
-        with st.spinner(f"Running the QCNN and the classical control with {cam_method}…"):
+        loading = "" if "qcnn.cams" in sys.modules else "Loading pytorch-grad-cam, then "
+        with st.spinner(f"{loading}{cam_method} on both models…"):
             prediction = predictor.predict(image, cam_method=cam_method)
-    st.session_state[KEY + "prediction"] = (key, prediction)
+    st.session_state[slot] = (key, prediction)
     return prediction
 
 
@@ -430,19 +444,6 @@ def show_patches(prediction: Prediction, alpha: float) -> None:
         )
 
 
-def show_empty_distribution() -> None:
-    """Before any image: the chart an upload fills, at the uniform reference. It needs no model, and drawing
-    it loads the browser's chart engine while the user picks a file (measured: the first upload's analysis
-    otherwise waits about 1.5 s more for it)."""
-    figure = distribution_figure(np.full(N_OUTCOMES, 1.0 / N_OUTCOMES), MODEL_KINDS[0], 2.0 / N_OUTCOMES)
-    figure.update_layout(title_text=f"The {N_OUTCOMES} outcome probabilities · no image yet")
-    st.plotly_chart(figure, key=KEY + "dist_empty")
-    st.caption(
-        f"What an image fills in, per model: its {N_OUTCOMES} outcome probabilities (mean over the patches). "
-        f"Until then, the uniform 1/{N_OUTCOMES}: the dashed line the bars are read against."
-    )
-
-
 def show_circuit(predictor: Predictor) -> None:
     with st.expander("The quantum circuit", key=KEY + "circuit", on_change="rerun") as expander:
         if not expander.open:
@@ -460,18 +461,19 @@ def show_circuit(predictor: Predictor) -> None:
         st.code(text, language=None)
 
 
-def show_timings(prediction: Prediction) -> None:
+def show_timings(scores: Prediction, prediction: Prediction) -> None:
+    """The prediction's parts, then the maps' (each map's call runs its model's forward pass again)."""
     names = {
         "preprocess": "preprocess",
         "prefix": "conv1..layer2 (shared)",
         "qcnn_forward": "QCNN forward",
-        "qcnn_cam": f"QCNN {prediction.cam_method}",
         "classical_forward": "classical forward",
-        "classical_cam": f"classical {prediction.cam_method}",
-        "total": "total",
+        "total": "in all",
     }
-    parts = " · ".join(f"{names.get(k, k)} {1000 * v:.0f} ms" for k, v in prediction.timings.items())
-    st.caption(f"Time on this machine's CPU: {parts}.")
+    parts = " · ".join(f"{names[k]} {1000 * v:.0f} ms" for k, v in scores.timings.items() if k in names)
+    seconds = {kind: prediction.timings[f"{kind}_forward"] + prediction.timings[f"{kind}_cam"] for kind in KINDS}
+    maps = ", ".join(f"{MODEL_LABELS[kind]} {1000 * seconds[kind]:.0f} ms" for kind in KINDS)
+    st.caption(f"Time on this machine's CPU: prediction {parts}; {prediction.cam_method} maps: {maps}.")
 
 
 def render() -> None:
@@ -510,7 +512,6 @@ def show_analysis() -> None:
     st.caption(f"**{cam_method}:** {CAM_CAPTIONS[cam_method]}")
     if chosen is None:
         st.info("Upload an image (or pick one from the test pool) to run both models.", icon=":material/image:")
-        show_empty_distribution()
         return
     image, error = decode_once(chosen)
     if error is not None:
@@ -521,11 +522,14 @@ def show_analysis() -> None:
     except ModelsUnavailable as err:
         st.warning(str(err), icon=":material/hourglass_empty:")
         return
-    prediction = predict_cached(predictor, chosen, image, cam_method)
-    show_predictions(prediction, chosen.truth, predictor.ood_note)
-    show_cams(prediction, alpha)
-    show_distributions(prediction)
-    show_shot_spread(prediction, predictor)
-    show_patches(prediction, alpha)
+    scores = predict_cached(predictor, chosen, image, None)
+    show_predictions(scores, chosen.truth, predictor.ood_note)
+    maps = st.container()  # filled last: on a fresh app the maps wait for pytorch-grad-cam, nothing else does
+    show_distributions(scores)
+    show_shot_spread(scores, predictor)
+    show_patches(scores, alpha)
     show_circuit(predictor)
-    show_timings(prediction)
+    with maps:
+        prediction = predict_cached(predictor, chosen, image, cam_method)
+        show_cams(prediction, alpha)
+    show_timings(scores, prediction)
