@@ -141,9 +141,9 @@ def test_leakage_command_writes_the_counts_and_names_a_missing_split(tmp_path):
 # --- the page ---------------------------------------------------------------------------------------
 
 
-def synthetic_regime(directory: Path, strength: dict, leak_boost: float) -> Path:
+def synthetic_regime(directory: Path, strength: dict, leak_boost: float, seeds: tuple[int, ...] = (0, 1, 2)) -> Path:
     write_synthetic_experiment(directory, EXPERIMENTS / "lowdata.toml", strength=strength)
-    write_synthetic_experiment(directory, EXPERIMENTS / "imagesplit.toml", leak_boost=leak_boost)
+    write_synthetic_experiment(directory, EXPERIMENTS / "imagesplit.toml", seeds=seeds, leak_boost=leak_boost)
     write_leakage(
         Workspace(directory, directory / "checkpoints"),
         EXPERIMENTS / "imagesplit.toml",
@@ -182,6 +182,10 @@ def test_regime_page_answers_from_a_synthetic_experiment_and_the_words_follow_th
     text = page_text(regime_page(monkeypatch, loses))
     assert "**No** size measured gives the QCNN a higher AUC: the classical control is better with" in text
     assert "it inflates" not in text and "**No clear inflation**" in text
+
+    one_seed = synthetic_regime(tmp_path / "one", {"qcnn": -1.2}, leak_boost=2.0, seeds=(0,))
+    text = page_text(regime_page(monkeypatch, one_seed))  # no interval from one seed: no verdict either
+    assert "**Not yet measured**: scored on the image split's whole test set" in text and "it inflates" not in text
 
     f1 = regime_page(monkeypatch, wins, metric="f1")  # a shared link opens on its metric
     assert f1.query_params["metric"] == ["f1"] or f1.query_params["metric"] == "f1"

@@ -77,37 +77,42 @@ def _cell(block: dict, metric: str, points: bool) -> str:
 
 
 def _leakage_table(models: dict, metric: str) -> pd.DataFrame:
+    """One row per test set and per inflation, one column per model and their difference: narrow enough
+    for a projector whatever the intervals' width."""
     names = {"qcnn": "QCNN", "classical": "Classical CNN", "difference": "QCNN − classical (points)"}
-    rows = []
-    for who, name in names.items():
-        is_points = who == "difference"
-        row = {"": name}
-        for part, about in models["parts"].items():
-            row[about["label"]] = _cell(models["metrics"][who][part], metric, is_points)
-        inflation = models["inflation"][who]
-        row["inflation: whole − leak-free (points)"] = _cell(inflation["image_minus_leak_free"], metric, True)
-        row["image − lesion split (points)"] = _cell(inflation["image_minus_lesion"], metric, True)
-        rows.append(row)
+    rows = [
+        {"": about["label"]}
+        | {name: _cell(models["metrics"][who][part], metric, who == "difference") for who, name in names.items()}
+        for part, about in models["parts"].items()
+    ]
+    for key, label in (
+        ("image_minus_leak_free", "inflation: whole − leak-free (points)"),
+        ("image_minus_lesion", "image − lesion split (points)"),
+    ):
+        rows.append(
+            {"": label} | {name: _cell(models["inflation"][who][key], metric, True) for who, name in names.items()}
+        )
     return pd.DataFrame(rows)
 
 
 def _counts_table(leakage: dict) -> pd.DataFrame:
-    rows = []
-    for unit, name in (("lesion", "lesion split (this project)"), ("image", "image split (the study's way)")):
-        c = leakage["splits"][unit]
-        rows.append(
-            {
-                "split": name,
-                "test images": f"{c['n_test']:,}",
-                "sibling in train": f"{c['test_images_with_sibling_in_train']:,}",
-                "sibling in val": f"{c['test_images_with_sibling_in_val']:,}",
-                "sibling in train or val": f"{c['test_images_with_sibling_in_train_or_val']:,}",
-                "test lesions on both sides": f"{c['test_lesions_also_in_train_or_val']:,} of {c['n_test_lesions']:,}",
-                "leak-free test images": f"{c['leak_free_test_images']:,}",
-                "of them malignant": f"{c['leak_free_test_malignant']:,}",
-            }
-        )
-    return pd.DataFrame(rows)
+    """One row per count, one column per split protocol (narrow: it fits a projector)."""
+    counts = {unit: leakage["splits"][unit] for unit in ("lesion", "image")}
+    rows = {
+        "test images": lambda c: f"{c['n_test']:,}",
+        "with a lesion sibling in train": lambda c: f"{c['test_images_with_sibling_in_train']:,}",
+        "with a lesion sibling in val": lambda c: f"{c['test_images_with_sibling_in_val']:,}",
+        "with a lesion sibling in train or val": lambda c: f"{c['test_images_with_sibling_in_train_or_val']:,}",
+        "test lesions with images on both sides": lambda c: (
+            f"{c['test_lesions_also_in_train_or_val']:,} of {c['n_test_lesions']:,}"
+        ),
+        "leak-free test images": lambda c: f"{c['leak_free_test_images']:,}",
+        "of them malignant": lambda c: f"{c['leak_free_test_malignant']:,}",
+    }
+    names = {"lesion": "lesion split (this project)", "image": "image split (the study's way)"}
+    return pd.DataFrame(
+        [{"": label} | {names[unit]: cell(c) for unit, c in counts.items()} for label, cell in rows.items()]
+    )
 
 
 def _leakage(metric: str) -> None:

@@ -254,9 +254,10 @@ def leakage_answer(leakage: dict | None, metric: str) -> str:
         return "**Not yet measured**: no seed has both models trained on both splits."
     label = _name(metric)
     inflation = models["inflation"]
-    sentences, inflated = [], []
+    sentences, inflated, measured = [], [], False
     for kind, name in (("qcnn", "the QCNN's"), ("classical", "the classical control's")):
         e = _effect(inflation[kind]["image_minus_leak_free"], metric)
+        measured |= e.kind in ("better", "worse", "no clear difference")
         if e.kind == "better":
             inflated.append(name)
             sentences.append(f"it inflates {name} {label} by {e.text()}")
@@ -266,7 +267,7 @@ def leakage_answer(leakage: dict | None, metric: str) -> str:
             sentences.append(f"{name} {label} is not clearly changed ({e.text()})")
         else:
             sentences.append(f"{name} {label}: not yet measured with two or more seeds")
-    verdict = "**Yes**" if inflated else "**No clear inflation**"
+    verdict = "**Yes**" if inflated else "**No clear inflation**" if measured else "**Not yet measured**"
     text = (
         f"{verdict}: scored on the image split's whole test set against its leak-free part, "
         + "; ".join(sentences)
