@@ -6,7 +6,7 @@ Run with ``streamlit run streamlit_app.py``. Each page is a short script in page
 
 import streamlit as st
 
-from qcnn.app.model_cache import start_loading
+from qcnn.app.model_cache import hold_pages_until_loaded, start_loading
 from qcnn.app.ui import FAVICON, apply_layout, sidebar_info
 
 # A local file: an emoji or material icon would be fetched from a font CDN, and demos run offline.
@@ -29,6 +29,7 @@ apply_layout()
 with st.sidebar:
     st.caption("**Reported** = the study's numbers. **Reproduced** = this project's runs. Not a clinical tool.")
 sidebar_info()
+hold_pages_until_loaded()  # only under `qcnn app --preload`
 page.run()
 # After the page, so the first view is not slowed by torch's import: from here the models load in the
 # background (Try it, Grad-CAM). `qcnn app` starts them even earlier, with the server process.

@@ -309,7 +309,7 @@ BENCHMARKS = {
 
 def cmd_app(args: argparse.Namespace) -> None:
     """Serve the app with the models loading from the process's start, beside the server's own start-up
-    (``--preload``: before it, so the first visitor finds everything warm).
+    (``--preload``: the first page waits for them, with a spinner, so that everything after it is warm).
 
     On a 2-core CPU this delays the server's first answer by under a second and brings a visitor's first
     Try-it predictions about as much sooner (README, "Measured": the app).
@@ -319,10 +319,8 @@ def cmd_app(args: argparse.Namespace) -> None:
     from qcnn.app import model_cache
     from qcnn.app.server import APP
 
-    model_cache.start_loading()  # a worker thread; the page scripts find this same load
-    if args.preload:
-        print("qcnn app: loading the models before serving…", file=sys.stderr, flush=True)
-        model_cache.wait_until_ready()
+    # a worker thread; the page scripts find this same load (with --preload they wait for it, with a spinner)
+    (model_cache.preload if args.preload else model_cache.start_loading)()
     sys.argv = ["streamlit", "run", str(APP), *args.streamlit_args]
     streamlit_cli.main()
 
@@ -501,8 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preload",
         action="store_true",
-        help="serve only once the models and Grad-CAM are loaded: the server answers seconds later, "
-        "and the first Try it and Grad-CAM are warm",
+        help="the first page waits, with a spinner, until the models and Grad-CAM are loaded: it comes "
+        "seconds later, and every Try it and Grad-CAM after it is warm",
     )
     p.add_argument(
         "streamlit_args", nargs=argparse.REMAINDER, help="passed on to `streamlit run`, e.g. --server.port 8502"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -270,6 +272,23 @@ def test_models_load_in_the_background() -> None:
     model_cache.start_loading()  # and only one load runs
     predictor = model_cache._future().result(timeout=TIMEOUT)
     assert model_cache.is_loaded() and model_cache.get_predictor() is predictor
+
+
+@needs_models
+def test_preload_holds_the_first_page_until_the_models_and_grad_cam_are_loaded() -> None:
+    """`qcnn app --preload`: the first page run returns only once everything is warm; later runs do not wait."""
+    code = f"""
+import sys
+from streamlit.testing.v1 import AppTest
+from qcnn.app import model_cache
+model_cache.preload()
+at = AppTest.from_file({str(PAGE.parents[1] / "streamlit_app.py")!r}, default_timeout={TIMEOUT}).run()
+assert not at.exception, at.exception
+print("READY", model_cache.is_loaded(), "qcnn.cams" in sys.modules, model_cache._hold_pages)
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "READY True True False" in out.stdout
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -32,11 +32,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CHECKPOINT_FILES = ("backbone.safetensors", "qcnn.safetensors", "classical.safetensors")
 LOADING_MESSAGE = "Loading the QCNN and the classical control (started when the app opened)…"
+PRELOAD_MESSAGE = "Loading the QCNN, the classical control and Grad-CAM before the first page (qcnn app --preload)…"
 CAM_WARM_UP_METHOD = "GradCAM"  # the default of both pages that draw maps
 
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qcnn-models")
 _LOCK = threading.Lock()
 _current: tuple[tuple[str, tuple[int, ...]], Future] | None = None
+_hold_pages = False  # set by preload()
 
 
 class ModelsUnavailable(RuntimeError):
@@ -101,12 +103,27 @@ def start_loading() -> None:
         _future()
 
 
-def wait_until_ready() -> None:
-    """Block until the models and the maps' library are loaded (``qcnn app --preload``); a failed load is
-    left for the pages to report, as without waiting."""
-    with contextlib.suppress(ModelsUnavailable):
-        _future().result()
-    _EXECUTOR.submit(lambda: None).result()  # one worker, in order: done once the CAMs' preparation is
+def preload() -> None:
+    """``start_loading``, and every page waits for the load (``hold_pages_until_loaded``): ``qcnn app --preload``."""
+    global _hold_pages
+    _hold_pages = True
+    start_loading()
+
+
+def hold_pages_until_loaded() -> None:
+    """After ``preload``: a spinner until the models and the maps' library are loaded, then nothing, ever.
+
+    The server answers at once and the visitor sees why the page waits; from then on every page, Try it
+    and Grad-CAM included, is warm. A failed load is left for the pages to report, as without waiting.
+    """
+    global _hold_pages
+    if not _hold_pages:
+        return
+    with st.spinner(PRELOAD_MESSAGE, show_time=True):
+        with contextlib.suppress(ModelsUnavailable):
+            _future().result()
+        _EXECUTOR.submit(lambda: None).result()  # one worker, in order: done once the CAMs' preparation is
+    _hold_pages = False
 
 
 def is_loaded() -> bool:
