@@ -395,8 +395,15 @@ def wall_time_text(summary: dict) -> str:
     if not timed:
         return "No finished run recorded its training time."
     which = f"the {done} finished runs" if timed == done else f"the {timed} of {done} finished runs that recorded it"
+    reused, reused_s = summary.get("runs_reused", 0), summary.get("wall_seconds_reused", 0.0)
+    own = (
+        f", {(summary['wall_seconds'] - reused_s) / 3600:.1f} h of it for this experiment's own runs "
+        f"({reused} reused from another experiment, not trained again)"
+        if reused
+        else ""
+    )
     return (
-        f"Training and evaluation of {which} took {summary['wall_seconds'] / 3600:.1f} h in all "
+        f"Training and evaluation of {which} took {summary['wall_seconds'] / 3600:.1f} h in all{own} "
         "(their completion records; a run resumed after a stop counts from its restart)."
     )
 

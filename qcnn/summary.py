@@ -99,8 +99,11 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
         folder = done[(v.name, seeds[0])]
         config = json.loads((folder / "config.json").read_text())
         seconds = np.concatenate([pd.read_csv(done[(v.name, s)] / "history.csv").seconds.to_numpy() for s in seeds])
-        timed = [_wall_seconds(records[(v.name, s)]) for s in seeds]
-        timed = [t for t in timed if t is not None]  # the reproduction's oldest records kept no time
+        # reused: another experiment's (or the reproduction's) finished run of the very same spec, read here
+        own_dir = ws.results_dir / paths.EXPERIMENTS_DIR / experiment.name / paths.RUNS_DIR
+        reused = [s for s in seeds if done[(v.name, s)].parent != own_dir]
+        times = {s: _wall_seconds(records[(v.name, s)]) for s in seeds}
+        timed = [t for t in times.values() if t is not None]  # the reproduction's oldest records kept no time
         block = {
             "description": v.description,
             "model": config["model"],
@@ -116,6 +119,8 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
             "seconds_per_epoch_median": round(float(np.median(seconds)), 2),
             "wall_seconds": round(sum(timed), 1),  # training and evaluation of its runs that recorded their time
             "runs_timed": len(timed),
+            "runs_reused": len(reused),
+            "wall_seconds_reused": round(sum(times[s] for s in reused if times[s] is not None), 1),
             # seconds compare only on one machine: the matrix may span several
             "machines": {str(s): describe_machine(records[(v.name, s)].get("machine")) for s in seeds},
         }
@@ -198,6 +203,8 @@ def summarize_experiment(
     blocks = [block for setting in settings for block in setting["variants"].values()]
     summary["wall_seconds"] = round(sum(b["wall_seconds"] for b in blocks), 1)
     summary["runs_timed"] = sum(b["runs_timed"] for b in blocks)
+    summary["runs_reused"] = sum(b["runs_reused"] for b in blocks)
+    summary["wall_seconds_reused"] = round(sum(b["wall_seconds_reused"] for b in blocks), 1)
     if len(settings) == 1:
         summary.update({k: v for k, v in settings[0].items() if k not in ("fraction", "split")})
     else:

@@ -210,6 +210,23 @@ def test_regime_page_on_the_committed_results_says_what_is_missing(monkeypatch):
         assert "qcnn pretrain-backbone --output backbone24.safetensors --epochs 24" in text
 
 
+def test_the_committed_learning_curve_counts_its_reused_runs_apart():
+    """Its full-data point is the controls' fp32 pair, read rather than trained: the summary says so, and its
+    time is not counted as this experiment's own."""
+    from qcnn.ledger import wall_time_text
+
+    summary = json.loads((paths.RESULTS_DIR / "experiments" / "lowdata" / "summary.json").read_text())
+    for setting in summary["settings"]:
+        for block in setting["variants"].values():
+            assert block["runs_reused"] == (len(block["seeds"]) if setting["fraction"] == 1.0 else 0)
+    reused = sum(
+        len(b["seeds"]) for st in summary["settings"] if st["fraction"] == 1.0 for b in st["variants"].values()
+    )
+    assert summary["runs_reused"] == reused > 0
+    own_hours = (summary["wall_seconds"] - summary["wall_seconds_reused"]) / 3600
+    assert f"{own_hours:.1f} h of it for this experiment's own runs ({reused} reused" in wall_time_text(summary)
+
+
 def test_regime_page_on_a_partial_learning_curve(tmp_path, monkeypatch):
     """Mid-sweep (`qcnn sweep --summary-only`): a size without runs is left out, a size with one seed has no
     interval, and the page counts the runs and names the command that makes the rest."""

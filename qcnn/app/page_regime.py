@@ -8,16 +8,20 @@ import streamlit as st
 from qcnn import paths, study
 from qcnn.app import experiment_charts, regime, results, ui
 from qcnn.app.style import METRIC_LABELS, fmt_value
+from qcnn.ledger import wall_time_text
 
 TITLE = "Regime: where could an advantage live?"
 METRIC_CHOICES = ("auc", "balanced_accuracy", "f1")
 
 
 def _progress(name: str, summary: dict | None) -> None:
+    """How many of the experiment's runs exist (while some are missing) and how long they took."""
     done, total = regime.progress(name, summary, results.results_dir())
     text = regime.progress_text(name, done, total, summary is not None)
     if text:
         st.warning(text, icon=":material/hourglass_top:")
+    if summary is not None:
+        st.caption(wall_time_text(summary))
 
 
 def _metric() -> str:
