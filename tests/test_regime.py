@@ -173,6 +173,7 @@ def test_regime_page_answers_from_a_synthetic_experiment_and_the_words_follow_th
     text = page_text(app)
     assert "**Yes**: the QCNN's AUC is higher than the classical control's at 79 images" in text
     assert "it inflates the QCNN's AUC by" in text and "it inflates the classical control's AUC by" in text
+    assert "Against the lesion split (the same pool sizes and class balance, drawn by lesion), the image split" in text
     assert "have a lesion sibling" in text and "runs of the" not in text  # complete: no progress note
     assert len(app.dataframe) == 3  # curve table, leakage counts, leakage metrics (no backbone history here)
     assert {c.proto.id.rsplit("-", 1)[-1] for c in app.get("plotly_chart")} == {"regime_curves", "regime_difference"}

@@ -7,8 +7,8 @@ thread then imports pytorch-grad-cam and draws one map (``qcnn.cams``, about 2 s
 so predictions are ready before the maps are. ``qcnn app`` starts the load with its process;
 ``qcnn app --preload`` calls ``preload()`` instead, and ``hold_pages_until_loaded()``
 (streamlit_app.py, before each page) then holds the first page behind a spinner until both are
-done. ``get_predictor()`` returns the loaded ``qcnn.inference.Predictor``, showing a spinner while the load finishes, or raises
-``ModelsUnavailable`` with a message the page shows as a warning. The load is keyed by the
+done. ``get_predictor()`` returns the loaded ``qcnn.inference.Predictor``, showing a spinner while
+the load finishes, or raises ``ModelsUnavailable`` with a message the page shows as a warning. The load is keyed by the
 checkpoint folder and the files' modification times (the optional out-of-distribution reference's
 too), so a fresh ``qcnn reproduce`` or ``qcnn ood-reference`` is picked up without restarting the app
 (the old models are then dropped). A failed load is not kept: the

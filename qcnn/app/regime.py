@@ -248,7 +248,8 @@ def _effect(block: dict, metric: str) -> Effect:
 
 
 def leakage_answer(leakage: dict | None, metric: str) -> str:
-    """'Does the study's split inflate the numbers, and whom does it favour?', from the leak-free comparison."""
+    """'Does the study's split inflate the numbers, and whom does it favour?', from the leak-free comparison
+    (the same models on two parts of one test set); then the image split against the lesion split."""
     models = (leakage or {}).get("models")
     if not models:
         return "**Not yet measured**: no seed has both models trained on both splits."
@@ -262,7 +263,7 @@ def leakage_answer(leakage: dict | None, metric: str) -> str:
             inflated.append(name)
             sentences.append(f"it inflates {name} {label} by {e.text()}")
         elif e.kind == "worse":
-            sentences.append(f"{name} {label} is lower on the leaky test set ({e.text()})")
+            sentences.append(f"{name} {label} is lower, not higher, on the whole set ({e.text()})")
         elif e.kind == "no clear difference":
             sentences.append(f"{name} {label} is not clearly changed ({e.text()})")
         else:
@@ -280,6 +281,14 @@ def leakage_answer(leakage: dict | None, metric: str) -> str:
         text += f" It favours the classical control: the QCNN − classical difference moves by {favour.text()}."
     elif favour.kind == "no clear difference":
         text += f" It favours neither clearly: the QCNN − classical difference moves by {favour.text()}."
+    verbs = {"better": "raises", "worse": "lowers", "no clear difference": "does not clearly change"}
+    moves = {kind: _effect(inflation[kind]["image_minus_lesion"], metric) for kind in ("qcnn", "classical")}
+    if all(e.kind in verbs for e in moves.values()):
+        text += (
+            " Against the lesion split (the same pool sizes and class balance, drawn by lesion), the image split "
+            f"{verbs[moves['qcnn'].kind]} the QCNN's {label} ({moves['qcnn'].text()}) and "
+            f"{verbs[moves['classical'].kind]} the classical control's ({moves['classical'].text()})."
+        )
     diff = {part: _effect(models["metrics"]["difference"][part], metric) for part in ("lesion", "image")}
     if diff["lesion"].mean is not None and diff["image"].mean is not None:
         text += (
