@@ -86,7 +86,7 @@ def train_run(
     features = dict(
         stage=stage, precision=cfg.precision, device=device, cache_dir=cache_dir, backbone_file=spec.backbone
     )
-    subset = torch.from_numpy(train_subset(split, spec.fraction, spec.seed))
+    subset = torch.tensor(train_subset(split, spec.fraction, spec.seed))  # a copy: pandas may hand out read-only arrays
     train_x = cached_features(split, "train", variants, data_dir, checkpoint_dir, **features)[:, subset]
     val_x = cached_features(split, "val", 1, data_dir, checkpoint_dir, **features)[0]
     train_y = torch.tensor(split.loc[split.pool == "train", "label"].to_numpy()[subset.numpy()], dtype=torch.float32)
