@@ -246,6 +246,7 @@ def test_regime_page_on_a_partial_learning_curve(tmp_path, monkeypatch):
     text = page_text(regime_page(monkeypatch, tmp_path))
     assert "20 of 30 runs of the lowdata experiment finished" in text and "makes the other 10" in text
     assert "Not yet measured with two or more seeds: 159 training images" in text
+    assert "training images the QCNN − classical difference goes from" in text and "(one seed) to" in text
     assert "79 images" not in text
 
 

@@ -212,9 +212,14 @@ def size_answer(points: list[CurvePoint], metric: str) -> str:
     measured = [p for p in points if p.difference.mean is not None]
     if len(measured) >= 2:
         first, last = measured[0], measured[-1]
+
+        def value(p: CurvePoint) -> str:
+            alone = " (one seed)" if p.n_seeds == 1 else ""
+            return f"{100 * p.difference.mean:+.1f}{alone}"
+
         sentences.append(
             f"From {first.n_train:,} to {last.n_train:,} training images the QCNN − classical difference goes from "
-            f"{100 * first.difference.mean:+.1f} to {100 * last.difference.mean:+.1f} points."
+            f"{value(first)} to {value(last)} points."
         )
     if unmeasured:
         sentences.append(f"Not yet measured with two or more seeds: {_sizes(unmeasured)}.")
