@@ -17,6 +17,7 @@ APP_SEED = 0  # fixed in advance: the seed the app shows per image, never chosen
 
 CAM_METHODS = ("GradCAM", "GradCAM++", "HiResCAM", "XGradCAM", "LayerCAM", "EigenCAM", "ScoreCAM")
 SLOW_CAM_METHODS = ("ScoreCAM",)
+DEFAULT_CAM_METHOD = CAM_METHODS[0]  # what Try it starts on, Disagreements draws and the app warms up
 
 MAX_UPLOAD_BYTES = 20_000_000  # 20 MB
 MAX_UPLOAD_PIXELS = 40_000_000  # 40 megapixels

@@ -44,6 +44,7 @@ from qcnn import paths
 from qcnn.backbone import normalize, pil_to_uint8
 from qcnn.constants import (
     CAM_METHODS,
+    DEFAULT_CAM_METHOD,
     FEATURE_CHANNELS,
     GRID,
     IMAGE_SIZE,
@@ -428,7 +429,7 @@ class Predictor:
         return output, timings
 
     def predict(
-        self, image: Image.Image, cam_method: str | None = "GradCAM", progress: Progress | None = None
+        self, image: Image.Image, cam_method: str | None = DEFAULT_CAM_METHOD, progress: Progress | None = None
     ) -> Prediction:
         """Both models on one image: probabilities, outcome distributions, OOD distance and ``cam_method``'s maps.
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from qcnn import paths
+from qcnn.constants import DEFAULT_CAM_METHOD
 from qcnn.errors import QcnnError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,7 +36,6 @@ if TYPE_CHECKING:  # pragma: no cover
 CHECKPOINT_FILES = ("backbone.safetensors", "qcnn.safetensors", "classical.safetensors")
 LOADING_MESSAGE = "Loading the QCNN and the classical control (started when the app opened)…"
 PRELOAD_MESSAGE = "Loading the QCNN, the classical control and Grad-CAM before the first page (qcnn app --preload)…"
-CAM_WARM_UP_METHOD = "GradCAM"  # the default of both pages that draw maps
 
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qcnn-models")
 _LOCK = threading.Lock()
@@ -79,7 +79,7 @@ def _load(directory: str) -> Predictor:
 def _prepare_cams(load: Future) -> None:
     """After the models: pytorch-grad-cam's import and one map, so the first user's map waits for neither."""
     with contextlib.suppress(ModelsUnavailable):  # the load's own failure is reported by get_predictor
-        load.result().warm_up(cam_method=CAM_WARM_UP_METHOD)
+        load.result().warm_up(cam_method=DEFAULT_CAM_METHOD)
 
 
 def _future() -> Future:

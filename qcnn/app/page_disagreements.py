@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from qcnn.app import analysis, charts, results, ui
-from qcnn.constants import THRESHOLD
+from qcnn.constants import DEFAULT_CAM_METHOD, THRESHOLD
 from qcnn.data import DX_NAMES, DataError, data_dir_available, image_path, load_image_file
 
 TITLE = "Disagreements: image by image"
@@ -344,7 +344,7 @@ def _grad_cam(frame: pd.DataFrame, chosen: pd.DataFrame, data_dir, seed: int) ->
             st.warning(f"Cannot read {image_id} from the data folder: {err}", icon=":material/image:")
             return
         with st.spinner("Running both models with Grad-CAM…"):
-            prediction = predictor.predict(image, cam_method="GradCAM")
+            prediction = predictor.predict(image, cam_method=DEFAULT_CAM_METHOD)
         st.session_state[KEY + "cam_prediction"] = ((id(predictor), image_id), prediction)
     alpha = st.columns([1, 2])[0].slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key=KEY + "alpha")
     row = frame[frame.image_id == image_id].iloc[0]

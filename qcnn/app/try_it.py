@@ -39,6 +39,7 @@ from qcnn.app.shots_panel import show_shot_spread
 from qcnn.app.ui import not_clinical_notice, page_header, to_url
 from qcnn.constants import (
     CAM_METHODS,
+    DEFAULT_CAM_METHOD,
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_PIXELS,
     MIN_UPLOAD_SIDE,
@@ -504,6 +505,7 @@ def show_analysis() -> None:
     cam_method = c1.selectbox(
         "Class-activation method",
         CAM_METHODS,
+        index=CAM_METHODS.index(DEFAULT_CAM_METHOD),
         key=KEY + "cam_method",
         help="pytorch-grad-cam methods on layer3's output. ScoreCAM is gradient-free and "
         "slow (it runs each model on 256 masked copies of the image).",
