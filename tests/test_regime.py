@@ -343,3 +343,22 @@ def test_the_overview_lines_give_each_measured_effect(tmp_path):
     assert "-2.0 points [-4.0, -1.0]" in both and "+0.0 points [-1.0, +1.0]" in both
     assert regime.PRETRAIN_COMMAND in regime.backbone_effect({"backbone": weak, "backbone24": None})
     assert regime.backbone_effect({"backbone": None, "backbone24": None}) == "its effect not yet measured"
+
+
+def curve_point(n_train: int, with_interval: bool) -> regime.CurvePoint:
+    model = {"mean": 0.8, "ci": (0.78, 0.82) if with_interval else None, "seeds": {0: 0.8}}
+    return regime.CurvePoint(n_train / 1000, n_train, {"qcnn": model, "classical": model}, Effect("qcnn", 0, 0, 0), 1)
+
+
+def test_a_learning_curve_band_never_bridges_a_size_without_an_interval():
+    """Sizes 100 (interval), 200 (one seed), 400 and 800 (intervals): the band covers 400–800 only, 100 gets an
+    error bar, and the one-seed mean at 200 is drawn hollow."""
+    from qcnn.app.experiment_charts import learning_curves
+
+    points = [curve_point(100, True), curve_point(200, False), curve_point(400, True), curve_point(800, True)]
+    fig = learning_curves(points, "auc", 2400)
+    bands = [t for t in fig.data if t.fill == "toself" and t.name.startswith("QCNN")]
+    assert [list(b.x) for b in bands] == [[400, 800, 800, 400]]
+    means = next(t for t in fig.data if t.name == "QCNN")
+    assert list(means.error_y.array) == pytest.approx([2, 0, 0, 0])
+    assert list(means.marker.symbol) == ["circle", "circle-open", "circle", "circle"]

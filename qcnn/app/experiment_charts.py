@@ -106,20 +106,36 @@ def _size_axis(fig: go.Figure, sizes: list[int], study_n_train: int) -> None:
     )
 
 
+def _interval_stretches(points: list, kind: str) -> list[list]:
+    """Maximal runs of neighbouring sizes that all have an interval for ``kind``: a band spans only those, so it
+    never bridges a size measured on one seed."""
+    stretches, current = [], []
+    for p in points:
+        if p.models[kind]["ci"] is None:
+            current = []
+        else:
+            if not current:
+                stretches.append(current)
+            current.append(p)
+    return stretches
+
+
 def learning_curves(points: list, metric: str, study_n_train: int) -> go.Figure:
-    """Each model's mean over seeds against the number of training images (log scale), its interval as a band,
-    every seed as a small point; the study's training-set size marked. ``points``: ``regime.CurvePoint``s."""
+    """Each model's mean over seeds against the number of training images (log scale), every seed as a small
+    point, the study's training-set size marked. The 95 % interval is a band over neighbouring sizes that have
+    one, an error bar at a size whose neighbours do not; a mean from one seed is drawn hollow.
+    ``points``: ``regime.CurvePoint``s sorted by size."""
     fig = go.Figure()
     xs = [p.n_train for p in points]
     for kind in MODEL_LABELS:
         colour = MODEL_COLOURS[kind]
-        with_ci = [p for p in points if p.models[kind]["ci"] is not None]
-        if with_ci:
-            upper = [100 * p.models[kind]["ci"][1] for p in with_ci]
-            lower = [100 * p.models[kind]["ci"][0] for p in with_ci]
+        stretches = _interval_stretches(points, kind)
+        for stretch in (s for s in stretches if len(s) > 1):
+            upper = [100 * p.models[kind]["ci"][1] for p in stretch]
+            lower = [100 * p.models[kind]["ci"][0] for p in stretch]
             fig.add_trace(
                 go.Scatter(
-                    x=[p.n_train for p in with_ci] + [p.n_train for p in reversed(with_ci)],
+                    x=[p.n_train for p in stretch] + [p.n_train for p in reversed(stretch)],
                     y=upper + lower[::-1],
                     fill="toself",
                     fillcolor=rgba(colour, 0.15),
@@ -130,14 +146,24 @@ def learning_curves(points: list, metric: str, study_n_train: int) -> go.Figure:
                     showlegend=False,
                 )
             )
+        alone = {s[0].n_train for s in stretches if len(s) == 1}
+        means = [100 * p.models[kind]["mean"] for p in points]
+        above, below = [], []
+        for p, mean in zip(points, means, strict=True):
+            ci = p.models[kind]["ci"] if p.n_train in alone else None
+            above.append(100 * ci[1] - mean if ci else 0)
+            below.append(mean - 100 * ci[0] if ci else 0)
         fig.add_trace(
             go.Scatter(
                 x=xs,
-                y=[100 * p.models[kind]["mean"] for p in points],
+                y=means,
                 mode="lines+markers",
                 name=MODEL_LABELS[kind],
                 line=dict(color=colour, width=2.5),
-                marker=dict(size=9),
+                marker=dict(
+                    size=9, symbol=["circle" if p.models[kind]["ci"] is not None else "circle-open" for p in points]
+                ),
+                error_y=dict(type="data", symmetric=False, array=above, arrayminus=below, color=colour, thickness=1.5),
                 hovertemplate="%{x:,} images: %{y:.2f}<extra>" + MODEL_LABELS[kind] + " (mean)</extra>",
             )
         )
