@@ -96,8 +96,8 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
         if not seeds:
             continue
         rows = [index[(v.name, s)] for s in seeds]
-        folder = done[(v.name, seeds[0])]
-        config = json.loads((folder / "config.json").read_text())
+        configs = {s: json.loads((done[(v.name, s)] / "config.json").read_text()) for s in seeds}
+        config = configs[seeds[0]]  # model, train and parameters: the same for every seed of a variant
         seconds = np.concatenate([pd.read_csv(done[(v.name, s)] / "history.csv").seconds.to_numpy() for s in seeds])
         # reused: another experiment's (or the reproduction's) finished run of the very same spec, read here
         own_dir = ws.results_dir / paths.EXPERIMENTS_DIR / experiment.name / paths.RUNS_DIR
@@ -109,8 +109,10 @@ def _setting(experiment: Experiment, specs: list[RunSpec], ws: Workspace, n_boot
             "model": config["model"],
             "train": config["train"],
             "seeds": seeds,
-            "n_train": config["n_train"],
-            "epochs_run": config["epochs_run"],
+            # each seed draws its own subset of a fraction of the pool (so its own size and, with min_steps, epochs)
+            "n_train": round(float(np.mean([c["n_train"] for c in configs.values()]))),
+            "n_train_per_seed": {str(s): c["n_train"] for s, c in configs.items()},
+            "epochs_run_per_seed": {str(s): c["epochs_run"] for s, c in configs.items()},
             "per_seed": {str(s): _metrics(point[r]) for s, r in zip(seeds, rows, strict=True)},
             "mean": _metrics(point[rows].mean(0)),
             "sd": _metrics(point[rows].std(0, ddof=1) if len(rows) > 1 else np.full(len(METRICS), np.nan)),

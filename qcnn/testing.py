@@ -301,7 +301,8 @@ def write_synthetic_experiment(
         config = {
             **spec.to_json(),
             "epochs_run": 4,
-            "n_train": int(round(1269 * spec.fraction)),  # the real train pool's size, scaled: made up
+            # the real train pool's size, scaled, and like a real subset's a little different per seed: made up
+            "n_train": int(round(1269 * spec.fraction)) - (2 * spec.seed if spec.fraction < 1 else 0),
             "n_val": 319,
             "device": "synthetic",
             "parameters": {"all": {"total": 2_785_193, "trainable": 2_102_121}},

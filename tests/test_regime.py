@@ -171,11 +171,14 @@ def test_regime_page_answers_from_a_synthetic_experiment_and_the_words_follow_th
     wins = synthetic_regime(tmp_path / "wins", {("qcnn", 0.0625): 1.5}, leak_boost=2.0)
     app = regime_page(monkeypatch, wins)
     text = page_text(app)
-    assert "**Yes**: the QCNN's AUC is higher than the classical control's at 79 images" in text
+    assert "**Yes**: the QCNN's AUC is higher than the classical control's at 75–79 images" in text
     assert "it inflates the QCNN's AUC by" in text and "it inflates the classical control's AUC by" in text
     assert "Against the lesion split (the same pool sizes and class balance, drawn by lesion), the image split" in text
     assert "have a lesion sibling" in text and "runs of the" not in text  # complete: no progress note
     assert len(app.dataframe) == 3  # curve table, leakage counts, leakage metrics (no backbone history here)
+    curve = app.dataframe[0].value  # each seed's subset has its own size: a range, and the epochs each run used
+    assert list(curve["training images"])[0] == "75–79" and list(curve["training images"])[-1] == "1,269"
+    assert set(curve["epochs"]) == {"4"}
     assert {c.proto.id.rsplit("-", 1)[-1] for c in app.get("plotly_chart")} == {"regime_curves", "regime_difference"}
     assert "synthetic demo data" in text
 
@@ -326,7 +329,7 @@ def test_the_overview_lines_give_each_measured_effect(tmp_path):
     points = regime.curve_points(summary, "auc")
     assert len(points) == 5
     for p in points:
-        assert f"{p.difference.text()} at {p.n_train:,} images" in line
+        assert f"{p.difference.text()} at {p.size_text} images" in line
     assert "sizes measured" not in line
     summary["settings"] = summary["settings"][-2:]  # mid-sweep: two sizes so far
     assert "(2 of 5 sizes measured)" in regime.size_effect(summary)
@@ -347,7 +350,8 @@ def test_the_overview_lines_give_each_measured_effect(tmp_path):
 
 def curve_point(n_train: int, with_interval: bool) -> regime.CurvePoint:
     model = {"mean": 0.8, "ci": (0.78, 0.82) if with_interval else None, "seeds": {0: 0.8}}
-    return regime.CurvePoint(n_train / 1000, n_train, {"qcnn": model, "classical": model}, Effect("qcnn", 0, 0, 0), 1)
+    models = {"qcnn": model, "classical": model}
+    return regime.CurvePoint(n_train / 1000, n_train, models, Effect("qcnn", 0, 0, 0), 1, (n_train, n_train), None)
 
 
 def test_a_learning_curve_band_never_bridges_a_size_without_an_interval():

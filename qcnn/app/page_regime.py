@@ -51,13 +51,15 @@ def _learning_curves(metric: str) -> None:
         experiment_charts.difference_curve(points, metric, regime.STUDY_TRAIN_IMAGES), key="regime_difference"
     )
     st.caption(
-        "Bands and error bars: 95 % intervals over seeds and test lesions; hollow points have one seed (no "
+        "Each seed draws its own subset, so a size is a range over seeds (the table; the charts place it at the "
+        "mean). Bands and error bars: 95 % intervals over seeds and test lesions; hollow points have one seed (no "
         f"interval). {summary.get('interval_method', '')}"
     )
     rows = [
         {
-            "training images": f"{p.n_train:,}",
+            "training images": p.size_text,
             "fraction": f"{p.fraction:g}",
+            "epochs": p.epochs_text,
             "seeds": p.n_seeds,
             **{
                 f"{kind} {METRIC_LABELS[metric]}": fmt_value(metric, p.models[kind]["mean"])

@@ -141,10 +141,28 @@ class CurvePoint:
     """One training-set size: both models' mean (with interval and seeds) and their difference."""
 
     fraction: float
-    n_train: int
+    n_train: int  # the mean over seeds: each seed draws its own subset, of a slightly different size
     models: dict  # kind -> {"mean": float, "ci": (lo, hi) | None, "seeds": {seed: value}}
     difference: Effect
     n_seeds: int
+    train_sizes: tuple[int, int]  # smallest and largest subset over the seeds
+    epochs: tuple[int, int] | None  # fewest and most epochs run (None: not recorded)
+
+    @property
+    def size_text(self) -> str:
+        low, high = self.train_sizes
+        return f"{low:,}" if low == high else f"{low:,}–{high:,}"
+
+    @property
+    def epochs_text(self) -> str:
+        if self.epochs is None:
+            return "–"
+        low, high = self.epochs
+        return f"{low}" if low == high else f"{low}–{high}"
+
+
+def _span(per_seed: dict | None) -> tuple[int, int] | None:
+    return (min(per_seed.values()), max(per_seed.values())) if per_seed else None
 
 
 def _interval(block: dict, metric: str) -> tuple[float, float] | None:
@@ -176,12 +194,16 @@ def curve_points(summary: dict | None, metric: str) -> list[CurvePoint]:
             else Effect("qcnn", None, None, None)
         )
         n_seeds = len(diff["seeds"]) if diff else 0
-        points.append(CurvePoint(setting["fraction"], int(variants["qcnn"]["n_train"]), models, effect, n_seeds))
+        qcnn = variants["qcnn"]  # both models of a seed train on the same subset
+        n_train = int(qcnn["n_train"])
+        sizes = _span(qcnn.get("n_train_per_seed")) or (n_train, n_train)  # older summaries: one size
+        epochs = _span(qcnn.get("epochs_run_per_seed"))
+        points.append(CurvePoint(setting["fraction"], n_train, models, effect, n_seeds, sizes, epochs))
     return sorted(points, key=lambda p: p.n_train)
 
 
 def _sizes(points: list[CurvePoint]) -> str:
-    names = [f"{p.n_train:,}" for p in points]
+    names = [p.size_text for p in points]
     joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return f"{joined} training images"
 
@@ -195,7 +217,7 @@ def size_answer(points: list[CurvePoint], metric: str) -> str:
     unmeasured = [p for p in points if p.difference.kind == "not yet measured"]
     sentences = []
     if by_kind["better"]:
-        wins = "; ".join(f"{p.n_train:,} images: {p.difference.text()}" for p in by_kind["better"])
+        wins = "; ".join(f"{p.size_text} images: {p.difference.text()}" for p in by_kind["better"])
         sentences.append(f"**Yes**: the QCNN's {label} is higher than the classical control's at {wins}.")
     elif by_kind["worse"] or by_kind["no clear difference"]:
         parts = []
@@ -218,14 +240,14 @@ def size_answer(points: list[CurvePoint], metric: str) -> str:
             return f"{100 * p.difference.mean:+.1f}{alone}"
 
         sentences.append(
-            f"From {first.n_train:,} to {last.n_train:,} training images the QCNN − classical difference goes from "
+            f"From {first.size_text} to {last.size_text} training images the QCNN − classical difference goes from "
             f"{value(first)} to {value(last)} points."
         )
     if unmeasured:
         sentences.append(f"Not yet measured with two or more seeds: {_sizes(unmeasured)}.")
-    largest = max(p.n_train for p in points)
+    largest = max(points, key=lambda p: p.n_train)
     sentences.append(
-        f"The study trained on {STUDY_TRAIN_IMAGES:,} images; the largest size here is {largest:,} "
+        f"The study trained on {STUDY_TRAIN_IMAGES:,} images; the largest size here is {largest.size_text} "
         "(this project's whole lesion-disjoint train pool)."
     )
     return " ".join(sentences)
@@ -422,7 +444,7 @@ def size_effect(summary: dict | None) -> str:
     points = [p for p in curve_points(summary, "auc") if p.difference.kind != "not yet measured"]
     if not points:
         return f"learning curves not yet measured (`{sweep_command(LOWDATA)}`)"
-    text = "QCNN − classical AUC " + "; ".join(f"{p.difference.text()} at {p.n_train:,} images" for p in points)
+    text = "QCNN − classical AUC " + "; ".join(f"{p.difference.text()} at {p.size_text} images" for p in points)
     planned = len((plan(LOWDATA) or {}).get("fractions", []))
     return text + (f" ({len(points)} of {planned} sizes measured)" if len(points) < planned else "")
 
