@@ -55,17 +55,17 @@ def _learning_curves(metric: str) -> None:
         "mean). Bands and error bars: 95 % intervals over seeds and test lesions; hollow points have one seed (no "
         f"interval). {summary.get('interval_method', '')}"
     )
-    rows = [
+    rows = [  # the answer's columns first: on a phone the rest scrolls
         {
             "training images": p.size_text,
-            "fraction": f"{p.fraction:g}",
-            "epochs": p.epochs_text,
-            "seeds": p.n_seeds,
+            "QCNN − classical": p.difference.text(),
             **{
                 f"{kind} {METRIC_LABELS[metric]}": fmt_value(metric, p.models[kind]["mean"])
                 for kind in ("qcnn", "classical")
             },
-            "QCNN − classical": p.difference.text(),
+            "seeds": p.n_seeds,
+            "epochs": p.epochs_text,
+            "fraction": f"{p.fraction:g}",
         }
         for p in points
     ]
