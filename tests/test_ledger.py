@@ -29,6 +29,7 @@ from qcnn.ledger import (
     four_of_five_claim,
     generalisation_claim,
     headline_claim,
+    low_data_claim,
     part_outcome,
     recall_trap_claim,
     reproducible_claim,
@@ -302,7 +303,27 @@ def test_the_commands_rewrite_summary_referee_and_ledger(tmp_path, monkeypatch, 
         "finding_1",
         "finding_2",
         "finding_3",
+        "low_data",
         "reproducible",
     ]
     assert main(["referee", "--results-dir", str(tmp_path / "empty")]) == 2
     assert "qcnn summarize" in capsys.readouterr().err
+
+
+def test_the_low_data_claim_reads_the_learning_curves_smallest_size(tmp_path):
+    """A QCNN clearly better at 1/16 of the pool reproduces it, one clearly worse contradicts it, one seed is too
+    few, and no learning curves at all is not measured (with the command that makes them)."""
+    from qcnn.testing import write_synthetic_experiment
+
+    lowdata = paths.REPO_ROOT / "experiments" / "lowdata.toml"
+    write_synthetic_experiment(tmp_path / "wins", lowdata, strength={("qcnn", 0.0625): 1.5, ("qcnn", 1.0): -1.5})
+    wins = low_data_claim(tmp_path / "wins")
+    assert wins["status"] == REPRODUCED and wins["parts"][0]["name"] == "Δ AUC at 1/16 of the train pool"
+    assert "77 images on average over seeds), mean over 3 of 3 seeds" in wins["note"]  # 79, 77 and 75
+    write_synthetic_experiment(tmp_path / "loses", lowdata, strength={("qcnn", 0.0625): -1.5})
+    assert low_data_claim(tmp_path / "loses")["status"] == CONTRADICTED
+    write_synthetic_experiment(tmp_path / "one", lowdata, seeds=(0,))
+    one = low_data_claim(tmp_path / "one")
+    assert one["status"] == NOT_MEASURED and one["measured"].startswith("1 of 1 seed finished")
+    missing = low_data_claim(tmp_path / "none")
+    assert missing["status"] == NOT_MEASURED and "qcnn sweep experiments/lowdata.toml" in missing["note"]
