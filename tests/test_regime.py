@@ -317,6 +317,12 @@ def test_backbone_words_follow_the_gap():
     assert "**No**: the classical control stays ahead" in regime.backbone_answer(
         [bb("backbone24", 0.85, -0.03, -0.05, -0.01), weak], "auc"
     )
+    one_seed = regime.Backbone("backbone24", 24, 20, 0.85, weak.models, Effect("qcnn", -0.01, None, None), 1)
+    partial = regime.backbone_answer([weak, one_seed], "auc")
+    assert "only one backbone has models from two or more seeds" in partial
+    assert "1 seed so far, QCNN − classical AUC -1.0 points (an interval needs at least two)" in partial
+    untrained = regime.backbone_answer([weak, regime.Backbone("backbone24", 24, 20, 0.85, None, None, 0)], "auc")
+    assert "backbone24` (held-out balanced accuracy 0.850 after 24 epochs): both models not yet trained" in untrained
     only = regime.backbone_answer([weak], "auc")
     assert "**Not yet measured**" in only and regime.PRETRAIN_COMMAND in only
 
@@ -366,3 +372,35 @@ def test_a_learning_curve_band_never_bridges_a_size_without_an_interval():
     means = next(t for t in fig.data if t.name == "QCNN")
     assert list(means.error_y.array) == pytest.approx([2, 0, 0, 0])
     assert list(means.marker.symbol) == ["circle", "circle-open", "circle", "circle"]
+
+
+def test_regime_page_compares_two_backbones_while_the_stronger_ones_runs_come_in(tmp_path, monkeypatch):
+    """A pretrained stronger backbone with one seed of its models (`qcnn sweep --summary-only` mid-sweep): its
+    progress and that seed's difference (hollow on the chart), no verdict; with all three seeds: a verdict."""
+    import shutil
+
+    from qcnn.runs import RECORD_FILE
+    from qcnn.summary import summarize_experiment
+    from qcnn.sweep import load_experiment
+
+    write_synthetic_experiment(tmp_path, EXPERIMENTS / "controls.toml", strength={"classical": 0.3})
+    write_synthetic_experiment(tmp_path, EXPERIMENTS / "backbone24.toml")
+    shutil.copy(paths.RESULTS_DIR / paths.BACKBONE_HISTORY_FILE, tmp_path / paths.BACKBONE_HISTORY_FILE)
+    history = pd.DataFrame({"epoch": range(1, 25), "val_balanced_accuracy": np.linspace(0.6, 0.85, 24)})
+    history.assign(selected=history.epoch == 24).to_csv(tmp_path / "backbone24_history.csv", index=False)
+
+    app = regime_page(monkeypatch, tmp_path)
+    text, charts = page_text(app), {c.proto.id.rsplit("-", 1)[-1] for c in app.get("plotly_chart")}
+    assert "runs of the backbone24 experiment" not in text and "regime_backbone" in charts
+    assert "held-out balanced accuracy 0.850 after 24 epochs" in text and "The change is" in text
+
+    for record in (tmp_path / "experiments" / "backbone24" / "runs").glob("*_seed[12]_backbone24/" + RECORD_FILE):
+        record.unlink()
+    ws = Workspace(tmp_path, tmp_path / "checkpoints")
+    summarize_experiment(load_experiment(EXPERIMENTS / "backbone24.toml"), ws, n_bootstrap=30, require_all=False)
+    app = regime_page(monkeypatch, tmp_path)
+    text, charts = page_text(app), {c.proto.id.rsplit("-", 1)[-1] for c in app.get("plotly_chart")}
+    assert "2 of 6 runs of the backbone24 experiment finished" in text and "The change is" not in text
+    assert "1 seed so far, QCNN − classical AUC" in text and "regime_backbone" in charts
+    figure = json.loads(next(c for c in app.get("plotly_chart") if c.proto.id.endswith("regime_backbone")).proto.spec)
+    assert [t["marker"]["symbol"] for t in figure["data"]] == [["circle", "circle-open"]] * 2  # one seed: hollow

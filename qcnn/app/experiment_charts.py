@@ -223,7 +223,8 @@ def difference_curve(points: list, metric: str, study_n_train: int) -> go.Figure
 
 
 def backbone_strength(backbones: list, metric: str) -> go.Figure:
-    """Each model's test metric (interval as error bars) against its backbone's held-out balanced accuracy."""
+    """Each model's test metric (interval as error bars) against its backbone's held-out balanced accuracy; a mean
+    from one seed (no interval) is drawn hollow."""
     fig = go.Figure()
     trained = [b for b in sorted(backbones, key=lambda b: b.balanced_accuracy) if b.models]
     for kind in MODEL_LABELS:
@@ -236,7 +237,7 @@ def backbone_strength(backbones: list, metric: str) -> go.Figure:
                 mode="lines+markers",
                 name=MODEL_LABELS[kind],
                 line=dict(color=MODEL_COLOURS[kind], width=2),
-                marker=dict(size=10),
+                marker=dict(size=10, symbol=["circle" if c else "circle-open" for c in cis]),
                 text=[b.name for b in trained],
                 error_y=dict(
                     type="data",

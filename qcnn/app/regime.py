@@ -390,12 +390,18 @@ def backbone_answer(backbones: list[Backbone], metric: str) -> str:
     def gap(b: Backbone) -> str:
         return f"QCNN − classical {label} {b.difference.text()} ({b.difference.kind}; {b.n_seeds} seeds)"
 
-    if len(measured) < 2:
-        text = "**Not yet measured**: the models are trained on one backbone only. " if measured else ""
-        text += " ".join(
-            f"On {describe(b)}: " + (gap(b) + "." if b in measured else "both models not yet trained on it.")
-            for b in ranked
+    def so_far(b: Backbone) -> str:
+        """A backbone without an interval yet: its one seed's difference, or that nothing is trained on it."""
+        if b.difference is None or b.difference.mean is None:
+            return "both models not yet trained on it."
+        return (
+            f"{b.n_seeds} seed so far, QCNN − classical {label} {100 * b.difference.mean:+.1f} points "
+            f"(an interval needs at least two)."
         )
+
+    if len(measured) < 2:
+        text = "**Not yet measured**: only one backbone has models from two or more seeds. " if measured else ""
+        text += " ".join(f"On {describe(b)}: " + (gap(b) + "." if b in measured else so_far(b)) for b in ranked)
         if len(ranked) < 2:
             text += f" A stronger backbone comes from `{PRETRAIN_COMMAND}`."
         return text
