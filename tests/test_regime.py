@@ -351,6 +351,10 @@ def test_the_overview_lines_give_each_measured_effect(tmp_path):
     assert both.index("`backbone`") < both.index("`backbone24`") and "not yet trained" not in both
     assert "-2.0 points [-4.0, -1.0]" in both and "+0.0 points [-1.0, +1.0]" in both
     assert regime.PRETRAIN_COMMAND in regime.backbone_effect({"backbone": weak, "backbone24": None})
+    one_seed = trained(0.01, float("nan"), float("nan"))
+    one_seed["variants"]["qcnn"]["vs_classical"]["seeds"] = [0]
+    started = regime.backbone_effect({"backbone": weak, "backbone24": one_seed})
+    assert started.endswith("; on `backbone24` fewer than two seeds so far") and regime.PRETRAIN_COMMAND not in started
     assert regime.backbone_effect({"backbone": None, "backbone24": None}) == "its effect not yet measured"
 
 

@@ -463,7 +463,12 @@ def backbone_effect(summaries: dict[str, dict | None]) -> str:
     if not measured:
         return "its effect not yet measured"
     text = "; ".join(f"on `{name}` QCNN − classical AUC {e.text()}" for name, e in measured.items())
-    return text + (f"; a stronger one not yet trained on (`{PRETRAIN_COMMAND}`)" if len(measured) < 2 else "")
+    if len(measured) >= 2:
+        return text
+    started = [name for name, e in effects.items() if e is not None and name not in measured]
+    if started:
+        return text + "; on " + ", ".join(f"`{name}`" for name in started) + " fewer than two seeds so far"
+    return text + f"; a stronger one not yet trained on (`{PRETRAIN_COMMAND}`)"
 
 
 def split_effect(leakage: dict | None) -> str:
