@@ -446,6 +446,43 @@ def wall_time_text(summary: dict) -> str:
     )
 
 
+def regime_answers(results_dir: Path) -> dict:
+    """The Regime page's three answers in AUC, in its own words, with the learning-curve and backbone tables."""
+    from qcnn.app import regime
+
+    def summary(name: str) -> dict | None:
+        return _read(results_dir / paths.EXPERIMENTS_DIR / name / paths.SUMMARY_FILE)
+
+    points = regime.curve_points(summary(regime.LOWDATA), "auc")
+    leakage = _read(results_dir / paths.LEAKAGE_FILE)
+    counted = bool(leakage and "splits" in leakage)
+    backbones = []
+    for name, (history_file, experiment) in regime.BACKBONES.items():
+        history = pd.read_csv(results_dir / history_file) if (results_dir / history_file).is_file() else None
+        backbones.append(regime.backbone(name, history, summary(experiment), "auc"))
+    backbones = [b for b in backbones if b is not None]
+    return {
+        "size": regime.size_answer(points, "auc"),
+        "curve": [
+            {
+                "training images": p.size_text,
+                "QCNN − classical AUC": p.difference.text(),
+                **{f"{k} AUC": f"{100 * p.models[k]['mean']:.2f}" for k in MODEL_KINDS},
+                "seeds": str(p.n_seeds),
+                "epochs": p.epochs_text,
+            }
+            for p in points
+        ],
+        "split": (
+            regime.counts_text(leakage) + " " + regime.leakage_answer(leakage, "auc")
+            if counted
+            else f"Not yet counted: `{regime.LEAKAGE_COMMAND}` writes {paths.LEAKAGE_FILE}."
+        ),
+        "backbone": regime.backbone_answer(backbones, "auc"),
+        "backbones": regime.backbone_table(backbones, "auc"),
+    }
+
+
 def build_ledger(results_dir: str | Path) -> dict:
     from qcnn.referee import REFEREE_FILE
 
@@ -473,6 +510,7 @@ def build_ledger(results_dir: str | Path) -> dict:
             reproducible_claim(summary),
         ],
         "controls": controls_table(results_dir),
+        "regime": regime_answers(results_dir),
     }
 
 
@@ -540,7 +578,37 @@ def controls_markdown(ledger: dict) -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"verdicts": metrics_markdown, "ledger": claims_markdown, "controls": controls_markdown}
+def _table(rows: list[dict]) -> list[str]:
+    return [
+        "| " + " | ".join(rows[0]) + " |",
+        "|" + "---|" * len(rows[0]),
+        *("| " + " | ".join(_cell(str(v)) for v in row.values()) + " |" for row in rows),
+    ]
+
+
+def regime_markdown(ledger: dict) -> str:
+    answers = ledger["regime"]
+    lines = ["**Is there a data size at which the QCNN wins?** " + answers["size"]]
+    if answers["curve"]:
+        lines += ["", *_table(answers["curve"])]
+    lines += ["", "**Does the study's split inflate the numbers, and whom does it favour?** " + answers["split"]]
+    lines += ["", "**Does a better backbone close the gap?** " + answers["backbone"]]
+    if answers["backbones"]:
+        lines += ["", *_table(answers["backbones"])]
+    lines += [
+        "",
+        "AUC in points; intervals count seeds and test lesions (none from one seed); a size is the range of the "
+        "seeds' subsets. The Regime page shows the same answers for balanced accuracy and F1, with the charts.",
+    ]
+    return "\n".join(lines)
+
+
+BLOCKS = {
+    "verdicts": metrics_markdown,
+    "ledger": claims_markdown,
+    "controls": controls_markdown,
+    "regime": regime_markdown,
+}
 
 
 def _markers(name: str) -> tuple[str, str]:

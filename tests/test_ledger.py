@@ -32,6 +32,7 @@ from qcnn.ledger import (
     low_data_claim,
     part_outcome,
     recall_trap_claim,
+    regime_answers,
     reproducible_claim,
     wall_time_text,
 )
@@ -256,7 +257,8 @@ def test_embed_replaces_only_between_the_markers():
     readme = (
         "intro\n<!-- verdicts:begin (written by `qcnn ledger`) -->\nold\n<!-- verdicts:end -->\nmiddle\n"
         "<!-- ledger:begin (written by `qcnn ledger`) -->\nold\n<!-- ledger:end -->\n"
-        "<!-- controls:begin (written by `qcnn ledger`) -->\nold\n<!-- controls:end -->\noutro\n"
+        "<!-- controls:begin (written by `qcnn ledger`) -->\nold\n<!-- controls:end -->\n"
+        "<!-- regime:begin (written by `qcnn ledger`) -->\nold\n<!-- regime:end -->\noutro\n"
     )
     out = embed(readme, ledger)
     assert out.startswith("intro\n") and out.endswith("outro\n") and "\nmiddle\n" in out and "old" not in out
@@ -278,6 +280,7 @@ def build_ledger_like() -> dict:
         "metrics": metric_verdicts(s),
         "claims": [headline_claim(s), expressivity_claim(paths.REPO_ROOT / "x")],
         "controls": None,
+        "regime": regime_answers(paths.REPO_ROOT / "x"),
     }
 
 
@@ -327,3 +330,22 @@ def test_the_low_data_claim_reads_the_learning_curves_smallest_size(tmp_path):
     assert one["status"] == NOT_MEASURED and one["measured"].startswith("1 of 1 seed finished")
     missing = low_data_claim(tmp_path / "none")
     assert missing["status"] == NOT_MEASURED and "qcnn sweep experiments/lowdata.toml" in missing["note"]
+
+
+def test_the_readme_regime_block_gives_the_regime_pages_answers(tmp_path):
+    """Without experiments each question names what is missing; with the learning curves, the block carries the
+    Regime page's own sentence and one table row per size."""
+    from qcnn.app import regime
+    from qcnn.ledger import regime_markdown
+    from qcnn.testing import write_synthetic_experiment
+
+    empty = regime_markdown({"regime": regime_answers(tmp_path / "none")})
+    assert "no training-set size has finished runs" in empty and "Not yet counted: `qcnn leakage`" in empty
+    assert "no backbone pretraining history" in empty and "| training images" not in empty
+
+    write_synthetic_experiment(tmp_path / "r", paths.REPO_ROOT / "experiments" / "lowdata.toml")
+    answers = regime_answers(tmp_path / "r")
+    summary = json.loads((tmp_path / "r" / "experiments" / "lowdata" / "summary.json").read_text())
+    assert answers["size"] == regime.size_answer(regime.curve_points(summary, "auc"), "auc")
+    block = regime_markdown({"regime": answers})
+    assert block.count("\n| ") == 1 + 5 and "| 75–79 |" in block  # the header and five sizes

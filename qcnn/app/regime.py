@@ -32,6 +32,12 @@ COMMITTED_BACKBONE = "backbone"  # checkpoints/backbone.safetensors, history res
 # float32 like the backbone24 runs (the reproduction's own runs are bf16, so they would mix in the precision).
 COMMITTED_BACKBONE_MODELS = "controls"
 LEAKAGE_COMMAND = "qcnn leakage"
+# Each backbone, weakest first: its pretraining history (in the results folder) and the experiment that trained
+# both models on it.
+BACKBONES = {
+    COMMITTED_BACKBONE: (paths.BACKBONE_HISTORY_FILE, COMMITTED_BACKBONE_MODELS),
+    STRONG_BACKBONE: (f"{STRONG_BACKBONE}_history.csv", STRONG_BACKBONE),
+}
 
 
 SENTENCE_NAMES = {"auc": "AUC", "balanced_accuracy": "balanced accuracy", "f1": "F1"}

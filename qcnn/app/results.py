@@ -165,19 +165,15 @@ def load_backbone_history() -> pd.DataFrame | None:
 
 def backbone_summaries() -> dict[str, dict | None]:
     """Per backbone (committed first), the summary of both models trained on it."""
-    return {
-        regime.COMMITTED_BACKBONE: load_experiment_summary(regime.COMMITTED_BACKBONE_MODELS),
-        regime.STRONG_BACKBONE: load_experiment_summary(regime.STRONG_BACKBONE),
-    }
+    return {name: load_experiment_summary(experiment) for name, (_, experiment) in regime.BACKBONES.items()}
 
 
 def load_backbones(metric: str) -> list[regime.Backbone]:
     """Each pretrained backbone that has a history, with both models trained on it (where they are)."""
-    histories = {
-        regime.COMMITTED_BACKBONE: load_backbone_history(),
-        regime.STRONG_BACKBONE: read_csv(results_dir() / f"{regime.STRONG_BACKBONE}_history.csv"),
-    }
-    found = [regime.backbone(name, histories[name], summary, metric) for name, summary in backbone_summaries().items()]
+    found = [
+        regime.backbone(name, read_csv(results_dir() / history), load_experiment_summary(experiment), metric)
+        for name, (history, experiment) in regime.BACKBONES.items()
+    ]
     return [b for b in found if b is not None]
 
 
