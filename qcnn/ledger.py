@@ -449,6 +449,7 @@ def wall_time_text(summary: dict) -> str:
 def regime_answers(results_dir: Path) -> dict:
     """The Regime page's three answers in AUC, in its own words, with the learning-curve and backbone tables."""
     from qcnn.app import regime
+    from qcnn.app.style import fmt_value
 
     def summary(name: str) -> dict | None:
         return _read(results_dir / paths.EXPERIMENTS_DIR / name / paths.SUMMARY_FILE)
@@ -467,7 +468,7 @@ def regime_answers(results_dir: Path) -> dict:
             {
                 "training images": p.size_text,
                 "QCNN − classical AUC": p.difference.text(),
-                **{f"{k} AUC": f"{100 * p.models[k]['mean']:.2f}" for k in MODEL_KINDS},
+                **{f"{k} AUC": fmt_value("auc", p.models[k]["mean"]) for k in MODEL_KINDS},
                 "seeds": str(p.n_seeds),
                 "epochs": p.epochs_text,
             }
@@ -597,8 +598,9 @@ def regime_markdown(ledger: dict) -> str:
         lines += ["", *_table(answers["backbones"])]
     lines += [
         "",
-        "AUC in points; intervals count seeds and test lesions (none from one seed); a size is the range of the "
-        "seeds' subsets. The Regime page shows the same answers for balanced accuracy and F1, with the charts.",
+        "Differences in AUC points (×100); intervals count seeds and test lesions (none from one seed); a size is "
+        "the range of the seeds' subsets. The Regime page shows the same answers for balanced accuracy and F1, "
+        "with the charts.",
     ]
     return "\n".join(lines)
 
