@@ -255,6 +255,27 @@ def cmd_leakage(args: argparse.Namespace) -> None:
     print(f"models scored on seeds {models['seeds']}" if models else "no seed has both models on both splits yet")
 
 
+def cmd_backbones(args: argparse.Namespace) -> None:
+    """Both models on a weaker and a stronger backbone, and how a better backbone moves each and their gap."""
+    from qcnn.backbones import BACKBONES_FILE, write_backbones
+
+    result = write_backbones(_workspace(args), args.weak, args.strong, args.n_bootstrap)
+    print(f"wrote {args.results_dir / BACKBONES_FILE}")
+    models = result["models"]
+    if not models:
+        print(
+            f"no seed has both models on both backbones yet ({result['weak']['experiment']}, "
+            f"{result['strong']['experiment']})"
+        )
+        return
+    change = models["change"]["difference"]
+    low, high = change["ci95"]["auc"]
+    print(
+        f"seeds {models['seeds']}: QCNN − classical AUC moves by {100 * change['mean']['auc']:+.1f} points "
+        f"[{100 * low:+.1f}, {100 * high:+.1f}] from {result['weak']['backbone']} to {result['strong']['backbone']}"
+    )
+
+
 def cmd_ood_reference(args: argparse.Namespace) -> None:
     """The app's out-of-distribution reference: pooled layer3 statistics of the train pool, test-pool threshold."""
     from qcnn.ood import build_reference
@@ -472,6 +493,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", type=Path, default=Path("experiments/imagesplit.toml"), help="image-split runs")
     p.add_argument(
         "--reference", type=Path, default=Path("experiments/lowdata.toml"), help="lesion-split runs (its fraction 1)"
+    )
+    p.add_argument("--n-bootstrap", type=_positive_int, default=2000, help="lesion bootstrap resamples")
+
+    p = _command(sub, "backbones", "both models on two backbones, the change -> results/backbones.json", cmd_backbones)
+    p.add_argument("--weak", type=Path, default=Path("experiments/controls.toml"), help="runs on the weaker backbone")
+    p.add_argument(
+        "--strong", type=Path, default=Path("experiments/backbone24.toml"), help="runs on the stronger backbone"
     )
     p.add_argument("--n-bootstrap", type=_positive_int, default=2000, help="lesion bootstrap resamples")
 

@@ -23,7 +23,7 @@ import pandas as pd
 from qcnn import paths
 from qcnn.constants import MODEL_KINDS
 from qcnn.metrics import METRICS, score_ranks, metric_vector
-from qcnn.stats import INTERVAL_METHOD, seed_lesion_interval
+from qcnn.stats import INTERVAL_METHOD, seed_estimate
 
 LEAKAGE_FILE = paths.LEAKAGE_FILE
 MODEL_POOLS = ("train", "val")
@@ -90,20 +90,6 @@ def _bootstrap(
     return point, boot
 
 
-def _estimate(per_seed: np.ndarray, boot: np.ndarray, seeds: list[int]) -> dict[str, Any]:
-    """Mean over seeds with its seed-and-lesion interval: per_seed (S, M), boot (B, S, M)."""
-    ci = seed_lesion_interval(per_seed, boot)
-    return {
-        "per_seed": {str(s): _round(per_seed[i]) for i, s in enumerate(seeds)},
-        "mean": _round(per_seed.mean(0)),
-        "ci95": {m: [None if np.isnan(x) else round(float(x), 6) for x in ci[j]] for j, m in enumerate(METRICS)},
-    }
-
-
-def _round(values: np.ndarray) -> dict[str, float | None]:
-    return {m: None if np.isnan(v) else round(float(v), 6) for m, v in zip(METRICS, values, strict=True)}
-
-
 def leak_free_metrics(
     image_runs: dict[tuple[str, int], pd.DataFrame],
     lesion_runs: dict[tuple[str, int], pd.DataFrame],
@@ -144,7 +130,7 @@ def leak_free_metrics(
 
     def change(who: str, minuend: str, subtrahend: str) -> dict[str, Any]:
         (ap, ab), (bp, bb) = values[(minuend, who)], values[(subtrahend, who)]
-        return _estimate(ap - bp, ab - bb, seeds)
+        return seed_estimate(ap - bp, ab - bb, seeds)
 
     labels, test = image_frames[0].label.to_numpy(), lesion_frames[0].label.to_numpy()
     return {
@@ -162,7 +148,7 @@ def leak_free_metrics(
             },
         },
         "metrics": {
-            who: {part: _estimate(*values[(part, who)], seeds) for part in PARTS}
+            who: {part: seed_estimate(*values[(part, who)], seeds) for part in PARTS}
             for who in (*MODEL_KINDS, "difference")
         },
         "inflation": {
@@ -175,25 +161,6 @@ def leak_free_metrics(
     }
 
 
-def _finished_predictions(
-    experiment_file: Path, ws: Any, fraction: float, split: str
-) -> dict[tuple[str, int], pd.DataFrame]:
-    """(model, seed) -> predictions of the experiment's finished runs of the two models at one setting."""
-    from qcnn.runs import canonical, load_split, read_record, run_paths
-    from qcnn.sweep import load_experiment
-
-    experiment = load_experiment(experiment_file)
-    pools = load_split(ws, split)
-    found = {}
-    for spec in experiment.specs():
-        if spec.variant not in MODEL_KINDS or spec.fraction != fraction or spec.split != split:
-            continue
-        folder = run_paths(canonical(spec, pools), ws, experiment.name)[0]
-        if read_record(folder) is not None:
-            found[(spec.variant, spec.seed)] = pd.read_csv(folder / "predictions.csv", dtype={"image_id": str})
-    return found
-
-
 def write_leakage(
     ws: Any,
     image_experiment: str | Path = "experiments/imagesplit.toml",
@@ -202,11 +169,12 @@ def write_leakage(
 ) -> dict[str, Any]:
     """``results/leakage.json``: both splits' leakage counts, and the models' metrics once image-split runs exist."""
     from qcnn.io import write_json
-    from qcnn.runs import load_split
+    from qcnn.runs import finished_predictions, load_split
+    from qcnn.sweep import load_experiment
 
     image_split = load_split(ws, "image")
-    image_runs = _finished_predictions(Path(image_experiment), ws, 1.0, "image")
-    lesion_runs = _finished_predictions(Path(lesion_experiment), ws, 1.0, "lesion")
+    image_runs = finished_predictions(load_experiment(image_experiment), ws, 1.0, "image")
+    lesion_runs = finished_predictions(load_experiment(lesion_experiment), ws, 1.0, "lesion")
     result = {
         "description": "Test images whose lesion has another image in train or val, per split protocol; "
         "the models on the image split's whole test set and on its leak-free part",

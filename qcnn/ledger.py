@@ -479,7 +479,7 @@ def regime_answers(results_dir: Path) -> dict:
             if counted
             else f"Not yet counted: `{regime.LEAKAGE_COMMAND}` writes {paths.LEAKAGE_FILE}."
         ),
-        "backbone": regime.backbone_answer(backbones, "auc"),
+        "backbone": regime.backbone_answer(backbones, "auc", _read(results_dir / paths.BACKBONES_FILE)),
         "backbones": regime.backbone_table(backbones, "auc"),
     }
 

@@ -26,6 +26,7 @@ OOD_REFERENCE_FILE = "ood_reference.safetensors"  # checkpoints/: the Try-it out
 MAP_CSV = "map.csv"  # qcnn map: each test image's 2-D place in each model's outcome space
 MAP_JSON = "map.json"  # ... and how the projection was made
 LEAKAGE_FILE = "leakage.json"  # qcnn leakage: lesion siblings across pools, the models on the leak-free part
+BACKBONES_FILE = "backbones.json"  # qcnn backbones: both models on two backbones, the change between them
 
 
 def results_dir() -> Path:

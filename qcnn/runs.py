@@ -15,7 +15,7 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -23,12 +23,16 @@ import torch
 from qcnn import paths
 from qcnn.backbone import BACKBONE_FILE, file_digest
 from qcnn.config import MODEL_PRESETS, RunSpec, differences
+from qcnn.constants import MODEL_KINDS
 from qcnn.data import resolve_data_dir
 from qcnn.errors import ConfigError, MissingFileError, RunMismatchError
 from qcnn.features import images_digest
 from qcnn.io import write_json
 from qcnn.runtime import machine, resolve_device
 from qcnn.split import pools_digest, read_split, train_subset
+
+if TYPE_CHECKING:
+    from qcnn.sweep import Experiment
 
 RECORD_FILE = "complete.json"
 MODEL_POOLS = ("train", "val", "test")
@@ -118,6 +122,21 @@ def load_split(ws: Workspace, unit: str) -> pd.DataFrame:
         flag = "" if unit == "lesion" else " --unit image"
         raise MissingFileError(f"{path} not found: run `qcnn split{flag}` first.")
     return read_split(path)
+
+
+def finished_predictions(
+    experiment: Experiment, ws: Workspace, fraction: float, split: str
+) -> dict[tuple[str, int], pd.DataFrame]:
+    """(model, seed) -> test predictions of the experiment's finished runs of the two models at one setting."""
+    pools = load_split(ws, split)
+    found = {}
+    for spec in experiment.specs():
+        if spec.variant not in MODEL_KINDS or spec.fraction != fraction or spec.split != split:
+            continue
+        folder = run_paths(canonical(spec, pools), ws, experiment.name)[0]
+        if read_record(folder) is not None:
+            found[(spec.variant, spec.seed)] = pd.read_csv(folder / "predictions.csv", dtype={"image_id": str})
+    return found
 
 
 def expected_record(spec: RunSpec, ws: Workspace, split: pd.DataFrame) -> dict[str, Any]:

@@ -7,6 +7,7 @@ independently would understate the intervals.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 from scipy.stats import binomtest
@@ -131,6 +132,21 @@ def seed_lesion_interval(
         return np.full((per_seed.shape[1], 2), np.nan)
     half = quantile * np.sqrt(variance)
     return np.stack([mean - half, mean + half], axis=-1)
+
+
+def metric_values(values: np.ndarray) -> dict[str, float | None]:
+    """One value per metric, rounded for JSON; NaN (undefined) as None."""
+    return {m: None if np.isnan(v) else round(float(v), 6) for m, v in zip(METRICS, values, strict=True)}
+
+
+def seed_estimate(per_seed: np.ndarray, boot: np.ndarray, seeds: list[int]) -> dict[str, Any]:
+    """Per seed, the mean over seeds and its seed-and-lesion interval: per_seed (S, M), boot (B, S, M)."""
+    ci = seed_lesion_interval(per_seed, boot)
+    return {
+        "per_seed": {str(s): metric_values(per_seed[i]) for i, s in enumerate(seeds)},
+        "mean": metric_values(per_seed.mean(0)),
+        "ci95": {m: [None if np.isnan(x) else round(float(x), 6) for x in ci[j]] for j, m in enumerate(METRICS)},
+    }
 
 
 def interval_method(n_seeds: int) -> str:

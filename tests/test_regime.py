@@ -16,10 +16,13 @@ from streamlit.testing.v1 import AppTest
 from qcnn import paths
 from qcnn.app import regime
 from qcnn.app.controls import Effect
+from qcnn.backbones import backbone_change, write_backbones
+from qcnn.constants import MODEL_KINDS
 from qcnn.leakage import leak_free_mask, leak_free_metrics, leakage_counts, write_leakage
 from qcnn.metrics import threshold_metrics
-from qcnn.runs import Workspace
+from qcnn.runs import Workspace, finished_predictions
 from qcnn.split import read_split
+from qcnn.sweep import load_experiment
 from qcnn.testing import write_synthetic_experiment
 
 EXPERIMENTS = paths.REPO_ROOT / "experiments"
@@ -138,6 +141,75 @@ def test_leakage_command_writes_the_counts_and_names_a_missing_split(tmp_path):
     assert f"{image:,} of 4,159 test images" in done.stdout and written["models"] is None
 
 
+def test_backbone_change_is_paired_by_seed_on_one_test_set():
+    """The QCNN sharpens on the stronger backbone, the classical control's predictions do not change at all: its
+    change is exactly zero with no uncertainty, and the gap moves by the QCNN's change, seed by seed."""
+    n = 600
+    split = pd.DataFrame({"image_id": [f"I{i}" for i in range(n)], "lesion_id": [f"L{i // 3}" for i in range(n)]})
+    split["pool"] = "test"
+    split["label"] = (np.arange(n) // 3 % 4 == 0).astype(int)  # labels per lesion
+    split["dx"] = np.where(split.label == 1, "mel", "nv")
+    weak, strong = {}, {}
+    for kind in MODEL_KINDS:
+        for seed in (0, 1, 2):
+            noise = np.random.default_rng([seed, len(kind)]).random(n)
+            weak[(kind, seed)] = _predictions(split, (0.3 * split.label + noise) / 1.3)
+            sharper = 0.9 if kind == "qcnn" else 0.3
+            strong[(kind, seed)] = _predictions(split, (sharper * split.label + noise) / (1 + sharper))
+    models = backbone_change(weak, strong, n_bootstrap=200)
+    assert models["seeds"] == [0, 1, 2] and models["n_test"] == n
+    qcnn, classical, gap = (models["change"][k] for k in ("qcnn", "classical", "difference"))
+    assert qcnn["ci95"]["auc"][0] > 0.05  # clearly better
+    assert classical["mean"]["auc"] == 0 and classical["ci95"]["auc"] == [0.0, 0.0]
+    assert gap["per_seed"] == qcnn["per_seed"]
+    by_hand = (
+        threshold_metrics(split.label, strong[("qcnn", 1)].probability)["auc"]
+        - threshold_metrics(split.label, weak[("qcnn", 1)].probability)["auc"]
+    )
+    assert qcnn["per_seed"]["1"]["auc"] == pytest.approx(by_hand, abs=1e-6)
+    assert models["metrics"]["strong"]["qcnn"]["mean"]["auc"] > models["metrics"]["weak"]["qcnn"]["mean"]["auc"]
+    del strong[("classical", 2)]
+    assert backbone_change(weak, strong, n_bootstrap=20)["seeds"] == [0, 1]
+    assert backbone_change(weak, {}, n_bootstrap=20) is None
+    strong[("qcnn", 0)] = strong[("qcnn", 0)].iloc[::-1].reset_index(drop=True)
+    with pytest.raises(ValueError, match="same images"):
+        backbone_change(weak, strong, n_bootstrap=20)
+
+
+def test_committed_backbone_comparison_is_what_qcnn_backbones_computes():
+    """results/backbones.json: the controls' baseline pair (committed backbone) against the backbone24 runs."""
+    committed = json.loads((paths.RESULTS_DIR / paths.BACKBONES_FILE).read_text())
+    ws = Workspace(paths.RESULTS_DIR, paths.CHECKPOINT_DIR)
+    runs = [
+        finished_predictions(load_experiment(EXPERIMENTS / f"{committed[side]['experiment']}.toml"), ws, 1.0, "lesion")
+        for side in ("weak", "strong")
+    ]
+    assert (committed["weak"]["backbone"], committed["strong"]["backbone"]) == tuple(regime.BACKBONES)
+    assert json.loads(json.dumps(backbone_change(*runs, committed["models"]["n_bootstrap"]))) == committed["models"]
+
+
+def test_backbones_command_refuses_one_backbone_twice(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qcnn",
+            "backbones",
+            "--results-dir",
+            str(tmp_path),
+            "--strong",
+            "experiments/controls.toml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ,
+        cwd=paths.REPO_ROOT,
+    )
+    assert done.returncode == 2 and "no change to measure" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / paths.BACKBONES_FILE).exists()
+
+
 # --- the page ---------------------------------------------------------------------------------------
 
 
@@ -206,7 +278,7 @@ def test_regime_page_on_the_committed_results_says_what_is_missing(monkeypatch):
         summary = paths.RESULTS_DIR / "experiments" / name / "summary.json"
         if not summary.is_file() or json.loads(summary.read_text())["n_complete"] < regime.planned_runs(name):
             assert f"qcnn sweep experiments/{name}.toml" in text and f"of the {name} experiment" in text
-    assert "held-out balanced accuracy 0.779 after 8 epochs" in text  # the committed backbone
+    assert "held-out balanced accuracy 0.779, kept epoch 8 of 8" in text  # the committed backbone
     controls = json.loads((paths.RESULTS_DIR / "experiments" / "controls" / "summary.json").read_text())
     n_fp32 = len(controls["variants"]["qcnn"]["vs_classical"]["seeds"])  # its float32 pair, not the bf16 reproduction
     assert f"; {n_fp32} seeds)" in text
@@ -238,7 +310,6 @@ def test_regime_page_on_a_partial_learning_curve(tmp_path, monkeypatch):
 
     from qcnn.runs import RECORD_FILE
     from qcnn.summary import summarize_experiment
-    from qcnn.sweep import load_experiment
 
     write_synthetic_experiment(tmp_path, EXPERIMENTS / "lowdata.toml")
     runs = tmp_path / "experiments" / "lowdata" / "runs"
@@ -276,7 +347,6 @@ def test_runs_a_learning_curve_reuses_are_counted_before_its_first_summary(tmp_p
 
 def test_experiment_comparisons_carry_mcnemar_and_matched_recall_on_the_first_paired_seed(tmp_path):
     """The main summary's per-image statistics, per variant against each baseline, from the real summarizer."""
-    from qcnn.sweep import load_experiment
 
     write_synthetic_experiment(tmp_path, EXPERIMENTS / "controls.toml")
     summary = json.loads((tmp_path / "experiments" / "controls" / "summary.json").read_text())
@@ -322,9 +392,38 @@ def test_backbone_words_follow_the_gap():
     assert "only one backbone has models from two or more seeds" in partial
     assert "1 seed so far, QCNN − classical AUC -1.0 points (an interval needs at least two)" in partial
     untrained = regime.backbone_answer([weak, regime.Backbone("backbone24", 24, 20, 0.85, None, None, 0)], "auc")
-    assert "backbone24` (held-out balanced accuracy 0.850 after 24 epochs): both models not yet trained" in untrained
+    assert "backbone24` (held-out balanced accuracy 0.850, kept epoch 20 of 24): both models not yet" in untrained
     only = regime.backbone_answer([weak], "auc")
     assert "**Not yet measured**" in only and regime.PRETRAIN_COMMAND in only
+
+
+def change_file(mean: float, low: float, high: float, strong: str = "backbone24") -> dict:
+    """backbones.json whose QCNN − classical AUC moves by ``mean`` [low, high]; the QCNN gains 2 points clearly."""
+
+    def block(m: float, lo: float, hi: float) -> dict:
+        return {"mean": {"auc": m}, "ci95": {"auc": [lo, hi]}}
+
+    change = {
+        "qcnn": block(0.02, 0.01, 0.03),
+        "classical": block(0.02 - mean, -0.01, 0.02),
+        "difference": block(mean, low, high),
+    }
+    return {"weak": {"backbone": "backbone"}, "strong": {"backbone": strong}, "models": {"change": change}}
+
+
+def test_backbone_words_weigh_the_change_itself():
+    """A verdict that flips between backbones is 'within the noise' unless the paired change is clear."""
+    weak, strong = bb("backbone", 0.78, -0.02, -0.04, -0.01), bb("backbone24", 0.85, 0.0, -0.01, 0.01)
+    noisy = regime.backbone_answer([weak, strong], "auc", change_file(0.02, -0.01, 0.05))
+    assert noisy.startswith("**Not clearly**") and "The gap moves by +2.0 points [-1.0, +5.0]" in noisy
+    assert "The better backbone raises the QCNN's AUC (+2.0 points [+1.0, +3.0]) and does not clearly" in noisy
+    clear = regime.backbone_answer([weak, strong], "auc", change_file(0.02, 0.005, 0.035))
+    assert clear.startswith("**The gap closes**") and "within the noise" not in clear
+    other = regime.backbone_answer([weak, strong], "auc", change_file(0.02, 0.005, 0.035, strong="backbone48"))
+    assert "The change is +2.0 points (`qcnn backbones` gives its interval)." in other
+    level, below = bb("backbone", 0.78, 0.0, -0.01, 0.01), bb("backbone24", 0.85, -0.02, -0.03, -0.01)
+    opens = regime.backbone_answer([level, below], "auc", change_file(-0.02, -0.04, 0.01))
+    assert opens.startswith("**The gap opens**") and "though the change itself is within the noise" in opens
 
 
 def test_the_overview_lines_give_each_measured_effect(tmp_path):
@@ -350,6 +449,8 @@ def test_the_overview_lines_give_each_measured_effect(tmp_path):
     both = regime.backbone_effect({"backbone": weak, "backbone24": strong})
     assert both.index("`backbone`") < both.index("`backbone24`") and "not yet trained" not in both
     assert "-2.0 points [-4.0, -1.0]" in both and "+0.0 points [-1.0, +1.0]" in both
+    moved = regime.backbone_effect({"backbone": weak, "backbone24": strong}, change_file(0.02, -0.01, 0.05))
+    assert moved == both + "; the gap moves by +2.0 points [-1.0, +5.0] (within the noise)"
     assert regime.PRETRAIN_COMMAND in regime.backbone_effect({"backbone": weak, "backbone24": None})
     one_seed = trained(0.01, float("nan"), float("nan"))
     one_seed["variants"]["qcnn"]["vs_classical"]["seeds"] = [0]
@@ -385,7 +486,6 @@ def test_regime_page_compares_two_backbones_while_the_stronger_ones_runs_come_in
 
     from qcnn.runs import RECORD_FILE
     from qcnn.summary import summarize_experiment
-    from qcnn.sweep import load_experiment
 
     write_synthetic_experiment(tmp_path, EXPERIMENTS / "controls.toml", strength={"classical": 0.3})
     write_synthetic_experiment(tmp_path, EXPERIMENTS / "backbone24.toml")
@@ -396,15 +496,18 @@ def test_regime_page_compares_two_backbones_while_the_stronger_ones_runs_come_in
     app = regime_page(monkeypatch, tmp_path)
     text, charts = page_text(app), {c.proto.id.rsplit("-", 1)[-1] for c in app.get("plotly_chart")}
     assert "runs of the backbone24 experiment" not in text and "regime_backbone" in charts
-    assert "held-out balanced accuracy 0.850 after 24 epochs" in text and "The change is" in text
+    assert "held-out balanced accuracy 0.850, kept epoch 24 of 24" in text and "`qcnn backbones` gives its" in text
+    ws = Workspace(tmp_path, tmp_path / "checkpoints")
+    write_backbones(ws, EXPERIMENTS / "controls.toml", EXPERIMENTS / "backbone24.toml", n_bootstrap=50)
+    text = page_text(regime_page(monkeypatch, tmp_path))
+    assert "The gap moves by" in text and "(paired by seed on one test set)" in text and "gives its" not in text
 
     for record in (tmp_path / "experiments" / "backbone24" / "runs").glob("*_seed[12]_backbone24/" + RECORD_FILE):
         record.unlink()
-    ws = Workspace(tmp_path, tmp_path / "checkpoints")
     summarize_experiment(load_experiment(EXPERIMENTS / "backbone24.toml"), ws, n_bootstrap=30, require_all=False)
     app = regime_page(monkeypatch, tmp_path)
     text, charts = page_text(app), {c.proto.id.rsplit("-", 1)[-1] for c in app.get("plotly_chart")}
-    assert "2 of 6 runs of the backbone24 experiment finished" in text and "The change is" not in text
+    assert "2 of 6 runs of the backbone24 experiment finished" in text and "The gap moves" not in text
     assert "1 seed so far, QCNN − classical AUC" in text and "regime_backbone" in charts
     figure = json.loads(next(c for c in app.get("plotly_chart") if c.proto.id.endswith("regime_backbone")).proto.spec)
     assert [t["marker"]["symbol"] for t in figure["data"]] == [["circle", "circle-open"]] * 2  # one seed: hollow

@@ -144,7 +144,8 @@ def _setting_table(split: dict | None, summary: dict | None, leakage: dict | Non
             "Backbone",
             "ResNet18, ImageNet-pretrained, partially unfrozen",
             "ResNet18 pretrained here on the benign-only pretrain pool (ImageNet weights cannot be downloaded); "
-            f"conv1..layer2 frozen, layer3 fine-tuned; {regime.backbone_effect(results.backbone_summaries())} "
+            "conv1..layer2 frozen, layer3 fine-tuned; "
+            f"{regime.backbone_effect(results.backbone_summaries(), results.load_backbone_comparison())} "
             "([does a better backbone close the gap? Regime](regime))",
         ),
         (

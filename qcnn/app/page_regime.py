@@ -173,7 +173,8 @@ def _backbone(metric: str) -> None:
         return
     if any(b.name == regime.STRONG_BACKBONE for b in backbones):  # pretrained: how far its models have got
         _progress(regime.STRONG_BACKBONE, results.load_experiment_summary(regime.STRONG_BACKBONE))
-    st.markdown(regime.backbone_answer(backbones, metric))
+    comparison = results.load_backbone_comparison()
+    st.markdown(regime.backbone_answer(backbones, metric, comparison))
     st.dataframe(pd.DataFrame(regime.backbone_table(backbones, metric)), hide_index=True, width="stretch")
     if sum(1 for b in backbones if b.models) >= 2:  # one backbone is a single point: the table says it all
         st.plotly_chart(experiment_charts.backbone_strength(backbones, metric), key="regime_backbone")

@@ -32,6 +32,7 @@ COMMITTED_BACKBONE = "backbone"  # checkpoints/backbone.safetensors, history res
 # float32 like the backbone24 runs (the reproduction's own runs are bf16, so they would mix in the precision).
 COMMITTED_BACKBONE_MODELS = "controls"
 LEAKAGE_COMMAND = "qcnn leakage"
+BACKBONES_COMMAND = "qcnn backbones"
 # Each backbone, weakest first: its pretraining history (in the results folder) and the experiment that trained
 # both models on it.
 BACKBONES = {
@@ -280,6 +281,18 @@ def _effect(block: dict, metric: str) -> Effect:
     return Effect("", block["mean"][metric], *(_interval(block, metric) or (None, None)))
 
 
+MOVE_VERBS = {"better": "raises", "worse": "lowers", "no clear difference": "does not clearly change"}
+
+
+def _moves_text(cause: str, moves: dict[str, Effect], label: str) -> str:
+    """'CAUSE raises the QCNN's AUC (…) and does not clearly change the classical control's (…).'"""
+    q, c = moves["qcnn"], moves["classical"]
+    return (
+        f"{cause} {MOVE_VERBS[q.kind]} the QCNN's {label} ({q.text()}) and {MOVE_VERBS[c.kind]} the classical "
+        f"control's ({c.text()})."
+    )
+
+
 def leakage_answer(leakage: dict | None, metric: str) -> str:
     """'Does the study's split inflate the numbers, and whom does it favour?', from the leak-free comparison
     (the same models on two parts of one test set); then the image split against the lesion split."""
@@ -314,13 +327,10 @@ def leakage_answer(leakage: dict | None, metric: str) -> str:
         text += f" It favours the classical control: the QCNN − classical difference moves by {favour.text()}."
     elif favour.kind == "no clear difference":
         text += f" It favours neither clearly: the QCNN − classical difference moves by {favour.text()}."
-    verbs = {"better": "raises", "worse": "lowers", "no clear difference": "does not clearly change"}
-    moves = {kind: _effect(inflation[kind]["image_minus_lesion"], metric) for kind in ("qcnn", "classical")}
-    if all(e.kind in verbs for e in moves.values()):
-        text += (
-            " Against the lesion split (the same pool sizes and class balance, drawn by lesion), the image split "
-            f"{verbs[moves['qcnn'].kind]} the QCNN's {label} ({moves['qcnn'].text()}) and "
-            f"{verbs[moves['classical'].kind]} the classical control's ({moves['classical'].text()})."
+    moves = {kind: _effect(inflation[kind]["image_minus_lesion"], metric) for kind in MODEL_KINDS}
+    if all(e.kind in MOVE_VERBS for e in moves.values()):
+        text += " Against the lesion split (the same pool sizes and class balance, drawn by lesion), " + _moves_text(
+            "the image split", moves, label
         )
     diff = {part: _effect(models["metrics"]["difference"][part], metric) for part in ("lesion", "image")}
     if diff["lesion"].mean is not None and diff["image"].mean is not None:
@@ -381,8 +391,18 @@ def backbone(name: str, history, summary: dict | None, metric: str) -> Backbone 
     )
 
 
-def backbone_answer(backbones: list[Backbone], metric: str) -> str:
-    """'Does a better backbone close the gap?', from the difference's interval on each backbone."""
+def _change(comparison: dict | None, weak: Backbone, strong: Backbone, metric: str) -> dict[str, Effect] | None:
+    """From backbones.json (``qcnn backbones``): strong − weak for each model and for their difference, paired by
+    seed on one test set; None when it compares other backbones or has no seed with all four runs."""
+    models = (comparison or {}).get("models")
+    if not models or (comparison["weak"]["backbone"], comparison["strong"]["backbone"]) != (weak.name, strong.name):
+        return None
+    return {kind: _effect(block, metric) for kind, block in models["change"].items()}
+
+
+def backbone_answer(backbones: list[Backbone], metric: str, comparison: dict | None = None) -> str:
+    """'Does a better backbone close the gap?', from the difference's interval on each backbone and, from
+    ``comparison`` (backbones.json), the interval of the change itself."""
     label = _name(metric)
     if not backbones:
         return "**Not yet measured**: no backbone pretraining history was found."
@@ -391,7 +411,10 @@ def backbone_answer(backbones: list[Backbone], metric: str) -> str:
 
     def describe(b: Backbone) -> str:
         trend = ", its best epoch the last: still improving" if b.still_improving else ""
-        return f"`{b.name}` (held-out balanced accuracy {b.balanced_accuracy:.3f} after {b.epochs} epochs{trend})"
+        return (
+            f"`{b.name}` (held-out balanced accuracy {b.balanced_accuracy:.3f}, kept epoch {b.selected_epoch} of "
+            f"{b.epochs}{trend})"
+        )
 
     def gap(b: Backbone) -> str:
         return f"QCNN − classical {label} {b.difference.text()} ({b.difference.kind}; {b.n_seeds} seeds)"
@@ -413,10 +436,17 @@ def backbone_answer(backbones: list[Backbone], metric: str) -> str:
         return text
     weak, strong = measured[0], measured[-1]
     before, after = weak.difference.kind, strong.difference.kind
+    moves = _change(comparison, weak, strong, metric)
+    noise = moves is not None and moves["difference"].kind == "no clear difference"
     if before == "worse" and after == "worse":
         head = "**No**: the classical control stays ahead on the better backbone"
     elif before == "worse" and after == "better":
         head = "**Yes, and more**: on the better backbone the QCNN overtakes the classical control"
+    elif before == "worse" and noise:
+        head = (
+            "**Not clearly**: on the better backbone there is no clear difference any more, but the change "
+            "itself is within the noise"
+        )
     elif before == "worse":
         head = "**The gap closes**: on the better backbone there is no clear difference any more"
     elif after == "better" and before != "better":
@@ -425,9 +455,16 @@ def backbone_answer(backbones: list[Backbone], metric: str) -> str:
         head = "**The gap opens**: on the better backbone the classical control becomes better"
     else:
         head = f"**No change in the verdict** ({after} on both)"
+    if noise and before != after and not head.startswith("**Not clearly**"):
+        head += ", though the change itself is within the noise"
+    text = f"{head}. On {describe(weak)}: {gap(weak)}. On {describe(strong)}: {gap(strong)}."
+    if moves is None:
+        change = 100 * (strong.difference.mean - weak.difference.mean)
+        return text + f" The change is {change:+.1f} points (`{BACKBONES_COMMAND}` gives its interval)."
     return (
-        f"{head}. On {describe(weak)}: {gap(weak)}. On {describe(strong)}: {gap(strong)}. The change is "
-        f"{100 * (strong.difference.mean - weak.difference.mean):+.1f} points."
+        text
+        + f" The gap moves by {moves['difference'].text()} (paired by seed on one test set). "
+        + _moves_text("The better backbone", moves, label)
     )
 
 
@@ -461,16 +498,22 @@ def size_effect(summary: dict | None) -> str:
     return text + (f" ({len(points)} of {planned} sizes measured)" if len(points) < planned else "")
 
 
-def backbone_effect(summaries: dict[str, dict | None]) -> str:
+def backbone_effect(summaries: dict[str, dict | None], comparison: dict | None = None) -> str:
     """One line for the Overview: QCNN − classical AUC on each backbone (name -> the summary of the models
-    trained on it). Summaries only, no pretraining histories: the Overview's cold start stays free of pandas."""
+    trained on it) and, from ``comparison`` (backbones.json), the change between them. JSON only, no pretraining
+    histories: the Overview's cold start stays free of pandas."""
     effects = {name: models_on_backbone(summary, "auc")[1] for name, summary in summaries.items()}
     measured = {name: e for name, e in effects.items() if e is not None and e.kind != "not yet measured"}
     if not measured:
         return "its effect not yet measured"
     text = "; ".join(f"on `{name}` QCNN − classical AUC {e.text()}" for name, e in measured.items())
     if len(measured) >= 2:
-        return text
+        models = (comparison or {}).get("models")
+        if not models:
+            return text
+        moved = _effect(models["change"]["difference"], "auc")
+        noise = " (within the noise)" if moved.kind == "no clear difference" else ""
+        return text + f"; the gap moves by {moved.text()}{noise}"
     started = [name for name, e in effects.items() if e is not None and name not in measured]
     if started:
         return text + "; on " + ", ".join(f"`{name}`" for name in started) + " fewer than two seeds so far"

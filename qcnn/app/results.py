@@ -177,6 +177,11 @@ def load_backbones(metric: str) -> list[regime.Backbone]:
     return [b for b in found if b is not None]
 
 
+def load_backbone_comparison() -> dict | None:
+    """results/backbones.json (written by `qcnn backbones`): the change from one backbone to the other."""
+    return read_json(results_dir() / paths.BACKBONES_FILE)
+
+
 def load_backbone_config() -> dict | None:
     return read_json(results_dir() / BACKBONE_CONFIG_FILE)
 
