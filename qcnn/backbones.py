@@ -82,10 +82,7 @@ def backbone_change(
 
 
 def write_backbones(
-    ws: Any,
-    weak_experiment: str | Path = "experiments/controls.toml",
-    strong_experiment: str | Path = "experiments/backbone24.toml",
-    n_bootstrap: int = 2000,
+    ws: Any, weak_experiment: str | Path, strong_experiment: str | Path, n_bootstrap: int = 2000
 ) -> dict[str, Any]:
     """``results/backbones.json``: both models on each backbone, and the change between them."""
     from qcnn.io import write_json

@@ -162,10 +162,7 @@ def leak_free_metrics(
 
 
 def write_leakage(
-    ws: Any,
-    image_experiment: str | Path = "experiments/imagesplit.toml",
-    lesion_experiment: str | Path = "experiments/lowdata.toml",
-    n_bootstrap: int = 2000,
+    ws: Any, image_experiment: str | Path, lesion_experiment: str | Path, n_bootstrap: int = 2000
 ) -> dict[str, Any]:
     """``results/leakage.json``: both splits' leakage counts, and the models' metrics once image-split runs exist."""
     from qcnn.io import write_json
