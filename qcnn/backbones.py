@@ -20,7 +20,7 @@ from qcnn import paths
 from qcnn.constants import MODEL_KINDS
 from qcnn.errors import ConfigError
 from qcnn.metrics import metric_vector
-from qcnn.stats import INTERVAL_METHOD, lesion_bootstrap, seed_estimate
+from qcnn.stats import INTERVAL_METHOD, lesion_bootstrap, paired_predictions, seed_estimate
 
 BACKBONES_FILE = paths.BACKBONES_FILE
 SIDES = ("weak", "strong")
@@ -43,12 +43,7 @@ def backbone_change(
         return None
     keys = [(side, k, s) for side in SIDES for k in MODEL_KINDS for s in seeds]
     frames = [runs[side][(k, s)] for side, k, s in keys]
-    base = frames[0]
-    for frame in frames[1:]:
-        if not frame.image_id.equals(base.image_id):
-            raise ValueError("runs compared across backbones must be scored on the same images, in the same order")
-    labels, lesions = base.label.to_numpy(), base.lesion_id.to_numpy()
-    probs = np.stack([f.probability.to_numpy() for f in frames])
+    labels, lesions, probs = paired_predictions(frames)
     point = np.array([metric_vector(labels, p) for p in probs])  # (R, M)
     boot = lesion_bootstrap(labels, lesions, probs, n_bootstrap, seed)  # (B, R, M)
     row = {key: i for i, key in enumerate(keys)}

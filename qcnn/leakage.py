@@ -23,7 +23,7 @@ import pandas as pd
 from qcnn import paths
 from qcnn.constants import MODEL_KINDS
 from qcnn.metrics import METRICS, score_ranks, metric_vector
-from qcnn.stats import INTERVAL_METHOD, seed_estimate
+from qcnn.stats import INTERVAL_METHOD, paired_predictions, seed_estimate
 
 LEAKAGE_FILE = paths.LEAKAGE_FILE
 MODEL_POOLS = ("train", "val")
@@ -70,12 +70,7 @@ def _bootstrap(
 
     Every run and every subset sees the same resampled lesions, so differences between them are paired.
     """
-    base = frames[0]
-    for frame in frames[1:]:
-        if not frame.image_id.equals(base.image_id):
-            raise ValueError("runs compared on one test set must be scored on the same images, in the same order")
-    labels, lesions = base.label.to_numpy(), base.lesion_id.to_numpy()
-    probs = [f.probability.to_numpy() for f in frames]
+    labels, lesions, probs = paired_predictions(frames)
     point = np.array([[metric_vector(labels[m], p[m]) for m in masks] for p in probs], dtype=float)
     rng = np.random.default_rng(seed)
     _, lesion_index = np.unique(lesions, return_inverse=True)

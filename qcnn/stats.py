@@ -7,12 +7,15 @@ independently would understate the intervals.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.stats import binomtest
 
 from qcnn.metrics import METRICS, score_ranks, threshold_for_recall, metric_vector, threshold_metrics
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def lesion_bootstrap(
@@ -134,9 +137,23 @@ def seed_lesion_interval(
     return np.stack([mean - half, mean + half], axis=-1)
 
 
+def paired_predictions(frames: list[pd.DataFrame]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, lesion ids and (R, N) probabilities of R runs' predictions.csv frames, which a paired comparison
+    needs scored on the same images in the same order."""
+    base = frames[0]
+    for frame in frames[1:]:
+        if not frame.image_id.equals(base.image_id):
+            raise ValueError("runs compared on one test set must be scored on the same images, in the same order")
+    return base.label.to_numpy(), base.lesion_id.to_numpy(), np.stack([f.probability.to_numpy() for f in frames])
+
+
+def _json_number(x: float) -> float | None:
+    return None if np.isnan(x) else round(float(x), 6)
+
+
 def metric_values(values: np.ndarray) -> dict[str, float | None]:
     """One value per metric, rounded for JSON; NaN (undefined) as None."""
-    return {m: None if np.isnan(v) else round(float(v), 6) for m, v in zip(METRICS, values, strict=True)}
+    return {m: _json_number(v) for m, v in zip(METRICS, values, strict=True)}
 
 
 def seed_estimate(per_seed: np.ndarray, boot: np.ndarray, seeds: list[int]) -> dict[str, Any]:
@@ -145,7 +162,7 @@ def seed_estimate(per_seed: np.ndarray, boot: np.ndarray, seeds: list[int]) -> d
     return {
         "per_seed": {str(s): metric_values(per_seed[i]) for i, s in enumerate(seeds)},
         "mean": metric_values(per_seed.mean(0)),
-        "ci95": {m: [None if np.isnan(x) else round(float(x), 6) for x in ci[j]] for j, m in enumerate(METRICS)},
+        "ci95": {m: [_json_number(x) for x in ci[j]] for j, m in enumerate(METRICS)},
     }
 
 
